@@ -1,0 +1,1 @@
+"""Averaged-drift closures across CV grids (estimation, zarr storage, integration) — not built yet."""

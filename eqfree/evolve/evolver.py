@@ -1,0 +1,34 @@
+"""The Evolve operator for SDEs: short bursts of Euler–Maruyama from given fine states."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import torch
+import xarray as xr
+
+from .euler_maruyama import Potential, _checked_time_step, euler_maruyama
+from ..seeding import SeedLike
+from .sde import SDEProtocol
+
+
+@dataclass
+class SDEEvolver:
+    """``E(x, n_steps)``: Euler–Maruyama bursts of ``sde`` with step ``dt`` (an :class:`~eqfree.Evolve`)."""
+
+    sde: SDEProtocol
+    dt: float
+    bias: Potential | None = None
+    device: str | torch.device | None = None
+    noise_dtype: torch.dtype = torch.float64
+    coords: Sequence[str] | None = field(default=None)
+
+    def __post_init__(self):
+        self.dt = _checked_time_step(self.dt)
+
+    def __call__(self, x, n_steps: int, *, seed: SeedLike, save_every: int = 1, progress: bool = False) -> xr.DataArray:
+        return euler_maruyama(
+            self.sde, x, dt=self.dt, n_steps=n_steps, seed=seed, save_every=save_every, bias=self.bias,
+            device=self.device, noise_dtype=self.noise_dtype, coords=self.coords, progress=progress,
+        )

@@ -1,0 +1,61 @@
+"""Change of variables for an Itô SDE by Itô's lemma (seed paper, eq. D.2).
+
+For dX = μ(X, t) dt + σ(X, t) dW (σ with columns σ_l, l = 1..m) and a smooth invertible map
+Y = f(X), with x = f⁻¹(y),
+
+    dY = [ Df(x) μ + ½ Σ_l D²f(x)[σ_l, σ_l] ] dt + Σ_l Df(x) σ_l dW_l,
+
+where ½ Σ_l D²f[σ_l, σ_l] = ½ tr(σᵀ D²f σ) is the Itô correction. Every derivative is taken by
+torch forward-mode autodiff (``torch.func.jvp``; nested for the second directional derivative),
+matrix-free and on the whole ensemble at once. ``f`` and ``f_inv`` map batches ``(walkers, dim)``
+row by row; only a local inverse is needed (any branch on which Df and D²f agree).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+from torch.func import jvp
+
+from .sde import SDEProtocol, diffusion_matrix
+
+Map = Callable[[torch.Tensor], torch.Tensor]
+
+
+@dataclass(frozen=True)
+class ItoTransformedSDE:
+    """The SDE of Y = f(X) (general noise, the Brownian motions of the original)."""
+
+    sde: SDEProtocol
+    f: Map
+    f_inv: Map
+    noise: str = "general"
+
+    def _along(self, x: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Df(x) v and D²f(x)[v, v] for per-walker directions v ``(walkers, dim)``."""
+        return jvp(lambda p: jvp(self.f, (p,), (v,))[1], (x,), (v,))
+
+    def drift_and_diffusion(self, y: torch.Tensor, t: float) -> tuple[torch.Tensor, torch.Tensor]:
+        x = self.f_inv(y)
+        mu = torch.broadcast_to(self.sde.drift(x, t), x.shape)
+        sigma = diffusion_matrix(self.sde, x, t)
+        _, transported_drift = jvp(self.f, (x,), (mu,))
+        columns, curvatures = zip(*(self._along(x, sigma[..., l]) for l in range(sigma.shape[-1])))
+        return transported_drift + 0.5 * sum(curvatures), torch.stack(columns, dim=-1)
+
+    def drift(self, y: torch.Tensor, t: float) -> torch.Tensor:
+        return self.drift_and_diffusion(y, t)[0]
+
+    def diffusion(self, y: torch.Tensor, t: float) -> torch.Tensor:
+        x = self.f_inv(y)
+        sigma = diffusion_matrix(self.sde, x, t)
+        return torch.stack([jvp(self.f, (x,), (sigma[..., l],))[1] for l in range(sigma.shape[-1])], dim=-1)
+
+
+def ito_transform(sde: SDEProtocol, f: Map, f_inv: Map) -> ItoTransformedSDE:
+    """The SDE satisfied by Y = f(X) when X solves ``sde`` (eq. D.2)."""
+    if not (callable(f) and callable(f_inv)):
+        raise TypeError("f and f_inv must be callables mapping (walkers, dim) tensors to (walkers, dim)")
+    return ItoTransformedSDE(sde, f, f_inv)

@@ -1,0 +1,46 @@
+"""Gaussian increments that depend only on (seed, walker, step).
+
+Walkers are grouped in blocks of :data:`WALKERS_PER_BLOCK`; block b draws its noise from its own
+torch generator, seeded by the b-th child of the seed's ``numpy.random.SeedSequence``, in chunks
+of :data:`STEPS_PER_CHUNK` steps of shape ``(steps, WALKERS_PER_BLOCK, m)``. A block always draws
+all its rows, so the increments of walker i do not change when walkers are added or removed, and a
+run of n steps is a prefix of a run of n + k steps. The stream depends on the device (CPU and CUDA
+generators differ) and on the noise dtype.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ..seeding import SeedLike, child_int
+
+WALKERS_PER_BLOCK = 256
+STEPS_PER_CHUNK = 16
+
+
+class BlockNoise:
+    """Standard normal increments of shape ``(walkers, m)``, one call per time step."""
+
+    def __init__(self, seed: SeedLike, walkers: int, m: int, device: torch.device, dtype: torch.dtype):
+        n_blocks = -(-walkers // WALKERS_PER_BLOCK)
+        self._generators = [
+            torch.Generator(device=device).manual_seed(child_int(seed, b)) for b in range(n_blocks)
+        ]
+        self._walkers = walkers
+        self._shape = (STEPS_PER_CHUNK, WALKERS_PER_BLOCK, m)
+        self._buffer = torch.empty((STEPS_PER_CHUNK, n_blocks * WALKERS_PER_BLOCK, m), device=device, dtype=dtype)
+        self._scratch = torch.empty(self._shape, device=device, dtype=dtype)
+        self._next = STEPS_PER_CHUNK
+
+    def _refill(self) -> None:
+        for b, generator in enumerate(self._generators):
+            torch.randn(self._shape, generator=generator, out=self._scratch)
+            self._buffer[:, b * WALKERS_PER_BLOCK : (b + 1) * WALKERS_PER_BLOCK] = self._scratch
+        self._next = 0
+
+    def __call__(self) -> torch.Tensor:
+        if self._next == STEPS_PER_CHUNK:
+            self._refill()
+        increments = self._buffer[self._next, : self._walkers]
+        self._next += 1
+        return increments

@@ -1,0 +1,73 @@
+"""Itô SDEs dX = f(X, t) dt + g(X, t) dW as pairs of torch callables.
+
+Anything with ``drift(x, t)``, ``diffusion(x, t)`` and a ``noise`` attribute is an SDE to eqfree
+(duck typing, as in torchsde); :class:`SDE` wraps two plain functions into one.
+
+Shapes, for an ensemble ``x`` of shape ``(walkers, dim)`` and a float time ``t``:
+
+- ``drift(x, t)``: broadcastable to ``(walkers, dim)``.
+- ``noise == "diagonal"``: ``diffusion(x, t)`` broadcastable to ``(walkers, dim)``; component i is
+  driven by its own Brownian motion, dX_i = f_i dt + g_i dW_i.
+- ``noise == "general"``: ``diffusion(x, t)`` broadcastable to ``(walkers, dim, m)``; m Brownian
+  motions, dX = f dt + G dW.
+
+An SDE may also offer ``drift_and_diffusion(x, t) -> (f, g)`` when both share work (e.g. the
+derivatives of an Itô change of variables); integrators then call it once per step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Protocol, runtime_checkable
+
+import torch
+
+NOISE_TYPES = ("diagonal", "general")
+
+Field = Callable[[torch.Tensor, float], torch.Tensor]
+
+
+@runtime_checkable
+class SDEProtocol(Protocol):
+    """What the integrators need: drift, diffusion and the noise type."""
+
+    noise: str
+
+    def drift(self, x: torch.Tensor, t: float) -> torch.Tensor: ...
+
+    def diffusion(self, x: torch.Tensor, t: float) -> torch.Tensor: ...
+
+
+@dataclass(frozen=True)
+class SDE:
+    """An Itô SDE from two callables ``drift(x, t)`` and ``diffusion(x, t)`` (see module doc)."""
+
+    drift_fn: Field
+    diffusion_fn: Field
+    noise: str = "diagonal"
+
+    def __post_init__(self):
+        check_noise_type(self.noise)
+        for name in ("drift_fn", "diffusion_fn"):
+            if not callable(getattr(self, name)):
+                raise TypeError(f"SDE {name} must be callable as f(x, t), got {type(getattr(self, name))}")
+
+    def drift(self, x: torch.Tensor, t: float) -> torch.Tensor:
+        return self.drift_fn(x, t)
+
+    def diffusion(self, x: torch.Tensor, t: float) -> torch.Tensor:
+        return self.diffusion_fn(x, t)
+
+
+def check_noise_type(noise: str) -> None:
+    if noise not in NOISE_TYPES:
+        raise ValueError(f"noise must be one of {NOISE_TYPES}, got {noise!r}")
+
+
+def diffusion_matrix(sde: SDEProtocol, x: torch.Tensor, t: float) -> torch.Tensor:
+    """G(x, t) of shape ``(walkers, dim, m)``, whatever the SDE's noise type."""
+    walkers, dim = x.shape
+    g = sde.diffusion(x, t)
+    if sde.noise == "diagonal":
+        return torch.diag_embed(torch.broadcast_to(g, (walkers, dim)))
+    return torch.broadcast_to(g, (walkers, dim, g.shape[-1]))

@@ -1,0 +1,33 @@
+"""Fine-scale model systems of the seed documents, each with its analytic facts.
+
+>>> import systems
+>>> systems.available()
+['averaging_cubic', 'caps', 'double_well', 'fast_slow_linear', 'half_moons']
+>>> system = systems.get("fast_slow_linear", a3=0.2)
+"""
+
+from .averaging_cubic import AveragingCubic
+from .base import System
+from .caps import Caps
+from .double_well import DoubleWell
+from .fast_slow_linear import FastSlowLinear
+from .half_moons import HalfMoons
+
+_REGISTRY = {cls.name: cls for cls in (AveragingCubic, Caps, DoubleWell, FastSlowLinear, HalfMoons)}
+
+
+def available() -> list[str]:
+    """Names of the systems :func:`get` can build."""
+    return sorted(_REGISTRY)
+
+
+def get(name: str, **params) -> System:
+    """Build system ``name`` with parameters overriding its defaults."""
+    try:
+        cls = _REGISTRY[name]
+    except KeyError:
+        raise ValueError(f"unknown system {name!r}; available systems: {available()}") from None
+    return cls(**params)
+
+
+__all__ = ["System", "available", "get", "AveragingCubic", "Caps", "DoubleWell", "FastSlowLinear", "HalfMoons"]

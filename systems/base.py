@@ -1,0 +1,113 @@
+"""The shape every model system shares: named parameters, an SDE, defaults and analytic facts.
+
+A :class:`System` is itself a duck-typed SDE (``drift``, ``diffusion``, ``noise``), so it can be
+handed to any integrator, and it knows its default step ``dt`` (seed paper, appendix C), its
+default initial state ``x0``, its coordinate names ``x1, x2, ...`` and its slow variable(s).
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import numpy as np
+import torch
+import xarray as xr
+
+from eqfree.evolve import SDEEvolver, coordinate_names, euler_maruyama
+
+
+class System:
+    """Base class: subclasses set the class attributes and implement ``drift``/``diffusion``."""
+
+    name: ClassVar[str]
+    dim: ClassVar[int]
+    slow: ClassVar[tuple[str, ...]]
+    noise: ClassVar[str] = "diagonal"
+    defaults: ClassVar[dict[str, float]]
+    default_dt: ClassVar[float]
+    summary: ClassVar[str]
+    #: names of the observed coordinates when the paper shows the data through a map (caps: eq. 6.2)
+    observed: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, **params):
+        unknown = sorted(set(params) - set(self.defaults))
+        if unknown:
+            raise ValueError(
+                f"unknown parameter(s) {unknown} for system {self.name!r}; "
+                f"valid parameters: {sorted(self.defaults)}"
+            )
+        self.params = dict(self.defaults)
+        for key, value in params.items():
+            try:
+                self.params[key] = float(value)
+            except (TypeError, ValueError):
+                raise ValueError(f"parameter {key!r} of system {self.name!r} must be a number, got {value!r}") from None
+            if not np.isfinite(self.params[key]):
+                raise ValueError(f"parameter {key!r} of system {self.name!r} must be finite, got {value!r}")
+        for key, value in self.params.items():
+            setattr(self, key, value)
+        self.dt = self.default_dt
+
+    @property
+    def coords(self) -> list[str]:
+        return coordinate_names(self.dim)
+
+    @property
+    def x0(self) -> np.ndarray:
+        """Default initial state, shape ``(dim,)``."""
+        raise NotImplementedError
+
+    def drift(self, x: torch.Tensor, t: float) -> torch.Tensor:
+        raise NotImplementedError
+
+    def diffusion(self, x: torch.Tensor, t: float) -> torch.Tensor:
+        raise NotImplementedError
+
+    def observe(self, x: np.ndarray) -> np.ndarray:
+        """Map states ``(..., dim)`` to the observed coordinates (only where :attr:`observed` is set)."""
+        raise NotImplementedError(f"system {self.name!r} has no observation map")
+
+    def reference_moments(self, coord: str, dt: float) -> dict[str, tuple[float, float]] | None:
+        """Known stationary (mean, variance) of a fast coordinate: ``{"exact": ..., "euler_maruyama": ...}``
+        (the latter the invariant moments of the scheme at step ``dt``), or ``None`` where none is known."""
+        return None
+
+    def evolver(self, dt: float | None = None, **options) -> SDEEvolver:
+        """The Evolve operator of this system (Euler–Maruyama with step ``dt``)."""
+        return SDEEvolver(self, self.dt if dt is None else dt, coords=self.coords, **options)
+
+    def simulate(self, n_walkers: int, n_steps: int, *, seed, dt: float | None = None, x0=None,
+                 save_every: int = 1, **options) -> xr.DataArray:
+        """Euler–Maruyama from ``x0`` (default: :attr:`x0` for every walker); dims ``(time, walker, coord)``."""
+        if isinstance(n_walkers, bool) or not isinstance(n_walkers, (int, np.integer)) or n_walkers < 1:
+            raise ValueError(f"n_walkers must be a positive integer, got {n_walkers!r}")
+        if x0 is None:
+            x0 = np.broadcast_to(self.x0, (n_walkers, self.dim))
+        else:
+            x0 = np.asarray(x0, dtype=float)
+            if x0.shape not in {(self.dim,), (n_walkers, self.dim)}:
+                raise ValueError(
+                    f"x0 for {self.name} must have shape ({self.dim},) or ({n_walkers}, {self.dim}), got {x0.shape}"
+                )
+            x0 = np.broadcast_to(x0, (n_walkers, self.dim))
+        result = euler_maruyama(self, x0, dt=self.dt if dt is None else dt, n_steps=n_steps, seed=seed,
+                                save_every=save_every, coords=self.coords, **options)
+        result.attrs.update(system=self.name, **{f"param_{k}": v for k, v in self.params.items()})
+        return result
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v:g}" for k, v in self.params.items())
+        return f"{type(self).__name__}({args})"
+
+
+def columns(*values) -> torch.Tensor:
+    """Assemble per-walker components (tensors of shape ``(walkers,)`` or numbers) into ``(walkers, dim)``.
+
+    Writes into one fresh array (cheaper than ``torch.stack`` on large ensembles).
+    """
+    reference = next(v for v in values if torch.is_tensor(v))
+    out = reference.new_empty((*reference.shape, len(values)))
+    for i, value in enumerate(values):
+        column = out.select(-1, i)
+        column.copy_(value) if torch.is_tensor(value) else column.fill_(value)
+    return out
