@@ -175,7 +175,7 @@ def euler_maruyama(
             if sde.noise == "diagonal":
                 x.addcmul_(g, dw, value=sqrt_dt)
             else:
-                x.add_(torch.matmul(g, dw.to(g.dtype).unsqueeze(-1)).squeeze(-1), alpha=sqrt_dt)
+                x.add_(torch.matmul(g, dw.unsqueeze(-1)).squeeze(-1), alpha=sqrt_dt)
             if not torch.isfinite(x.sum()):  # one reduction; locate the walker only on failure
                 raise DivergenceError(_first_divergent(x), step, t0 + step * dt)
             if step % save_every == 0:

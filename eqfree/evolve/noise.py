@@ -5,7 +5,8 @@ torch generator, seeded by the b-th child of the seed's ``numpy.random.SeedSeque
 of :data:`STEPS_PER_CHUNK` steps of shape ``(steps, WALKERS_PER_BLOCK, m)``. A block always draws
 all its rows, so the increments of walker i do not change when walkers are added or removed, and a
 run of n steps is a prefix of a run of n + k steps. The stream depends on the device (CPU and CUDA
-generators differ) and on the noise dtype.
+generators differ) and on the dtype of the draws; increments are handed out as float64 either way
+(float32 draws are widened while they are copied into place).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import torch
 
 from ..seeding import SeedLike, child_int
 
-WALKERS_PER_BLOCK = 256
+WALKERS_PER_BLOCK = 1024
 STEPS_PER_CHUNK = 16
 
 
@@ -28,7 +29,7 @@ class BlockNoise:
         ]
         self._walkers = walkers
         self._shape = (STEPS_PER_CHUNK, WALKERS_PER_BLOCK, m)
-        self._buffer = torch.empty((STEPS_PER_CHUNK, n_blocks * WALKERS_PER_BLOCK, m), device=device, dtype=dtype)
+        self._buffer = torch.empty((STEPS_PER_CHUNK, n_blocks * WALKERS_PER_BLOCK, m), device=device, dtype=torch.float64)
         self._scratch = torch.empty(self._shape, device=device, dtype=dtype)
         self._next = STEPS_PER_CHUNK
 

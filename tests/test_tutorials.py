@@ -1,0 +1,31 @@
+"""Tutorials run in fast mode (EQFREE_FAST=1), write their figures, and their numbers hold."""
+
+import runpy
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+TUTORIALS = Path(__file__).parents[1] / "tutorials"
+
+
+@pytest.fixture
+def fast_mode(tmp_path, monkeypatch):
+    monkeypatch.setenv("EQFREE_FAST", "1")
+    monkeypatch.setenv("EQFREE_OUT", str(tmp_path))
+    return tmp_path
+
+
+def test_fine_systems_tutorial(fast_mode):
+    run = runpy.run_path(str(TUTORIALS / "01_fine_systems.py"))
+    for name in ("fig2_fast_slow_linear", "fig4_half_moons", "fig9_caps"):
+        assert (fast_mode / f"{name}.png").stat().st_size > 20_000
+    # the data behind the figures: x2 mean of one long dt = 1 run within 4 sd of its (correlated) mean
+    settled, em_var = run["settled"], run["em_var"]
+    correlation_time = 1 / 0.1  # 1/a3
+    assert abs(settled.mean() - 1) < 4 * np.sqrt(em_var * 2 * correlation_time / settled.size)
+    radius = run["radius"]
+    assert abs(radius.mean - 1) < 4 * radius.mean_stderr
+    variances = run["fast_pair"].var(axis=0)
+    # ~760 effective samples (4 walkers, t in [0.5, 10], variance correlation time 1/(2 a2) = 0.05): se ≈ 5 %
+    np.testing.assert_allclose(variances, run["caps"].conditional_variances(), rtol=0.25)
