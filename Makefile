@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP)
 	$(BIN)/eqfree simulate --system fast_slow_linear --walkers 2000 --steps 2000 --dt 0.1 \
-		--save-every 10 --seed 2026 --out $(OUT)/fast_slow_linear.zarr
+		--save-every 10 --seed 2026 --out $(OUT)/fast_slow_linear.zarr --overwrite
 	$(BIN)/eqfree stats $(OUT)/fast_slow_linear.zarr --coord x2 --discard 50
 
 test: $(STAMP)

@@ -82,6 +82,13 @@ def torchsde_rate(system, walkers: int, steps: int, repeats: int) -> float | Non
     return best_rate(run, walkers * steps, repeats)
 
 
+def gaussian_ceiling(dtype, dim: int, repeats: int) -> float:
+    """Walker-steps/s if drawing ``dim`` standard normals per walker-step were the only work."""
+    buffer = torch.empty(1 << 22, dtype=dtype)
+    generator = torch.Generator().manual_seed(0)
+    return best_rate(lambda: torch.randn(buffer.shape, generator=generator, out=buffer), buffer.numel(), repeats) / dim
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--walkers", type=int, nargs="+", default=[1_000, 10_000, 100_000])
@@ -109,6 +116,8 @@ def main() -> None:
         peer_text = f"{peer:10.3g}" if peer else f"{'n/a':>10}"
         ratio = f"{f64 / peer:13.1f}" if peer else f"{'n/a':>13}"
         print(f"{walkers:8d} {f64:11.3g} {mixed:13.3g} {peer_text} {f64 / loop:9.0f} {ratio}")
+    print(f"ceiling set by torch's CPU Gaussian generator alone: float64 {gaussian_ceiling(torch.float64, 2, args.repeats):.3g}, "
+          f"float32 {gaussian_ceiling(torch.float32, 2, args.repeats):.3g}")
     print(f"target at 1e5 walkers on one core: {TARGET:.0e} walker-steps/s "
           "(f64: float64 increments; mixed: float32 increments, float64 state)")
 

@@ -84,3 +84,13 @@ def test_mixed_precision_noise_has_the_right_law():
     expected = sigma**2 / (theta * (2 - theta * dt)) * (1 - (1 - theta * dt) ** 200)
     assert abs(final.var() - expected) < 3 * expected * np.sqrt(2 / final.size)
     assert abs(final.mean()) < 3 * np.sqrt(expected / final.size)
+
+
+def test_fields_that_alias_the_state_are_safe():
+    """Geometric Brownian motion written with drift and diffusion returning x itself."""
+    aliasing = SDE(lambda x, t: x, lambda x, t: x)
+    copying = SDE(lambda x, t: x.clone(), lambda x, t: x.clone())
+    x0 = start(7, 2) ** 2 + 0.5
+    a = euler_maruyama(aliasing, x0, dt=0.01, n_steps=30, seed=2)
+    b = euler_maruyama(copying, x0, dt=0.01, n_steps=30, seed=2)
+    np.testing.assert_array_equal(a.values, b.values)

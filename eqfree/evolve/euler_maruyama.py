@@ -170,12 +170,9 @@ def euler_maruyama(
             drift, g = both(x, t) if both else (sde.drift(x, t), sde.diffusion(x, t))
             if bias is not None:
                 drift = drift + bias_force(bias, x)
-            dw = noise()
-            x.add_(drift, alpha=dt)
-            if sde.noise == "diagonal":
-                x.addcmul_(g, dw, value=sqrt_dt)
-            else:
-                x.add_(torch.matmul(g, dw.unsqueeze(-1)).squeeze(-1), alpha=sqrt_dt)
+            dw = noise()  # float64, ours to overwrite: the kick is formed before x changes (g may alias x)
+            kick = dw.mul_(g) if sde.noise == "diagonal" else torch.matmul(g, dw.unsqueeze(-1)).squeeze(-1)
+            x.add_(drift, alpha=dt).add_(kick, alpha=sqrt_dt)
             if not torch.isfinite(x.sum()):  # one reduction; locate the walker only on failure
                 raise DivergenceError(_first_divergent(x), step, t0 + step * dt)
             if step % save_every == 0:
