@@ -100,6 +100,15 @@ class System:
         return f"{type(self).__name__}({args})"
 
 
+def euler_maruyama_ou_variance(rate: float, sigma: float, dt: float) -> float:
+    """Invariant variance of Euler–Maruyama for dx = −rate·x dt + σ dW: σ² / (rate (2 − rate dt)).
+
+    (The exact process has σ²/(2 rate); the scheme's chain x' = (1 − rate dt) x + σ√dt ξ is stable for
+    rate·dt < 2.)
+    """
+    return sigma**2 / (rate * (2 - rate * dt))
+
+
 def columns(*values) -> torch.Tensor:
     """Assemble per-walker components (tensors of shape ``(walkers,)`` or numbers) into ``(walkers, dim)``.
 

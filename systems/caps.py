@@ -20,7 +20,7 @@ import math
 import numpy as np
 import torch
 
-from .base import System, columns
+from .base import System, columns, euler_maruyama_ou_variance
 
 
 class Caps(System):
@@ -54,8 +54,8 @@ class Caps(System):
         return self.a3**2 / (2 * self.a2), self.a5**2 / (2 * self.a4)
 
     def reference_moments(self, coord, dt):
-        """x2, x3 are OU processes; under Euler–Maruyama their variance is σ²/(a (2 − a dt))."""
+        """x2, x3 are Ornstein–Uhlenbeck processes, independent of x1."""
         if coord not in ("x2", "x3"):
             return None
         rate, sigma = (self.a2, self.a3) if coord == "x2" else (self.a4, self.a5)
-        return {"exact": (0.0, sigma**2 / (2 * rate)), "euler_maruyama": (0.0, sigma**2 / (rate * (2 - rate * dt)))}
+        return {"exact": (0.0, sigma**2 / (2 * rate)), "euler_maruyama": (0.0, euler_maruyama_ou_variance(rate, sigma, dt))}

@@ -14,7 +14,7 @@ from scipy import stats
 
 from eqfree.seeding import as_seed_sequence
 
-from .base import System, columns
+from .base import System, columns, euler_maruyama_ou_variance
 
 
 class FastSlowLinear(System):
@@ -42,7 +42,7 @@ class FastSlowLinear(System):
 
     def euler_maruyama_conditional_variance(self, dt: float) -> float:
         """Stationary variance of x2 under Euler–Maruyama with step dt: a4² / (a3 (2 − a3 dt))."""
-        return self.a4**2 / (self.a3 * (2 - self.a3 * dt))
+        return euler_maruyama_ou_variance(self.a3, self.a4, dt)
 
     def reference_moments(self, coord, dt):
         if coord != "x2":

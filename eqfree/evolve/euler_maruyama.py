@@ -64,7 +64,7 @@ def _first_divergent(x: torch.Tensor) -> int:
     return int(torch.nonzero(bad)[0])
 
 
-def _checked_time_step(dt) -> float:
+def check_time_step(dt) -> float:
     dt = float(dt)
     if not (math.isfinite(dt) and dt > 0):
         raise ValueError(f"dt must be a finite positive number, got {dt}")
@@ -77,7 +77,7 @@ def _checked_count(value, name: str, minimum: int) -> int:
     return int(value)
 
 
-def _field(value: torch.Tensor, shape: tuple[int, ...], what: str) -> torch.Tensor:
+def _broadcast_field(value: torch.Tensor, shape: tuple[int, ...], what: str) -> torch.Tensor:
     try:
         return torch.broadcast_to(value, shape)
     except (RuntimeError, TypeError) as error:
@@ -133,7 +133,7 @@ def euler_maruyama(
     naming the first walker and step at which a state became non-finite.
     """
     check_noise_type(sde.noise)
-    dt = _checked_time_step(dt)
+    dt = check_time_step(dt)
     n_steps = _checked_count(n_steps, "n_steps", 0)
     save_every = _checked_count(save_every, "save_every", 1)
     seed = as_seed_sequence(seed)
@@ -149,13 +149,13 @@ def euler_maruyama(
     diffusion = sde.diffusion(x, t0)
     if sde.noise == "diagonal":
         m = dim
-        _field(diffusion, (walkers, dim), "diffusion (diagonal noise)")
+        _broadcast_field(diffusion, (walkers, dim), "diffusion (diagonal noise)")
     else:
         if not torch.is_tensor(diffusion) or diffusion.ndim < 2:
             raise ValueError("diffusion with general noise must return shape (walkers, dim, m) or (dim, m)")
         m = diffusion.shape[-1]
-        _field(diffusion, (walkers, dim, m), "diffusion (general noise)")
-    _field(sde.drift(x, t0), (walkers, dim), "drift")
+        _broadcast_field(diffusion, (walkers, dim, m), "diffusion (general noise)")
+    _broadcast_field(sde.drift(x, t0), (walkers, dim), "drift")
 
     both = getattr(sde, "drift_and_diffusion", None)
     noise = BlockNoise(seed, walkers, m, device, noise_dtype)

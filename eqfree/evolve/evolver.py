@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Sequence
 
 import torch
 import xarray as xr
 
-from .euler_maruyama import Potential, _checked_time_step, euler_maruyama
 from ..seeding import SeedLike
+from .euler_maruyama import Potential, check_time_step, euler_maruyama
 from .sde import SDEProtocol
 
 
@@ -22,10 +22,10 @@ class SDEEvolver:
     bias: Potential | None = None
     device: str | torch.device | None = None
     noise_dtype: torch.dtype = torch.float64
-    coords: Sequence[str] | None = field(default=None)
+    coords: Sequence[str] | None = None
 
     def __post_init__(self):
-        self.dt = _checked_time_step(self.dt)
+        self.dt = check_time_step(self.dt)
 
     def __call__(self, x, n_steps: int, *, seed: SeedLike, save_every: int = 1, progress: bool = False) -> xr.DataArray:
         return euler_maruyama(
