@@ -2,5 +2,9 @@
 
 from .coordinates import Coordinates, parse_coordinate
 from .diffusion_maps import DiffusionMaps, kernel_sum_bandwidth, local_linear_residuals
+from .extension import GaussianProcessRegression, GeometricHarmonics, KernelExpansion
 
-__all__ = ["Coordinates", "DiffusionMaps", "kernel_sum_bandwidth", "local_linear_residuals", "parse_coordinate"]
+__all__ = [
+    "Coordinates", "DiffusionMaps", "GaussianProcessRegression", "GeometricHarmonics", "KernelExpansion",
+    "kernel_sum_bandwidth", "local_linear_residuals", "parse_coordinate",
+]

@@ -20,6 +20,7 @@ points are kept: each counts as a sample (with α = 1 the density normalization 
 from __future__ import annotations
 
 import numpy as np
+import torch
 from scipy import linalg, sparse
 from scipy.sparse.csgraph import connected_components
 from scipy.sparse.linalg import eigsh
@@ -203,6 +204,23 @@ class DiffusionMaps:
         """The selected diffusion coordinates of new points, ``(M, n_components)``."""
         return self.nystrom(X_new)[:, self.selected_]
 
+    def nystrom_torch(self, x: torch.Tensor) -> torch.Tensor:
+        """The selected coordinates by the Nyström formula in torch (dense over the training set),
+        differentiable by autograd: ``(M, dim)`` → ``(M, n_components)``."""
+        if not hasattr(self, "eigenvectors_"):
+            raise RuntimeError("DiffusionMaps is not fitted: call fit(X) first")
+        as_tensor = lambda a: torch.as_tensor(a, dtype=x.dtype, device=x.device)
+        kernel = torch.exp(-torch.cdist(x, as_tensor(self.X_)).square() / (2 * self.epsilon_))
+        p_new = kernel.sum(dim=1, keepdim=True)
+        kernel = kernel / (p_new**self.alpha * as_tensor(self._p) ** self.alpha)
+        W = kernel / kernel.sum(dim=1, keepdim=True)
+        return W @ as_tensor(self.eigenvectors_[:, self.selected_] / self.eigenvalues_[self.selected_])
+
+    def gradient(self, X_new) -> np.ndarray:
+        """∇ of the selected coordinates' Nyström extension by autograd, ``(M, n_components, dim)``."""
+        x = torch.as_tensor(_check_data(X_new, "X_new"), dtype=torch.float64)
+        return torch.func.vmap(torch.func.jacrev(lambda p: self.nystrom_torch(p[None])[0]))(x).numpy()
+
     def fit_transform(self, X) -> np.ndarray:
         return self.fit(X).eigenvectors_[:, self.selected_]
 
@@ -211,7 +229,10 @@ class DiffusionMaps:
     def names(self) -> list[str]:
         return [f"phi{k}" for k in self.selected_]
 
-    def __call__(self, x) -> np.ndarray:
+    def __call__(self, x):
+        """φ of states ``(..., dim)``; torch tensors go through :meth:`nystrom_torch` (differentiable)."""
+        if torch.is_tensor(x):
+            return self.nystrom_torch(x.reshape(-1, x.shape[-1])).reshape(*x.shape[:-1], len(self.selected_))
         x = np.asarray(x, dtype=float)
         return self.transform(x.reshape(-1, x.shape[-1])).reshape(*x.shape[:-1], len(self.selected_))
 
