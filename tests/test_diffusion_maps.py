@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
@@ -9,7 +10,7 @@ from scipy.special import ive
 
 import systems
 from eqfree import Restrict
-from eqfree.restrict import DiffusionMaps
+from eqfree.restrict import DiffusionMaps, local_noise_covariances, mahalanobis_squared_distances
 
 
 def circle(theta):
@@ -119,3 +120,42 @@ def test_duplicate_points_are_kept_as_samples(kernel):
     fit = DiffusionMaps(1, epsilon=0.01, n_eigenpairs=4, kernel=kernel, select="leading").fit(X)
     np.testing.assert_allclose(fit.eigenvectors_[0], fit.eigenvectors_[-1], atol=1e-10)
     np.testing.assert_allclose(fit.nystrom(X[:1])[0], fit.eigenvectors_[0], atol=1e-9)
+
+
+def half_moon_data():
+    """Ten half-moon trajectories started along the slow direction (x1 = 0, 0.15, ..., 1.35), thinned."""
+    moons = systems.get("half_moons")
+    starts = moons.from_original(np.column_stack([0.15 * np.arange(10), np.ones(10)]))
+    run = moons.simulate(10, 3000, seed=2, x0=starts)[100::10]
+    y = run.values.reshape(-1, 2)
+    angle = np.unwrap(np.arctan2(run[..., 1], run[..., 0]).values, axis=0)
+    slow = (angle - np.hypot(run[..., 0], run[..., 1]).values + 1).reshape(-1)
+    return moons, y, slow
+
+
+def test_mahalanobis_finds_the_slow_variable_of_half_moons():
+    moons, y, slow = half_moon_data()
+    covariances = local_noise_covariances(moons.evolver(), y, n_steps=2, n_bursts=20, seed=3)
+    # the bursts estimate Df σσᵀ Dfᵀ: compare with the exact diffusion at a few points (20 bursts: ~30 % scatter)
+    exact = moons.diffusion(torch.tensor(y[:200]), 0.0).numpy()
+    exact = exact @ exact.transpose(0, 2, 1)
+    assert np.median(np.abs(np.trace(covariances[:200], axis1=1, axis2=2) / np.trace(exact, axis1=1, axis2=2) - 1)) < 0.3
+    mahalanobis = DiffusionMaps(1).fit(y, covariances=covariances)
+    euclidean = DiffusionMaps(1).fit(y)
+    rho_m = abs(stats.spearmanr(mahalanobis.eigenvectors_[:, mahalanobis.selected_[0]], slow).statistic)
+    rho_e = abs(stats.spearmanr(euclidean.eigenvectors_[:, euclidean.selected_[0]], slow).statistic)
+    print(f"half_moons, first selected coordinate vs x1: |rho| Mahalanobis {rho_m:.4f}, Euclidean {rho_e:.4f}")
+    assert rho_m > 0.95
+    with pytest.raises(ValueError, match="GeometricHarmonics"):
+        mahalanobis.transform(y[:3])
+
+
+def test_mahalanobis_distance_of_a_constant_covariance():
+    """With C(x) ≡ C the distance (4.2) is the classical (x_j − x_i)ᵀ C⁻¹ (x_j − x_i)."""
+    rng = np.random.default_rng(4)
+    X = rng.normal(size=(30, 3))
+    L = rng.normal(size=(3, 3))
+    C = L @ L.T + 0.1 * np.eye(3)
+    distances = mahalanobis_squared_distances(X, np.broadcast_to(np.linalg.inv(C), (30, 3, 3)))
+    delta = X[:, None, :] - X[None, :, :]
+    np.testing.assert_allclose(distances, np.einsum("ija,ab,ijb->ij", delta, np.linalg.inv(C), delta), atol=1e-10)

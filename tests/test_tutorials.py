@@ -29,3 +29,12 @@ def test_fine_systems_tutorial(fast_mode):
     variances = run["fast_pair"].var(axis=0)
     # ~760 effective samples (4 walkers, t in [0.5, 10], variance correlation time 1/(2 a2) = 0.05): se ≈ 5 %
     np.testing.assert_allclose(variances, run["caps"].conditional_variances(), rtol=0.25)
+
+
+def test_learned_coordinates_tutorial(fast_mode):
+    run = runpy.run_path(str(TUTORIALS / "02_learned_coordinates.py"))
+    for name in ("fig2_fast_slow_linear_learned", "fig4_half_moons_learned"):
+        assert (fast_mode / f"{name}.png").stat().st_size > 20_000
+    assert abs(run["rho_linear"]) > 0.99
+    assert abs(run["rho_moons"]["Mahalanobis"]) > 0.95
+    assert run["held_out_error"] < 0.05

@@ -51,14 +51,47 @@ def kernel_sum_bandwidth(X: np.ndarray, *, n_samples: int = 1000, seed: int = 0)
     """
     rng = np.random.default_rng(seed)
     sample = X if len(X) <= n_samples else X[rng.choice(len(X), n_samples, replace=False)]
-    squared = (np.sum(sample**2, 1)[:, None] + np.sum(sample**2, 1)[None, :] - 2 * sample @ sample.T).clip(0)
+    return _steepest_kernel_sum(_squared_distances(sample, sample))
+
+
+def _steepest_kernel_sum(squared: np.ndarray) -> float:
     positive = squared[squared > 0]
     if positive.size == 0:
         raise ValueError("all points coincide: no bandwidth separates them")
     grid = np.logspace(np.log10(positive.min()) - 1, np.log10(positive.max()) + 1, 50)
     log_sums = np.array([np.log(np.exp(-squared / (2 * eps)).sum()) for eps in grid])
-    slopes = np.gradient(log_sums, np.log(grid))
-    return float(grid[np.argmax(slopes)])
+    return float(grid[np.argmax(np.gradient(log_sums, np.log(grid)))])
+
+
+def _squared_distances(Y: np.ndarray, X: np.ndarray) -> np.ndarray:
+    return (np.sum(Y**2, 1)[:, None] + np.sum(X**2, 1)[None, :] - 2 * Y @ X.T).clip(0)
+
+
+def mahalanobis_squared_distances(X: np.ndarray, precisions: np.ndarray) -> np.ndarray:
+    """Eq. (4.2): ‖x_j − x_i‖²_M = ½ (x_j − x_i)ᵀ (C†(x_i) + C†(x_j)) (x_j − x_i), all pairs, ``(N, N)``.
+
+    ``precisions`` holds the pseudoinverses C†(x_i), shape ``(N, d, d)``.
+    """
+    # q_i(y) = yᵀ C_i† y expanded: x_jᵀC_i†x_j − 2 x_iᵀC_i†x_j + x_iᵀC_i†x_i, for each i's matrix
+    quadratic = np.einsum("iab,ja,jb->ij", precisions, X, X)
+    cross = np.einsum("iab,ia,jb->ij", precisions, X, X)
+    own = np.einsum("iab,ia,ib->i", precisions, X, X)
+    one_sided = quadratic - 2 * cross + own[:, None]
+    return (0.5 * (one_sided + one_sided.T)).clip(0)
+
+
+def local_noise_covariances(evolve, X, *, n_steps: int, n_bursts: int, seed) -> np.ndarray:
+    """C(x_i) ≈ Cov[x(τ) − x_i] / τ from ``n_bursts`` bursts of ``n_steps`` of the fine simulator at each
+    point (one Evolve call over N·n_bursts walkers), shape ``(N, d, d)``. For short τ this is the local
+    diffusion tensor σσᵀ, the drift contributing O(τ)."""
+    X = _check_data(X)
+    if n_bursts < 2:
+        raise ValueError(f"n_bursts must be at least 2 to estimate a covariance, got {n_bursts}")
+    starts = np.repeat(X, n_bursts, axis=0)
+    ends = evolve(starts, n_steps, seed=seed, save_every=n_steps).values[-1]
+    steps = (ends - starts).reshape(len(X), n_bursts, X.shape[1])
+    steps = steps - steps.mean(axis=1, keepdims=True)
+    return np.einsum("nba,nbc->nac", steps, steps) / (n_bursts - 1) / (n_steps * evolve.dt)
 
 
 class DiffusionMaps:
@@ -119,21 +152,30 @@ class DiffusionMaps:
         """A(Y, X) (B.1): dense array, or sparse with entries below KERNEL_TOLERANCE dropped."""
         Y = X if Y is None else Y
         if not self.sparse_:
-            squared = (np.sum(Y**2, 1)[:, None] + np.sum(X**2, 1)[None, :] - 2 * Y @ X.T).clip(0)
-            return np.exp(-squared / (2 * self.epsilon_))
+            return np.exp(-_squared_distances(Y, X) / (2 * self.epsilon_))
         radius = np.sqrt(2 * self.epsilon_ * np.log(1 / KERNEL_TOLERANCE))
         distances = cKDTree(Y).sparse_distance_matrix(self._tree, radius, output_type="coo_matrix")
         values = np.exp(-(distances.data**2) / (2 * self.epsilon_))
         return sparse.csr_matrix((values, (distances.row, distances.col)), shape=(len(Y), len(X)))
 
-    def fit(self, X) -> "DiffusionMaps":
+    def fit(self, X, covariances=None) -> "DiffusionMaps":
+        """Fit on data ``(N, d)``; with ``covariances`` ``(N, d, d)`` (the local noise covariances C(x_i),
+        e.g. from :func:`local_noise_covariances`) the kernel uses the Mahalanobis distance (4.2) of
+        Singer & Coifman (2008) instead of the Euclidean one (dense kernel)."""
         X = _check_data(X)
         n = len(X)
         n_eigenpairs = self._check_parameters(n)
-        self.sparse_ = self.kernel == "sparse" or (self.kernel == "auto" and n > 3000)
-        self.epsilon_ = kernel_sum_bandwidth(X) if self.epsilon == "auto" else float(self.epsilon)
+        self.precisions_ = None if covariances is None else self._precisions(covariances, X.shape)
+        self.sparse_ = self.precisions_ is None and (self.kernel == "sparse" or (self.kernel == "auto" and n > 3000))
         self._tree = cKDTree(X) if self.sparse_ else None
-        A = self._kernel(X)
+        if self.precisions_ is None:
+            self.epsilon_ = kernel_sum_bandwidth(X) if self.epsilon == "auto" else float(self.epsilon)
+            A = self._kernel(X)
+        else:
+            squared = mahalanobis_squared_distances(X, self.precisions_)
+            sample = np.random.default_rng(0).choice(n, min(n, 1000), replace=False)
+            self.epsilon_ = _steepest_kernel_sum(squared[np.ix_(sample, sample)]) if self.epsilon == "auto" else float(self.epsilon)
+            A = np.exp(-squared / (2 * self.epsilon_))
         graph = A if self.sparse_ else sparse.csr_matrix(A > KERNEL_TOLERANCE)
         n_parts, labels = connected_components(graph, directed=False)
         if n_parts > 1:
@@ -171,6 +213,15 @@ class DiffusionMaps:
             self.residuals_ = np.concatenate([[0.0], self.residuals_])
         return self
 
+    @staticmethod
+    def _precisions(covariances, shape) -> np.ndarray:
+        C = np.asarray(covariances, dtype=float)
+        if C.shape != (shape[0], shape[1], shape[1]):
+            raise ValueError(f"covariances must have shape ({shape[0]}, {shape[1]}, {shape[1]}), got {C.shape}")
+        if not np.isfinite(C).all():
+            raise ValueError("covariances must be finite")
+        return np.linalg.pinv((C + C.transpose(0, 2, 1)) / 2, rcond=1e-10, hermitian=True)
+
     def _normalize(self, A, p_rows: np.ndarray, p_cols: np.ndarray):
         """Ā = P^{−α} A P^{−α} with row and column densities given."""
         if self.alpha == 0:
@@ -180,14 +231,22 @@ class DiffusionMaps:
         return A / (p_rows[:, None] ** self.alpha * p_cols[None, :] ** self.alpha)
 
     # -- using the fit -------------------------------------------------------------------------
+    def _check_extensible(self) -> None:
+        if not hasattr(self, "eigenvectors_"):
+            raise RuntimeError("DiffusionMaps is not fitted: call fit(X) first")
+        if self.precisions_ is not None:
+            raise ValueError(
+                "a Mahalanobis fit has no Nyström extension without the new points' noise covariances; "
+                "extend the coordinates with GeometricHarmonics or GaussianProcessRegression instead"
+            )
+
     def nystrom(self, X_new) -> np.ndarray:
         """Nyström extension ψ_k(x) = λ_k⁻¹ Σ_j W(x, x_j) ψ_k(x_j) of every eigenvector, ``(M, n_eigenpairs + 1)``.
 
         W(x, ·) uses the same normalization as the fit, with x's own density Σ_j A(x, x_j).
         At a training point it returns that point's coordinates.
         """
-        if not hasattr(self, "eigenvectors_"):
-            raise RuntimeError("DiffusionMaps is not fitted: call fit(X) first")
+        self._check_extensible()
         X_new = _check_data(X_new, "X_new")
         if X_new.shape[1] != self.X_.shape[1]:
             raise ValueError(f"X_new has {X_new.shape[1]} features, the fit had {self.X_.shape[1]}")
@@ -207,8 +266,7 @@ class DiffusionMaps:
     def nystrom_torch(self, x: torch.Tensor) -> torch.Tensor:
         """The selected coordinates by the Nyström formula in torch (dense over the training set),
         differentiable by autograd: ``(M, dim)`` → ``(M, n_components)``."""
-        if not hasattr(self, "eigenvectors_"):
-            raise RuntimeError("DiffusionMaps is not fitted: call fit(X) first")
+        self._check_extensible()
         as_tensor = lambda a: torch.as_tensor(a, dtype=x.dtype, device=x.device)
         kernel = torch.exp(-torch.cdist(x, as_tensor(self.X_)).square() / (2 * self.epsilon_))
         p_new = kernel.sum(dim=1, keepdim=True)
