@@ -31,6 +31,7 @@ test-slow: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/sde_throughput.py
+	$(BIN)/python benchmarks/diffusion_maps.py $(if $(PEERS),--peers-python $(PEERS))
 
 clean:
 	rm -rf $(VENV) $(OUT) .pytest_cache .hypothesis

@@ -108,6 +108,8 @@ def test_bad_input():
         DiffusionMaps(1, epsilon=0.5).fit(clusters)
     with pytest.raises(ValueError, match="alpha"):
         DiffusionMaps(1, alpha=2).fit(X)
+    with pytest.raises(ValueError, match="cut_off"):
+        DiffusionMaps(1, kernel="sparse", cut_off=-1.0).fit(X)
     with pytest.raises(RuntimeError, match="not fitted"):
         DiffusionMaps(1).transform(X)
 

@@ -104,6 +104,7 @@ class DiffusionMaps:
     alpha : density renormalization α ∈ [0, 1].
     n_eigenpairs : eigenpairs computed besides the trivial one (default: enough for selection).
     kernel : ``"dense"``, ``"sparse"`` (cut-off kernel on a KD-tree) or ``"auto"`` (sparse above 3000 points).
+    cut_off : radius of the sparse kernel; default √(2ε ln(1/KERNEL_TOLERANCE)), where the kernel is 1e-12.
     select : ``"nonharmonic"`` (local linear regression, Dsilva et al. 2018) or ``"leading"``.
 
     Attributes
@@ -116,12 +117,14 @@ class DiffusionMaps:
     """
 
     def __init__(self, n_components: int = 1, *, epsilon: float | str = "auto", alpha: float = 1.0,
-                 n_eigenpairs: int | None = None, kernel: str = "auto", select: str = "nonharmonic"):
+                 n_eigenpairs: int | None = None, kernel: str = "auto", cut_off: float | None = None,
+                 select: str = "nonharmonic"):
         self.n_components = n_components
         self.epsilon = epsilon
         self.alpha = alpha
         self.n_eigenpairs = n_eigenpairs
         self.kernel = kernel
+        self.cut_off = cut_off
         self.select = select
 
     # -- fitting --------------------------------------------------------------------------------
@@ -132,6 +135,8 @@ class DiffusionMaps:
             raise ValueError(f"alpha must lie in [0, 1], got {self.alpha}")
         if self.kernel not in ("auto", "dense", "sparse"):
             raise ValueError(f"kernel must be 'auto', 'dense' or 'sparse', got {self.kernel!r}")
+        if self.cut_off is not None and not self.cut_off > 0:
+            raise ValueError(f"cut_off must be a positive radius, got {self.cut_off!r}")
         if self.select not in ("nonharmonic", "leading"):
             raise ValueError(f"select must be 'nonharmonic' or 'leading', got {self.select!r}")
         if not (self.epsilon == "auto" or (isinstance(self.epsilon, (int, float)) and np.isfinite(self.epsilon) and self.epsilon > 0)):
@@ -153,7 +158,7 @@ class DiffusionMaps:
         Y = X if Y is None else Y
         if not self.sparse_:
             return np.exp(-_squared_distances(Y, X) / (2 * self.epsilon_))
-        radius = np.sqrt(2 * self.epsilon_ * np.log(1 / KERNEL_TOLERANCE))
+        radius = self.cut_off or np.sqrt(2 * self.epsilon_ * np.log(1 / KERNEL_TOLERANCE))
         distances = cKDTree(Y).sparse_distance_matrix(self._tree, radius, output_type="coo_matrix")
         values = np.exp(-(distances.data**2) / (2 * self.epsilon_))
         return sparse.csr_matrix((values, (distances.row, distances.col)), shape=(len(Y), len(X)))
