@@ -30,7 +30,7 @@ from scipy.spatial import cKDTree
 KERNEL_TOLERANCE = 1e-12
 
 
-def _check_data(X, name: str = "X") -> np.ndarray:
+def as_samples(X, name: str = "X") -> np.ndarray:
     X = np.asarray(X, dtype=float)
     if X.ndim == 1:
         X = X[:, None]
@@ -84,7 +84,7 @@ def local_noise_covariances(evolve, X, *, n_steps: int, n_bursts: int, seed) -> 
     """C(x_i) ≈ Cov[x(τ) − x_i] / τ from ``n_bursts`` bursts of ``n_steps`` of the fine simulator at each
     point (one Evolve call over N·n_bursts walkers), shape ``(N, d, d)``. For short τ this is the local
     diffusion tensor σσᵀ, the drift contributing O(τ)."""
-    X = _check_data(X)
+    X = as_samples(X)
     if n_bursts < 2:
         raise ValueError(f"n_bursts must be at least 2 to estimate a covariance, got {n_bursts}")
     starts = np.repeat(X, n_bursts, axis=0)
@@ -154,7 +154,7 @@ class DiffusionMaps:
         return n_eigenpairs
 
     def _kernel(self, X: np.ndarray, Y: np.ndarray | None = None):
-        """A(Y, X) (B.1): dense array, or sparse with entries below KERNEL_TOLERANCE dropped."""
+        """A(Y, X) (B.1): dense array, or sparse with pairs beyond the cut-off radius dropped."""
         Y = X if Y is None else Y
         if not self.sparse_:
             return np.exp(-_squared_distances(Y, X) / (2 * self.epsilon_))
@@ -167,7 +167,7 @@ class DiffusionMaps:
         """Fit on data ``(N, d)``; with ``covariances`` ``(N, d, d)`` (the local noise covariances C(x_i),
         e.g. from :func:`local_noise_covariances`) the kernel uses the Mahalanobis distance (4.2) of
         Singer & Coifman (2008) instead of the Euclidean one (dense kernel)."""
-        X = _check_data(X)
+        X = as_samples(X)
         n = len(X)
         n_eigenpairs = self._check_parameters(n)
         self.precisions_ = None if covariances is None else self._precisions(covariances, X.shape)
@@ -208,14 +208,13 @@ class DiffusionMaps:
         self._p = p
         self.eigenvalues_ = values[order]
         self.eigenvectors_ = psi
-        self.residuals_ = local_linear_residuals(psi[:, 1:]) if self.select == "nonharmonic" else None
         if self.select == "nonharmonic":
-            ranked = np.argsort(-self.residuals_, kind="stable")[: self.n_components]
-            self.selected_ = np.sort(ranked) + 1
+            residuals = local_linear_residuals(psi[:, 1:])
+            self.residuals_ = np.concatenate([[0.0], residuals])
+            self.selected_ = np.sort(np.argsort(-residuals, kind="stable")[: self.n_components]) + 1
         else:
+            self.residuals_ = None
             self.selected_ = np.arange(1, self.n_components + 1)
-        if self.residuals_ is not None:
-            self.residuals_ = np.concatenate([[0.0], self.residuals_])
         return self
 
     @staticmethod
@@ -252,7 +251,7 @@ class DiffusionMaps:
         At a training point it returns that point's coordinates.
         """
         self._check_extensible()
-        X_new = _check_data(X_new, "X_new")
+        X_new = as_samples(X_new, "X_new")
         if X_new.shape[1] != self.X_.shape[1]:
             raise ValueError(f"X_new has {X_new.shape[1]} features, the fit had {self.X_.shape[1]}")
         A = self._kernel(self.X_, X_new)
@@ -281,7 +280,7 @@ class DiffusionMaps:
 
     def gradient(self, X_new) -> np.ndarray:
         """∇ of the selected coordinates' Nyström extension by autograd, ``(M, n_components, dim)``."""
-        x = torch.as_tensor(_check_data(X_new, "X_new"), dtype=torch.float64)
+        x = torch.as_tensor(as_samples(X_new, "X_new"), dtype=torch.float64)
         return torch.func.vmap(torch.func.jacrev(lambda p: self.nystrom_torch(p[None])[0]))(x).numpy()
 
     def fit_transform(self, X) -> np.ndarray:

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from scipy import linalg, optimize
 
-from .diffusion_maps import _check_data
+from .diffusion_maps import as_samples
 
 
 def _squared_distances(Y: np.ndarray, X: np.ndarray) -> np.ndarray:
@@ -72,7 +72,7 @@ class KernelExpansion:
 
 
 def _check_targets(X, f):
-    X = _check_data(X)
+    X = as_samples(X)
     f = np.asarray(f, dtype=float)
     f = f[:, None] if f.ndim == 1 else f
     if f.ndim != 2 or len(f) != len(X):
