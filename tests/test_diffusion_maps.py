@@ -161,3 +161,11 @@ def test_mahalanobis_distance_of_a_constant_covariance():
     distances = mahalanobis_squared_distances(X, np.broadcast_to(np.linalg.inv(C), (30, 3, 3)))
     delta = X[:, None, :] - X[None, :, :]
     np.testing.assert_allclose(distances, np.einsum("ija,ab,ijb->ij", delta, np.linalg.inv(C), delta), atol=1e-10)
+
+
+def test_noise_covariances_need_bursts_and_shapes():
+    moons = systems.get("half_moons")
+    with pytest.raises(ValueError, match="n_bursts must be at least 2"):
+        local_noise_covariances(moons.evolver(), np.ones((3, 2)), n_steps=1, n_bursts=1, seed=0)
+    with pytest.raises(ValueError, match=r"covariances must have shape \(3, 2, 2\)"):
+        DiffusionMaps(1, select="leading").fit(np.random.default_rng(0).normal(size=(3, 2)), covariances=np.ones((3, 2)))

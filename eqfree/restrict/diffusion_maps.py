@@ -26,7 +26,7 @@ from scipy.sparse.csgraph import connected_components
 from scipy.sparse.linalg import eigsh
 from scipy.spatial import cKDTree
 
-#: kernel values below this are dropped by the sparse kernel: cut-off radius √(2ε ln(1/KERNEL_TOLERANCE))
+#: the sparse kernel drops values below this by default: cut-off radius √(2ε ln(1/KERNEL_TOLERANCE))
 KERNEL_TOLERANCE = 1e-12
 
 
