@@ -91,7 +91,7 @@ def cmd_stats(args) -> int:
     index = parse_coordinate(args.coord, x.sizes["coord"])
     samples = x.isel(coord=index).sel(time=slice(args.discard, None)).values
     if samples.shape[0] == 0:
-        raise SystemExit(f"error: nothing left after discarding t < {args.discard}")
+        raise ValueError(f"nothing left after discarding t < {args.discard}: choose a smaller --discard")
     moments = ensemble_moments(samples)
     name = f"x{index + 1}"
     print(f"{name}: {samples.shape[0]} saved times x {moments.n_walkers} walkers after t >= {args.discard:g}")

@@ -53,10 +53,11 @@ class DoubleWell(System):
         return np.array([wells[np.argmin(self.potential(np.column_stack([wells, 0 * wells])))], 0.0])
 
     # analytic facts -------------------------------------------------------------------------
-    def _x1_weight(self, lower: float, upper: float) -> float:
-        u1 = lambda x1: self.a / 4 * x1**4 - self.b / 2 * x1**2 + self.c * x1
-        shift = u1(self.x0[0])
-        value, _ = integrate.quad(lambda x1: np.exp(-self.beta * (u1(x1) - shift)), lower, upper, epsabs=0, epsrel=1e-12)
+    def _x1_weight(self, lower: float, upper: float) -> tuple[float, float]:
+        """∫ exp(−β (U(x1, 0) − U_min)) dx1 over [lower, upper], and U_min (the shift keeps it in range)."""
+        shift = self.potential(self.x0)
+        integrand = lambda x1: np.exp(-self.beta * (self.potential(np.array([x1, 0.0])) - shift))
+        value, _ = integrate.quad(integrand, lower, upper, epsabs=0, epsrel=1e-12)
         return value, shift
 
     def prob_left(self) -> float:

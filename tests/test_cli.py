@@ -66,3 +66,10 @@ def test_module_entry_point_lists_systems():
     listing = subprocess.run([sys.executable, "-m", "eqfree", "systems"], capture_output=True, text=True, check=True)
     for name in systems.available():
         assert name in listing.stdout
+
+
+def test_stats_refuses_to_discard_everything(tmp_path, capsys):
+    path = tmp_path / "caps.zarr"
+    assert simulate(path) == 0
+    assert main(["stats", str(path), "--coord", "x2", "--discard", "10"]) == 2
+    assert "choose a smaller --discard" in capsys.readouterr().err

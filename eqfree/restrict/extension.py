@@ -26,11 +26,7 @@ import numpy as np
 import torch
 from scipy import linalg, optimize
 
-from .diffusion_maps import as_samples
-
-
-def _squared_distances(Y: np.ndarray, X: np.ndarray) -> np.ndarray:
-    return (np.sum(Y**2, 1)[:, None] + np.sum(X**2, 1)[None, :] - 2 * Y @ X.T).clip(0)
+from .diffusion_maps import _squared_distances, as_samples
 
 
 @dataclass
