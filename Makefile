@@ -18,10 +18,12 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e ".[test,bench]"
 	touch $(STAMP)
 
+# The closure of averaging_cubic across a CV grid (resumable: a rerun computes only missing points),
+# its closed ODE against direct fine simulation: a table on stdout and $(OUT)/closure.png.
 demo: $(STAMP)
-	$(BIN)/eqfree simulate --system fast_slow_linear --walkers 2000 --steps 2000 --dt 0.1 \
-		--save-every 10 --seed 2026 --out $(OUT)/fast_slow_linear.zarr --overwrite
-	$(BIN)/eqfree stats $(OUT)/fast_slow_linear.zarr --coord x2 --discard 50
+	$(BIN)/eqfree run tutorials/closure_demo.toml
+	$(BIN)/eqfree closure integrate --closure $(OUT)/closure.zarr --z0 1 --t-end 1 --compare 1000 --seed 2 \
+		--png $(OUT)/closure.png --out $(OUT)/closure_path.zarr --overwrite
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
@@ -32,6 +34,8 @@ test-slow: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/sde_throughput.py
 	$(BIN)/python benchmarks/diffusion_maps.py $(if $(PEERS),--peers-python $(PEERS))
+	$(BIN)/python benchmarks/umbrella.py
+	$(BIN)/python benchmarks/closure_scaling.py
 
 clean:
 	rm -rf $(VENV) $(OUT) .pytest_cache .hypothesis

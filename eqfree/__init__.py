@@ -2,9 +2,13 @@
 
 from importlib.metadata import PackageNotFoundError, version
 
+from .coarse import CoarseRHS, ReplicaBursts, coarse_derivative, projective_integrate
 from .evolve import SDE, DivergenceError, SDEEvolver, euler_maruyama, ito_transform
+from .lift import CollectiveVariable, ReweightedUmbrella, UmbrellaSampling
 from .operators import CoarseTimeStepper, Evolve, Lift, Restrict
+from .parallel import run_tasks
 from .restrict import Coordinates
+from .reweight import MBAR, WHAM
 from .seeding import as_seed_sequence, child
 
 try:
@@ -15,5 +19,7 @@ except PackageNotFoundError:  # running from a source tree that is not installed
 __all__ = [
     "SDE", "SDEEvolver", "DivergenceError", "euler_maruyama", "ito_transform",
     "Lift", "Evolve", "Restrict", "CoarseTimeStepper", "Coordinates",
-    "as_seed_sequence", "child", "__version__",
+    "CollectiveVariable", "UmbrellaSampling", "ReweightedUmbrella", "WHAM", "MBAR",
+    "coarse_derivative", "ReplicaBursts", "projective_integrate", "CoarseRHS",
+    "run_tasks", "as_seed_sequence", "child", "__version__",
 ]

@@ -4,12 +4,26 @@
     eqfree simulate --system NAME [--param k=v]... --walkers N --steps N [--dt DT]
                     [--save-every K] --seed S --out PATH.zarr
     eqfree stats PATH.zarr --coord x2 [--discard T]
+    eqfree umbrella --system NAME --cv SPEC --grid START:STOP:NUM --kappa K --steps N --walkers W
+                    --seed S --out PATH.zarr [--estimator wham|mbar]
+    eqfree closure estimate --system NAME --cv SPEC --lift SPEC --grid START:STOP:NUM --burst TAU
+                    --replicas R --seed S --out PATH.zarr [--scheduler ADDRESS]
+    eqfree closure integrate --closure PATH.zarr --z0 Z --t-end T --out PATH.zarr [--compare W --png P]
+    eqfree project --system NAME --cv SPEC --lift SPEC --z0 Z --t-end T --macro-step D --burst TAU
+                    --replicas R --seed S --out PATH.zarr
+    eqfree run RECIPE.toml
+
+A CV SPEC is a coordinate (``x1`` or a 0-based index) or a ``.npz`` file written by
+``KernelExpansion.save`` (a learned diffusion-map coordinate). A lift SPEC is ``exact`` (the system's
+known conditional law) or ``umbrella:kappa=K,steps=N`` (umbrella sampling on the CV).
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import tomllib
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -18,7 +32,10 @@ import xarray as xr
 import systems
 
 from .io import open_zarr, parameters_of, provenance, write_zarr
-from .restrict import parse_coordinate
+from .lift import UmbrellaSampling, collective_variable
+from .parallel import executor_for
+from .restrict import Coordinates, KernelExpansion, parse_coordinate
+from .seeding import child
 from .statistics import ensemble_moments
 
 
@@ -44,6 +61,49 @@ def _state(text: str) -> list[float]:
         return [float(v) for v in text.split(",")]
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+
+
+def _grid(text: str) -> np.ndarray:
+    try:
+        start, stop, num = text.split(":")
+        return np.linspace(float(start), float(stop), int(num))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected START:STOP:NUM (e.g. -3.5:3.5:25), got {text!r}") from None
+
+
+def _system(args):
+    return systems.get(args.system, **dict(args.param))
+
+
+def _cv(spec: str, system, period: float | None = None):
+    """A CV from the command line: a coordinate name/index, or a saved kernel expansion (``.npz``)."""
+    if spec.endswith(".npz"):
+        return collective_variable(KernelExpansion.load(spec), period=period)
+    return collective_variable(spec, dim=system.dim, period=period)
+
+
+def _restriction(spec: str, system):
+    """The Restrict operator of a CV spec, shape (..., 1): Coordinates or the saved kernel expansion."""
+    return KernelExpansion.load(spec) if spec.endswith(".npz") else Coordinates(spec, system.dim)
+
+
+def _lift(spec: str, system, cv, dt: float):
+    """``exact`` or ``umbrella:kappa=K,steps=N``."""
+    name, _, options = spec.partition(":")
+    if name == "exact":
+        if options:
+            raise ValueError("the exact lift takes no options")
+        return system.exact_lift(dt)
+    if name == "umbrella":
+        try:
+            values = dict(item.split("=") for item in options.split(",")) if options else {}
+            kappa, steps = float(values.pop("kappa")), int(values.pop("steps"))
+        except (KeyError, ValueError):
+            raise ValueError(f"lift {spec!r}: write umbrella:kappa=K,steps=N") from None
+        if values:
+            raise ValueError(f"lift {spec!r}: unknown option(s) {sorted(values)}; umbrella takes kappa and steps")
+        return UmbrellaSampling(system, cv, kappa, dt=dt, n_steps=steps, beta=getattr(system, "beta", 1.0))
+    raise ValueError(f"lift {spec!r} not understood: use 'exact' or 'umbrella:kappa=K,steps=N'")
 
 
 def cmd_systems(args) -> int:
@@ -108,6 +168,197 @@ def cmd_stats(args) -> int:
     return 0
 
 
+def _recipe_parameters(args, **extra) -> dict:
+    """The choices of a command, for the provenance attributes."""
+    chosen = {k: v for k, v in vars(args).items() if k not in {"run", "argv", "recipe", "quiet", "overwrite"}}
+    return {**chosen, **extra, **({"recipe": args.recipe} if getattr(args, "recipe", None) else {})}
+
+
+def cmd_umbrella(args) -> int:
+    system = _system(args)
+    dt = system.dt if args.dt is None else args.dt
+    initial = None if args.initial is None else open_zarr(args.initial)["x"].values.reshape(-1, system.dim)
+    sampler = UmbrellaSampling(system, _cv(args.cv, system, args.period), args.kappa, dt=dt, n_steps=args.steps,
+                               walkers=args.walkers, beta=getattr(system, "beta", 1.0), save_every=args.save_every,
+                               initial=initial)
+    with executor_for(args.scheduler) as executor:
+        windows = sampler.run(args.grid, seed=args.seed, executor=executor, progress=not args.quiet)
+    fitted = sampler.reweight(windows, args.estimator, bins=args.bins)
+    dataset = xr.merge([
+        windows.drop_attrs(),
+        fitted.pmf_,
+        xr.Dataset({"f": ("window", fitted.f_, {"long_name": "window free energy", "units": "kT"}),
+                    "f_stderr": ("window", fitted.f_stderr_, {"units": "kT"}),
+                    "overlap": (("window", "window_to"), fitted.overlap_, {"long_name": "overlap matrix"})}),
+    ])
+    dataset.attrs = provenance(f"{system.name}: umbrella sampling on {sampler.cv.name}, {args.estimator.upper()} PMF",
+                               _recipe_parameters(args, system_params=system.params, dt=dt, beta=sampler.beta),
+                               ["eqfree", *args.argv])
+    path = write_zarr(dataset, args.out, overwrite=args.overwrite)
+    pmf = fitted.pmf_
+    print(f"wrote {path}: {len(args.grid)} windows, {dataset.sizes['sample']} decorrelated samples; "
+          f"PMF over {sampler.cv.name} in [{float(pmf.cv[0]):.3g}, {float(pmf.cv[-1]):.3g}], "
+          f"max {float(pmf.pmf.max()):.2f} kT (± {float(pmf.pmf_stderr.max()):.2f})")
+    return 0
+
+
+def _estimator(args, system):
+    from closures import BurstEstimator, ConditionalAverageEstimator
+
+    dt = system.dt if args.dt is None else args.dt
+    cv = _cv(args.cv, system)
+    lift = _lift(args.lift, system, cv, dt)
+    if args.estimator == "bursts":
+        if args.burst is None:
+            raise ValueError("the bursts estimator needs the burst duration: pass --burst TAU")
+        return BurstEstimator(lift, system.evolver(dt), _restriction(args.cv, system), tau=args.burst,
+                              n_replicas=args.replicas)
+    if not isinstance(cv.function, Coordinates):
+        raise ValueError("the conditional-average estimator needs the slow drift of a coordinate CV; use --estimator bursts")
+    index = cv.function.indices[0]
+    slow_drift = lambda x: system.drift(torch.as_tensor(x), 0.0)[:, index].numpy()  # noqa: E731
+    return ConditionalAverageEstimator(lift, slow_drift, n_samples=args.replicas)
+
+
+def cmd_closure_estimate(args) -> int:
+    from closures import estimate_closure
+
+    system = _system(args)
+    estimator = _estimator(args, system)
+    with executor_for(args.scheduler) as executor:
+        dataset = estimate_closure(
+            estimator, args.grid, seed=args.seed, store=args.out, overwrite=args.overwrite, executor=executor,
+            progress=not args.quiet, command=["eqfree", *args.argv],
+            metadata=_recipe_parameters(args, system_params=system.params) | {"scheduler": None, "out": None})
+    done = int(dataset.done.sum())
+    print(f"{args.out}: {done}/{dataset.sizes['cv']} grid points done; drift in "
+          f"[{float(dataset.drift.min()):.4g}, {float(dataset.drift.max()):.4g}], "
+          f"largest standard error {float(dataset.drift_stderr.max()):.3g}")
+    return 0
+
+
+def cmd_closure_integrate(args) -> int:
+    from closures import Closure, integrate
+
+    closure = Closure.from_zarr(args.closure)
+    times = np.linspace(0.0, args.t_end, args.points)
+    path = integrate(closure, args.z0, (0.0, args.t_end), t_eval=times)
+    dataset = xr.Dataset({"z": path})
+    if args.compare:
+        dataset["direct_mean"], dataset["direct_stderr"] = _direct_simulation(closure, args, times)
+    dataset.attrs = provenance("closed ODE dz/dt = B(z) of a closure", _recipe_parameters(args), ["eqfree", *args.argv])
+    write_zarr(dataset, args.out, overwrite=args.overwrite)
+    if args.compare:
+        _print_comparison(dataset)
+        if args.png:
+            _plot_comparison(dataset, closure, args.png)
+    print(f"wrote {args.out}: z(t) on {len(times)} times, z({args.t_end:g}) = {float(path[-1]):.5g}")
+    return 0
+
+
+def _direct_simulation(closure, args, times):
+    """Mean and standard error of the slow coordinate over ``args.compare`` direct fine runs from z0."""
+    recipe = parameters_of(closure.dataset.attrs)
+    metadata = recipe.get("metadata", recipe)
+    missing = {"system", "cv", "lift"} - set(metadata)
+    if missing:
+        raise ValueError(f"{args.closure} does not record its {sorted(missing)} (it was not written by "
+                         "`eqfree closure estimate`): cannot rebuild the direct simulation; drop --compare")
+    if args.seed is None:
+        raise ValueError("--compare runs direct simulations: pass their --seed")
+    system = systems.get(metadata["system"], **metadata.get("system_params", {}))
+    dt = metadata.get("dt") or system.dt
+    cv = _cv(metadata["cv"], system)
+    lift = _lift(metadata["lift"], system, cv, dt)
+    save_every = max(1, round((times[1] - times[0]) / dt))
+    n_steps = round(args.t_end / dt)
+    if not np.isclose(save_every * dt * (len(times) - 1), args.t_end):
+        raise ValueError(f"--points {len(times)} must split --t-end {args.t_end} into multiples of dt = {dt}")
+    x0 = lift(np.array([args.z0]), args.compare, seed=child(args.seed, 0))
+    run = system.simulate(args.compare, n_steps, seed=child(args.seed, 1), dt=dt, x0=x0, save_every=save_every,
+                          progress=not args.quiet)
+    slow = cv(run.values)
+    mean = xr.DataArray(slow.mean(axis=1), dims="time", attrs={"long_name": "direct fine simulation, ensemble mean"})
+    stderr = xr.DataArray(slow.std(axis=1, ddof=1) / np.sqrt(args.compare), dims="time",
+                          attrs={"long_name": "standard error of the ensemble mean"})
+    return mean, stderr
+
+
+def _print_comparison(dataset) -> None:
+    print(f"{'t':>8} {'closure':>10} {'direct':>10} {'± se':>8} {'diff/se':>8}")
+    for i in np.linspace(0, dataset.sizes["time"] - 1, min(11, dataset.sizes["time"])).astype(int):
+        row = dataset.isel(time=i)
+        se = float(row.direct_stderr)
+        gap = (float(row.z) - float(row.direct_mean)) / se if se > 0 else 0.0
+        print(f"{float(row.time):8.3f} {float(row.z):10.5f} {float(row.direct_mean):10.5f} {se:8.5f} {gap:+8.2f}")
+
+
+def _plot_comparison(dataset, closure, png) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    data = closure.dataset
+    left.errorbar(data.cv, data.drift, yerr=3 * data.drift_stderr, fmt=".", ms=3, label="estimated B(z) ± 3 se")
+    left.set(xlabel="z", ylabel="B(z)", title="averaged drift across the grid")
+    left.legend()
+    t = dataset.time
+    right.fill_between(t, dataset.direct_mean - 3 * dataset.direct_stderr, dataset.direct_mean + 3 * dataset.direct_stderr,
+                       alpha=0.3, label="direct fine simulation ± 3 se")
+    right.plot(t, dataset.z, "k", label="closed ODE dz/dt = B(z)")
+    right.set(xlabel="t", ylabel="z", title="closure against direct simulation")
+    right.legend()
+    fig.tight_layout()
+    Path(png).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(png, dpi=120)
+    print(f"figure written to {png}")
+
+
+def cmd_project(args) -> int:
+    from .coarse import ReplicaBursts, projective_integrate
+    from .operators import CoarseTimeStepper
+
+    system = _system(args)
+    dt = system.dt if args.dt is None else args.dt
+    cv = _cv(args.cv, system)
+    stepper = CoarseTimeStepper(_lift(args.lift, system, cv, dt), system.evolver(dt), _restriction(args.cv, system))
+    bursts = ReplicaBursts(stepper, args.burst, args.replicas, args.seed, t_heal=args.heal)
+    result = projective_integrate(bursts, args.z0, args.t_end, args.macro_step, method=args.method,
+                                  realizations=args.realizations)
+    result.attrs = {**result.attrs, **provenance(f"{system.name}: coarse projective integration",
+                                                 _recipe_parameters(args, system_params=system.params, dt=dt),
+                                                 ["eqfree", *args.argv])}
+    write_zarr(result, args.out, overwrite=args.overwrite)
+    steps = int(result.fine_steps[-1])
+    print(f"wrote {args.out}: z({args.t_end:g}) = {float(result.z[-1, 0]):.5g} ± {float(result.z_stderr[-1, 0]):.2g} "
+          f"after {result.sizes['time'] - 1} macro steps, {steps} fine steps per replica "
+          f"({steps * args.replicas * args.realizations} in all; a direct run takes {round(args.t_end / dt)} per walker)")
+    return 0
+
+
+def cmd_run(args) -> int:
+    text = Path(args.recipe_file).read_text()
+    try:
+        recipe = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise ValueError(f"{args.recipe_file} is not valid TOML: {error}") from None
+    command = recipe.pop("command", None)
+    if not isinstance(command, str):
+        raise ValueError(f"{args.recipe_file} must set command = \"umbrella\", \"closure estimate\", ... ")
+    argv = command.split()
+    for key, value in recipe.items():
+        flag = "--" + key.replace("_", "-")
+        if value is True:
+            argv.append(flag)
+        elif isinstance(value, list):
+            argv += [f"{flag}={item}" for item in value]
+        elif value is not False:
+            argv.append(f"{flag}={value}")  # "=": values may start with "-"
+    return main(argv, recipe=text)
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="eqfree", description="Equation-free multiscale toolkit")
     commands = top.add_subparsers(dest="command", required=True)
@@ -136,16 +387,92 @@ def parser() -> argparse.ArgumentParser:
     stats.add_argument("--coord", required=True, help="x1, x2, ... (1-based) or a 0-based index")
     stats.add_argument("--discard", type=float, default=0.0, help="discard saved times t < DISCARD (warm-up)")
     stats.set_defaults(run=cmd_stats)
+
+    def system_options(command, seed=True):
+        command.add_argument("--system", required=True, choices=systems.available())
+        command.add_argument("--param", action="append", type=_key_value, default=[], metavar="K=V",
+                             help="override a system parameter (repeatable)")
+        command.add_argument("--dt", type=float, default=None, help="fine time step (default: the system's)")
+        if seed:
+            command.add_argument("--seed", type=int, required=True)
+
+    def output_options(command):
+        command.add_argument("--out", required=True, help="output zarr store")
+        command.add_argument("--overwrite", action="store_true")
+        command.add_argument("--quiet", action="store_true", help="no progress bars")
+
+    umbrella = commands.add_parser("umbrella", help="umbrella sampling windows across a CV grid, PMF by WHAM or MBAR")
+    system_options(umbrella)
+    umbrella.add_argument("--cv", required=True, help="x1, 0, ... or a saved kernel expansion (.npz)")
+    umbrella.add_argument("--period", type=float, default=None, help="period of an angular CV (e.g. 6.283185)")
+    umbrella.add_argument("--grid", type=_grid, required=True, metavar="START:STOP:NUM", help="window centres")
+    umbrella.add_argument("--kappa", type=float, required=True, help="spring constant")
+    umbrella.add_argument("--steps", type=_positive_int, required=True, help="fine steps per window")
+    umbrella.add_argument("--walkers", type=_positive_int, required=True, help="walkers per window")
+    umbrella.add_argument("--save-every", type=_positive_int, default=1)
+    umbrella.add_argument("--initial", default=None, metavar="PATH.zarr",
+                          help="start each window from the states of a simulated store nearest its centre "
+                               "(default: the system's x0)")
+    umbrella.add_argument("--estimator", choices=("wham", "mbar"), default="wham")
+    umbrella.add_argument("--bins", type=_positive_int, default=100, help="histogram bins of the PMF")
+    umbrella.add_argument("--scheduler", default=None, help="dask scheduler address (default: run here)")
+    output_options(umbrella)
+    umbrella.set_defaults(run=cmd_umbrella)
+
+    closure = commands.add_parser("closure", help="averaged-drift closures: estimate on a grid, integrate")
+    closure_commands = closure.add_subparsers(dest="closure_command", required=True)
+    estimate = closure_commands.add_parser("estimate", help="B(z) (and D(z)) on a grid of CV values, resumable")
+    system_options(estimate)
+    estimate.add_argument("--cv", required=True, help="x1, 0, ... or a saved kernel expansion (.npz)")
+    estimate.add_argument("--lift", default="exact", help="exact | umbrella:kappa=K,steps=N")
+    estimate.add_argument("--grid", type=_grid, required=True, metavar="START:STOP:NUM")
+    estimate.add_argument("--estimator", choices=("bursts", "conditional"), default="bursts")
+    estimate.add_argument("--burst", type=float, default=None, help="burst duration tau (bursts estimator)")
+    estimate.add_argument("--replicas", type=_positive_int, required=True, help="lifted states per grid point")
+    estimate.add_argument("--scheduler", default=None, help="dask scheduler address (default: run here)")
+    output_options(estimate)
+    estimate.set_defaults(run=cmd_closure_estimate)
+
+    integrate = closure_commands.add_parser("integrate", help="solve the closed ODE; optionally compare with direct simulation")
+    integrate.add_argument("--closure", required=True, help="store written by `eqfree closure estimate`")
+    integrate.add_argument("--z0", type=float, required=True)
+    integrate.add_argument("--t-end", type=float, required=True)
+    integrate.add_argument("--points", type=_positive_int, default=101, help="output times, equispaced from 0")
+    integrate.add_argument("--compare", type=_positive_int, default=0, metavar="WALKERS",
+                           help="also run this many direct fine simulations from z0 and print a table")
+    integrate.add_argument("--seed", type=int, default=None, help="seed of the direct simulations (with --compare)")
+    integrate.add_argument("--png", default=None, help="figure of the closure and the comparison")
+    output_options(integrate)
+    integrate.set_defaults(run=cmd_closure_integrate)
+
+    project = commands.add_parser("project", help="coarse projective integration of a system's CV from z0")
+    system_options(project)
+    project.add_argument("--cv", required=True, help="x1, 0, ... or a saved kernel expansion (.npz)")
+    project.add_argument("--lift", default="exact", help="exact | umbrella:kappa=K,steps=N")
+    project.add_argument("--z0", type=float, required=True)
+    project.add_argument("--t-end", type=float, required=True)
+    project.add_argument("--macro-step", type=float, required=True)
+    project.add_argument("--burst", type=float, required=True, help="burst duration tau")
+    project.add_argument("--heal", type=float, default=0.0, help="healing time before the fitted tail")
+    project.add_argument("--replicas", type=_positive_int, required=True)
+    project.add_argument("--realizations", type=_positive_int, default=2, help="independent runs (for the error)")
+    project.add_argument("--method", choices=("euler", "rk2", "rk4"), default="rk2")
+    output_options(project)
+    project.set_defaults(run=cmd_project)
+
+    run = commands.add_parser("run", help="run a command whose options are given in a TOML recipe")
+    run.add_argument("recipe_file", metavar="RECIPE.toml")
+    run.set_defaults(run=cmd_run)
     return top
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, *, recipe: str | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parser().parse_args(argv)
-    args.argv = argv
+    args.argv, args.recipe = argv, recipe
     try:
         return args.run(args)
-    except (ValueError, TypeError, FileExistsError, FileNotFoundError, FloatingPointError) as error:
+    except (ValueError, TypeError, ImportError, OSError, FloatingPointError, RuntimeError) as error:
         print(f"eqfree {args.command}: error: {error}", file=sys.stderr)
         return 2
 

@@ -25,10 +25,11 @@ def as_seed_sequence(seed: SeedLike) -> np.random.SeedSequence:
     )
 
 
-def child(seed: SeedLike, index: int) -> np.random.SeedSequence:
-    """The ``index``-th child of ``seed`` (what ``seed.spawn`` would give, without mutating it)."""
+def child(seed: SeedLike, *indices: int) -> np.random.SeedSequence:
+    """The ``index``-th child of ``seed`` (what ``seed.spawn`` would give, without mutating it);
+    several indices address a grandchild, ``child(s, i, j) == child(child(s, i), j)``."""
     seed = as_seed_sequence(seed)
-    return np.random.SeedSequence(seed.entropy, spawn_key=(*seed.spawn_key, index))
+    return np.random.SeedSequence(seed.entropy, spawn_key=(*seed.spawn_key, *indices))
 
 
 def child_int(seed: SeedLike, index: int) -> int:

@@ -11,7 +11,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .base import System, columns
+from eqfree.lift import LinearGaussianLift
+
+from .base import System, columns, euler_maruyama_ou_variance
 
 
 class AveragingCubic(System):
@@ -39,11 +41,20 @@ class AveragingCubic(System):
         return torch.tensor([0.0, (2 * self.s**2 / self.eps) ** 0.5], dtype=x.dtype, device=x.device)
 
     # analytic facts -------------------------------------------------------------------------
-    def averaged_drift(self, x1):
-        """B(x1) = −x1³ − 3 s² x1."""
-        x1 = np.asarray(x1, dtype=float)
-        return -(x1**3) - 3 * self.s**2 * x1
+    def fast_variance(self, dt: float | None = None) -> float:
+        """Variance of x2 given x1: s² in the fast limit, or 2 s² / (2 − dt/ε), the invariant variance of
+        Euler–Maruyama with step ``dt`` for the OU x2 at frozen x1."""
+        return self.s**2 if dt is None else euler_maruyama_ou_variance(1 / self.eps, (2 * self.s**2 / self.eps) ** 0.5, dt)
 
-    def conditional_moments(self, x1: float) -> tuple[float, float]:
-        """Mean and variance of x2 given x1 in the fast limit: (x1, s²)."""
-        return float(x1), self.s**2
+    def averaged_drift(self, x1, dt: float | None = None):
+        """B(x1) = −E[x2³ | x1] = −x1³ − 3 v x1 with v = :meth:`fast_variance` (``dt``: EM's averaged drift)."""
+        x1 = np.asarray(x1, dtype=float)
+        return -(x1**3) - 3 * self.fast_variance(dt) * x1
+
+    def exact_lift(self, dt: float | None = None) -> LinearGaussianLift:
+        """x1 = z, x2 ~ N(z, v) with v = :meth:`fast_variance` (the fast-limit law)."""
+        return LinearGaussianLift(0.0, 1.0, self.fast_variance(dt))
+
+    def conditional_moments(self, x1: float, dt: float | None = None) -> tuple[float, float]:
+        """Mean and variance of x2 given x1 in the fast limit (``dt``: under Euler–Maruyama): (x1, v)."""
+        return float(x1), self.fast_variance(dt)

@@ -72,6 +72,11 @@ class System:
         (the latter the invariant moments of the scheme at step ``dt``), or ``None`` where none is known."""
         return None
 
+    def exact_lift(self, dt: float | None = None):
+        """The exact conditional law of the fast coordinates given the slow one, as a Lift (where known;
+        ``dt``: the invariant law of Euler–Maruyama with that step)."""
+        raise ValueError(f"system {self.name!r} has no exact conditional law: lift by umbrella sampling instead")
+
     def evolver(self, dt: float | None = None, **options) -> SDEEvolver:
         """The Evolve operator of this system (Euler–Maruyama with step ``dt``)."""
         return SDEEvolver(self, self.dt if dt is None else dt, coords=self.coords, **options)

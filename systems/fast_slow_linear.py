@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from scipy import stats
 
+from eqfree.lift import LinearGaussianLift
 from eqfree.seeding import as_seed_sequence
 
 from .base import System, columns, euler_maruyama_ou_variance
@@ -58,6 +59,11 @@ class FastSlowLinear(System):
     def slow_moments(self, x1_0: float, t: float) -> tuple[float, float]:
         """Mean and variance of x1(t) given x1(0): (x1_0 + a1 t, a2² t)."""
         return x1_0 + self.a1 * t, self.a2**2 * t
+
+    def exact_lift(self, dt: float | None = None) -> LinearGaussianLift:
+        """x1 = z, x2 ~ N(1, a4²/(2 a3)) (with ``dt``: Euler–Maruyama's invariant variance)."""
+        mean, variance = self.conditional_moments()
+        return LinearGaussianLift(mean, 0.0, variance if dt is None else self.euler_maruyama_conditional_variance(dt))
 
     def sample_conditional(self, z: float, n: int, seed) -> np.ndarray:
         """n exact draws from the conditional equilibrium at x1 = z, shape ``(n, 2)``."""

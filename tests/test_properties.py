@@ -94,3 +94,13 @@ def test_fields_that_alias_the_state_are_safe():
     a = euler_maruyama(aliasing, x0, dt=0.01, n_steps=30, seed=2)
     b = euler_maruyama(copying, x0, dt=0.01, n_steps=30, seed=2)
     np.testing.assert_array_equal(a.values, b.values)
+
+
+@settings(max_examples=10, deadline=None)
+@given(first=st.integers(0, 2100), count=st.integers(1, 1100))
+def test_a_slice_of_walkers_simulated_apart_draws_the_same_noise(first, count):
+    """``first_walker`` places a call's walkers in the seed's stream, across noise-block boundaries."""
+    sde = SDE(lambda x, t: -x, lambda x, t: torch.ones_like(x))
+    everything = euler_maruyama(sde, np.zeros((first + count, 1)), dt=0.1, n_steps=3, seed=11)
+    part = euler_maruyama(sde, np.zeros((count, 1)), dt=0.1, n_steps=3, seed=11, first_walker=first)
+    np.testing.assert_array_equal(part.values, everything.values[:, first:])

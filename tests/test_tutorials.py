@@ -38,3 +38,11 @@ def test_learned_coordinates_tutorial(fast_mode):
     assert abs(run["rho_linear"]) > 0.99
     assert abs(run["rho_moons"]["Mahalanobis"]) > 0.95
     assert run["held_out_error"] < 0.05
+
+
+def test_umbrella_sampling_tutorial(fast_mode):
+    run = runpy.run_path(str(TUTORIALS / "03_umbrella_sampling.py"))
+    for name in ("fig2_umbrella_windows", "fig3_umbrella_x2", "double_well_pmf"):
+        assert (fast_mode / f"{name}.png").stat().st_size > 20_000
+    assert max(run["w1"].values()) < 0.02
+    assert max(run["pmf_excess"].values()) < 1  # every bin below 8 kT within 4 se + 0.07 kT

@@ -110,6 +110,7 @@ def euler_maruyama(
     noise_dtype: torch.dtype = torch.float64,
     coords: Sequence[str] | None = None,
     progress: bool = False,
+    first_walker: int = 0,
 ) -> xr.DataArray:
     """Integrate an ensemble of walkers and return the saved states.
 
@@ -126,6 +127,8 @@ def euler_maruyama(
     noise_dtype : dtype of the Gaussian draws. ``torch.float32`` (mixed precision: float32
         increments accumulated in a float64 state) is ~3x faster on CPU.
     coords : coordinate names, default ``x1, x2, ...``.
+    first_walker : walker i of this call draws the increments of walker ``first_walker + i`` of the
+        seed's stream (to simulate a slice of a larger ensemble on its own).
 
     Returns
     -------
@@ -158,7 +161,7 @@ def euler_maruyama(
     _broadcast_field(sde.drift(x, t0), (walkers, dim), "drift")
 
     both = getattr(sde, "drift_and_diffusion", None)
-    noise = BlockNoise(seed, walkers, m, device, noise_dtype)
+    noise = BlockNoise(seed, walkers, m, device, noise_dtype, _checked_count(first_walker, "first_walker", 0))
     sqrt_dt = math.sqrt(dt)
     saved_steps = np.arange(0, n_steps + 1, save_every)
     out = torch.empty((len(saved_steps), walkers, dim), dtype=torch.float64)

@@ -21,6 +21,7 @@ k/2 (Φ(x) − φ0)². It is also a :class:`~eqfree.Restrict` operator.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -31,11 +32,35 @@ from .diffusion_maps import _squared_distances, as_samples
 
 @dataclass
 class KernelExpansion:
-    """Φ(x) = Σ_j c_j exp(−‖x − x_j‖²/(2ε)); ``coefficients`` has shape ``(n_centers, n_outputs)``."""
+    """Φ(x) = Σ_j c_j exp(−‖x − x_j‖²/(2ε)); ``coefficients`` has shape ``(n_centers, n_outputs)``.
+
+    ``value_range`` (shape ``(2, n_outputs)``: min and max of the fitted values) is where Φ was
+    learned; an umbrella window outside it is an extrapolation and draws a warning.
+    """
 
     centers: np.ndarray
     coefficients: np.ndarray
     epsilon: float
+    value_range: np.ndarray | None = None
+
+    def save(self, path: str | Path) -> Path:
+        """Write the expansion to a ``.npz`` file (what ``eqfree umbrella --cv FILE`` reads)."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        extra = {} if self.value_range is None else {"value_range": self.value_range}
+        with open(path, "wb") as file:  # an open file keeps numpy from appending ".npz"
+            np.savez(file, centers=self.centers, coefficients=self.coefficients, epsilon=self.epsilon, **extra)
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> "KernelExpansion":
+        """Read an expansion written by :meth:`save`."""
+        try:
+            with np.load(path) as data:
+                value_range = data["value_range"] if "value_range" in data else None
+                return cls(data["centers"], data["coefficients"], float(data["epsilon"]), value_range)
+        except (KeyError, ValueError) as error:
+            raise ValueError(f"{path} is not a kernel expansion written by KernelExpansion.save: {error}") from None
 
     @property
     def names(self) -> list[str]:
@@ -78,6 +103,10 @@ def _check_targets(X, f):
     return X, f
 
 
+def _value_range(f: np.ndarray) -> np.ndarray:
+    return np.stack([f.min(axis=0), f.max(axis=0)])
+
+
 class GeometricHarmonics:
     """Geometric-harmonics extension with bandwidth ``epsilon`` and spectral cut-off ``delta``."""
 
@@ -93,7 +122,7 @@ class GeometricHarmonics:
         keep = sigma >= self.delta * sigma[-1]
         sigma, phi = sigma[keep], phi[:, keep]
         self.n_harmonics_ = int(keep.sum())
-        return KernelExpansion(X, phi @ ((phi.T @ f) / sigma[:, None]), float(self.epsilon))
+        return KernelExpansion(X, phi @ ((phi.T @ f) / sigma[:, None]), float(self.epsilon), _value_range(f))
 
 
 class GaussianProcessRegression:
@@ -130,4 +159,4 @@ class GaussianProcessRegression:
             raise ValueError(f"need epsilon > 0 and noise >= 0, got epsilon={epsilon}, noise={noise}")
         self.epsilon_, self.noise_ = float(epsilon), float(noise)
         K = np.exp(-squared / (2 * epsilon)) + max(noise, 1e-12) * np.eye(len(X))
-        return KernelExpansion(X, linalg.cho_solve(linalg.cho_factor(K, lower=True), f), float(epsilon))
+        return KernelExpansion(X, linalg.cho_solve(linalg.cho_factor(K, lower=True), f), float(epsilon), _value_range(f))

@@ -1,0 +1,108 @@
+"""Estimate a closure across a grid of collective-variable values, resumably, on any executor.
+
+Grid point i is estimated with seed ``child(seed, i)``, so its numbers depend on the seed and on i
+only — not on the executor, the number of workers, the order of completion or on whether the run
+was interrupted and resumed. Workers return plain numbers; the driver writes each finished point
+into the store (:mod:`closures.store`) and marks it done.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import Executor
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+from eqfree.io import provenance
+from eqfree.parallel import run_tasks
+from eqfree.seeding import SeedLike, as_seed_sequence, child
+
+from . import store as closure_store
+
+
+def check_grid(grid, lift=None) -> np.ndarray:
+    """A finite, strictly increasing 1-D grid inside the lift's ``valid_range`` (if it declares one).
+
+    A lift declares where it can lift by an attribute ``valid_range = (low, high)``.
+    """
+    grid = np.asarray(grid, dtype=float)
+    if grid.ndim != 1 or grid.size < 1 or not np.all(np.isfinite(grid)):
+        raise ValueError(f"grid must be a non-empty 1-D array of finite values, got shape {grid.shape}")
+    if np.any(np.diff(grid) <= 0):
+        raise ValueError("grid must be strictly increasing; sort it and drop repeated values")
+    valid = getattr(lift, "valid_range", None)
+    if valid is not None:
+        low, high = map(float, valid)
+        outside = grid[(grid < low) | (grid > high)]
+        if outside.size:
+            raise ValueError(
+                f"grid values {outside[:5].tolist()}{' ...' if outside.size > 5 else ''} lie outside the lift's "
+                f"valid range [{low:g}, {high:g}]; restrict the grid to that range or use a lift valid there"
+            )
+    return grid
+
+
+def seed_recipe(seed: SeedLike):
+    """The seed as it goes into a recipe: an int, or a SeedSequence's entropy and spawn key."""
+    as_seed_sequence(seed)  # refuses None and other types
+    if isinstance(seed, np.random.SeedSequence):
+        return {"entropy": seed.entropy, "spawn_key": list(seed.spawn_key)}
+    return int(seed)
+
+
+def estimate_closure(
+    estimator,
+    grid,
+    *,
+    seed: SeedLike,
+    store: str | Path | None = None,
+    overwrite: bool = False,
+    executor: Executor | None = None,
+    progress: bool = False,
+    metadata: dict | None = None,
+    cv_units: str = "1",
+    time_units: str = "1",
+    command: list[str] | None = None,
+) -> xr.Dataset:
+    """Estimate ``estimator`` (a :mod:`closures.estimators` object) at every grid value.
+
+    Parameters
+    ----------
+    estimator : callable ``estimator(z, seed) -> dict`` with a ``recipe`` and ``estimates_diffusion``.
+    grid : increasing CV values, inside the lift's ``valid_range`` where it declares one.
+    seed : int or SeedSequence; point i uses ``child(seed, i)``.
+    store : zarr path. New: the template is written first and each point as it finishes. Existing:
+        resumed — only points not yet done are computed — if it was written by the same recipe,
+        refused otherwise (``overwrite=True`` starts afresh).
+    executor : any ``concurrent.futures.Executor`` (dask: ``Client.get_executor()``); serial if None.
+    metadata : extra recipe entries (e.g. the system's name and parameters), stored and compared.
+    cv_units, time_units : CF units of the CV and of time.
+
+    Returns the completed dataset (see :mod:`closures.store`).
+    """
+    grid = check_grid(grid, getattr(estimator, "lift", None))
+    parameters = {"grid": grid.tolist(), "seed": seed_recipe(seed), **estimator.recipe, "metadata": metadata or {}}
+    path = None if store is None else Path(store)
+    if path is not None and path.exists() and not overwrite:
+        dataset = closure_store.check_resumable(path, parameters)
+    else:
+        names = getattr(getattr(estimator, "restrict", None), "names", None)
+        dataset = closure_store.template(
+            grid, diffusion=estimator.estimates_diffusion, cv_units=cv_units, time_units=time_units,
+            cv_long_name=f"collective variable {names[0]}" if names else "collective variable",
+            attrs=provenance("eqfree averaged-drift closure", parameters, command),
+        )
+        if path is not None:
+            closure_store.save(dataset, path, overwrite=overwrite)
+    missing = np.flatnonzero(~dataset["done"].values)
+    tasks = [(grid[i], child(seed, int(i))) for i in missing]
+    write = None if path is None or not missing.size else closure_store.PointWriter(path)
+    for k, values in run_tasks(estimator, tasks, executor=executor, progress=progress, desc="closure"):
+        i = int(missing[k])
+        if write is not None:
+            write(i, values)
+        for name, value in values.items():
+            dataset[name].values[i] = value
+        dataset["done"].values[i] = True
+    return dataset

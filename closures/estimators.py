@@ -1,0 +1,141 @@
+"""Point estimators of the averaged drift B(z) (and diffusion D(z)) of one collective variable z.
+
+Both estimate at one coarse value z from fine states lifted there, and return plain numbers, so a
+worker process can run them and hand the result back to the driver that stores it.
+
+**Bursts** (:class:`BurstEstimator`). n replicas x_j ~ L(z) evolve for τ; with
+Δz_j = R(x_j(τ)) − R(x_j(0)) (measured from the restricted lift, so a lift that misses z by δ
+estimates the drift at z + δ instead of adding δ/τ),
+
+    drift     = mean_j Δz_j / τ,                 se = sd_j(Δz_j) / (τ √n)
+    diffusion = Σ_j (Δz_j − mean Δz)² / ((n − 1) τ),   se from the replicas' squared deviations
+
+(D in the convention dz = B dt + √D dW). Centring removes the B²τ bias of the raw E[Δz²]/τ. For a
+drift that varies along the burst the estimates carry
+
+    E[Δz]/τ = B + ½ τ B'B + O(τ²),        Var(Δz)/τ = D + O(τ)
+
+plus what the lift's distance from the true conditional law contributes while the fast variables
+heal; pick τ a few fast relaxation times, short against the slow scale |B'|⁻¹.
+
+**Conditional average** (:class:`ConditionalAverageEstimator`). When the slow drift is known in
+fine coordinates, B(z) = E_{ν_z}[μ_slow(x)] (averaging principle) is a plain sample mean over
+lifted states, se = sd/√n; it is exact up to the lift's error and needs no dynamics.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Callable
+
+import numpy as np
+
+from eqfree.operators import Evolve, Lift, Restrict, steps_for
+from eqfree.seeding import SeedLike, child
+
+SlowDrift = Callable[[np.ndarray], np.ndarray]
+
+
+def describe(operator) -> object:
+    """A stable description of an operator for a recipe: its ``recipe`` attribute where it has one,
+    else its qualified name (functions) or repr, without memory addresses."""
+    recipe = getattr(operator, "recipe", None)
+    if recipe is not None:
+        return recipe
+    if callable(operator) and hasattr(operator, "__qualname__"):
+        return f"{operator.__module__}.{operator.__qualname__}"
+    return re.sub(r" at 0x[0-9a-fA-F]+", "", repr(operator))
+
+
+def _positive_count(value, name: str, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def _lifted(lift: Lift, z: float, n: int, seed: SeedLike) -> np.ndarray:
+    x = np.asarray(lift(np.array([z]), n, seed=seed), dtype=float)
+    if x.ndim != 2 or x.shape[0] != n:
+        raise ValueError(f"lift returned shape {x.shape} at z = {z}; a Lift must return (n, dim) = ({n}, dim)")
+    if not np.all(np.isfinite(x)):
+        raise ValueError(f"lift returned non-finite states at z = {z}; check the lift's valid range")
+    return x
+
+
+def _restricted(restrict: Restrict, x: np.ndarray) -> np.ndarray:
+    z = np.asarray(restrict(x), dtype=float)
+    if z.shape[-1:] != (1,) or z.shape[:-1] != x.shape[:-1]:
+        raise ValueError(
+            f"restriction returned shape {z.shape} for states {x.shape}; closures need one collective "
+            "variable, shape (..., 1): restrict to a single coordinate"
+        )
+    return z[..., 0]
+
+
+class BurstEstimator:
+    """Drift and diffusion from short bursts: n replicas lifted at z, evolved for τ (module doc)."""
+
+    estimates_diffusion = True
+
+    def __init__(self, lift: Lift, evolve: Evolve, restrict: Restrict, *, tau: float, n_replicas: int):
+        tau = float(tau)
+        if not (math.isfinite(tau) and tau > 0):
+            raise ValueError(f"burst length tau must be a finite positive time, got {tau}")
+        self.lift, self.evolve, self.restrict = lift, evolve, restrict
+        self.tau = tau
+        self.n_steps = steps_for(tau, evolve.dt)
+        self.n_replicas = _positive_count(n_replicas, "n_replicas", 2)
+
+    @property
+    def recipe(self) -> dict:
+        return {
+            "estimator": "bursts", "tau": self.tau, "dt": float(self.evolve.dt), "n_replicas": self.n_replicas,
+            "lift": describe(self.lift), "evolve": describe(self.evolve), "restrict": describe(self.restrict),
+        }
+
+    def __call__(self, z: float, seed: SeedLike) -> dict[str, float]:
+        """Estimates at ``z``; the lift draws with child 0 of ``seed``, the burst with child 1."""
+        x0 = _lifted(self.lift, z, self.n_replicas, child(seed, 0))
+        burst = self.evolve(x0, self.n_steps, seed=child(seed, 1), save_every=self.n_steps)
+        ends = np.asarray(burst, dtype=float)[[0, -1]]
+        z0, z1 = _restricted(self.restrict, ends)
+        step = z1 - z0
+        n = self.n_replicas
+        deviation2 = (step - step.mean()) ** 2 * n / (n - 1)
+        return {
+            "drift": step.mean() / self.tau,
+            "drift_stderr": step.std(ddof=1) / (self.tau * math.sqrt(n)),
+            "diffusion": deviation2.mean() / self.tau,
+            "diffusion_stderr": deviation2.std(ddof=1) / (self.tau * math.sqrt(n)),
+            "n_samples": n,
+        }
+
+
+class ConditionalAverageEstimator:
+    """B(z) = E_{ν_z}[μ_slow(x)]: the known slow drift averaged over n states lifted at z."""
+
+    estimates_diffusion = False
+
+    def __init__(self, lift: Lift, slow_drift: SlowDrift, *, n_samples: int):
+        if not callable(slow_drift):
+            raise TypeError(f"slow_drift must be callable as slow_drift(x) -> (n,), got {type(slow_drift).__name__}")
+        self.lift, self.slow_drift = lift, slow_drift
+        self.n_samples = _positive_count(n_samples, "n_samples", 2)
+
+    @property
+    def recipe(self) -> dict:
+        return {"estimator": "conditional_average", "n_samples": self.n_samples,
+                "lift": describe(self.lift), "slow_drift": describe(self.slow_drift)}
+
+    def __call__(self, z: float, seed: SeedLike) -> dict[str, float]:
+        """Estimate at ``z``; the lift draws with child 0 of ``seed``."""
+        x = _lifted(self.lift, z, self.n_samples, child(seed, 0))
+        mu = np.asarray(self.slow_drift(x), dtype=float)
+        if mu.shape not in {(self.n_samples,), (self.n_samples, 1)}:
+            raise ValueError(f"slow_drift returned shape {mu.shape}; expected ({self.n_samples},) for one collective variable")
+        mu = mu.reshape(-1)
+        if not np.all(np.isfinite(mu)):
+            raise ValueError(f"slow_drift returned non-finite values at z = {z}")
+        return {"drift": mu.mean(), "drift_stderr": mu.std(ddof=1) / math.sqrt(self.n_samples),
+                "n_samples": self.n_samples}

@@ -1,0 +1,12 @@
+"""Lifting operators: coarse CV values → fine states from the conditional equilibrium."""
+
+from ..periodic import wrapped_difference
+from .bias import CollectiveVariable, HarmonicBias, collective_variable
+from .gaussian import LinearGaussianLift
+from .reweighted import ReweightedUmbrella
+from .umbrella import UmbrellaSampling
+
+__all__ = [
+    "CollectiveVariable", "HarmonicBias", "LinearGaussianLift", "ReweightedUmbrella", "UmbrellaSampling", "collective_variable",
+    "wrapped_difference",
+]

@@ -1,0 +1,28 @@
+"""Periodic collective variables (angles): the wrapped difference and the period check."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+
+def check_period(period) -> float | None:
+    """``None`` (not periodic) or a finite positive period, as a float."""
+    if period is None:
+        return None
+    if isinstance(period, bool) or not (isinstance(period, (int, float, np.number)) and math.isfinite(period) and period > 0):
+        raise ValueError(f"period must be a positive number (e.g. 2π for an angle) or None, got {period!r}")
+    return float(period)
+
+
+def wrapped_difference(a, b, period: float | None):
+    """a − b, wrapped into [−P/2, P/2) when ``period`` P is given (numpy or torch; differentiable)."""
+    difference = a - b
+    if period is None:
+        return difference
+    half = period / 2
+    if torch.is_tensor(difference):
+        return torch.remainder(difference + half, period) - half
+    return np.mod(difference + half, period) - half

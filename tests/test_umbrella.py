@@ -1,0 +1,261 @@
+"""Umbrella sampling as a lifting operator, against exact conditional laws and free energies."""
+
+import math
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+import torch
+from scipy import integrate, stats
+
+import systems
+from eqfree import SDE
+from eqfree.lift import CollectiveVariable, ReweightedUmbrella, UmbrellaSampling, wrapped_difference
+from eqfree.restrict import DiffusionMaps, GeometricHarmonics, local_noise_covariances
+from eqfree.testing import check_micro_macro_consistency
+
+
+def exact_x2_w1(system, samples) -> float:
+    """W1 between samples and the exact N(1, 0.05), through a large exact reference draw."""
+    reference = system.sample_conditional(10.0, 200_000, seed=99)[:, 1]
+    return stats.wasserstein_distance(samples, reference)
+
+
+# -- Figures 2-3: fast_slow_linear at x1 = 10 ----------------------------------------------------------
+def test_known_coordinate_window_gives_the_exact_conditional_law(fast_slow):
+    """Bias on x1 (eq. 2.2) from (0, 1): x1 settles at 10 + a1/κ, x2 ~ N(1, 0.05) untouched.
+
+    Euler–Maruyama at dt = 1 holds x2 at variance a4²/(a3(2 − a3)) = 0.0526: W1 to N(1, 0.05) is
+    (0.2294 − 0.2236)√(2/π) = 0.005 from that alone, well under 0.02."""
+    sampler = UmbrellaSampling(fast_slow, "x1", 0.5, dt=1.0, n_steps=600, walkers=50, save_every=2)
+    window = sampler.window(10.0, seed=1)
+    assert window.x.shape == (301, 50, 2) and window.attrs["warmup_frames"] < 50
+    kept = window.isel(time=slice(window.attrs["warmup_frames"], None, window.attrs["stride"]))
+    x1, x2 = kept.x.values[..., 0].ravel(), kept.x.values[..., 1].ravel()
+    # biased x1: OU with rate κ around 10 + a1/κ; EM variance a2²/(κ(2 − κ dt))
+    assert abs(x1.mean() - (10 + 1e-3 / 0.5)) < 1e-4
+    np.testing.assert_allclose(x1.var(), 1e-6 / (0.5 * 1.5), rtol=0.1)
+    w1 = exact_x2_w1(fast_slow, x2)
+    ks = stats.kstest(x2, "norm", args=(1.0, math.sqrt(0.05))).statistic
+    print(f"known x1: {x2.size} samples, W1 = {w1:.4f}, KS = {ks:.4f}")
+    assert w1 < 0.02
+    # bias energies are βU = κ/2 (x1 − 10)² per frame
+    np.testing.assert_allclose(window.bias.values, 0.25 * (window.xi.values - 10) ** 2)
+
+
+@pytest.fixture(scope="module")
+def learned_coordinate():
+    """Φ: geometric-harmonics extension of the first diffusion-map coordinate of one unbiased run (Figure 2, right)."""
+    system = systems.get("fast_slow_linear")
+    data = system.simulate(1, 20_000, seed=1)[::25, 0].values
+    maps = DiffusionMaps(1).fit(data)
+    return data, GeometricHarmonics(4 * maps.epsilon_).fit(data, maps.fit_transform(data)[:, 0])
+
+
+def test_learned_coordinate_window_gives_the_exact_conditional_law(fast_slow, learned_coordinate):
+    """Bias on Φ at φ0 = Φ(10, 1) (eq. 2.3): restricted samples sit at φ0, x1 near 10, x2 ~ N(1, 0.05)."""
+    data, extension = learned_coordinate
+    point = np.array([[10.0, 1.0]])
+    phi0 = float(extension(point)[0, 0])
+    slope = float(extension.gradient(point)[0, 0, 0])  # dΦ/dx1: κ_Φ = 0.5 / slope² acts like κ = 0.5 on x1
+    sampler = UmbrellaSampling(fast_slow, extension, 0.5 / slope**2, dt=1.0, n_steps=600, walkers=50,
+                               save_every=2, initial=data)
+    window = sampler.window(phi0, seed=2)
+    kept = window.isel(time=slice(window.attrs["warmup_frames"], None, window.attrs["stride"]))
+    x = kept.x.values.reshape(-1, 2)
+    assert abs(np.median(x[:, 0]) - 10.0) < 0.1
+    w1 = exact_x2_w1(fast_slow, x[:, 1])
+    ks = stats.kstest(x[:, 1], "norm", args=(1.0, math.sqrt(0.05))).statistic
+    print(f"learned phi: phi0 = {phi0:.4f}, {len(x)} samples, W1 = {w1:.4f}, KS = {ks:.4f}")
+    assert w1 < 0.02
+
+
+def test_window_outside_the_learned_range_warns_with_the_range(fast_slow, learned_coordinate):
+    data, extension = learned_coordinate
+    low, high = extension.value_range[:, 0]
+    sampler = UmbrellaSampling(fast_slow, extension, 1.0, dt=1.0, n_steps=10, walkers=2)
+    with pytest.warns(UserWarning, match=f"outside \\[{low:g}, {high:g}\\]"):
+        with pytest.raises(ValueError, match="the CV does not change"):  # Φ is flat far from the data
+            sampler.window(high + 0.5 * (high - low), seed=0)
+
+
+def test_half_moons_window_on_the_mahalanobis_coordinate_has_the_width_of_k():
+    """US on the Mahalanobis Φ at φ0 = 0: Φ of the samples concentrates at φ0 with the OU width of κ.
+
+    Locally dΦ ≈ −κ g² (Φ − φ0) dt + ∇Φᵀσ dW (g² = |∇Φ|², s² = |σᵀ∇Φ|²): Euler–Maruyama's chain
+    Φ' = (1 − κ g² dt) Φ + s √dt ξ has variance s² / (κ g² (2 − κ g² dt)), averaged over the samples."""
+    moons = systems.get("half_moons")
+    starts = moons.from_original(np.column_stack([0.15 * np.arange(10), np.ones(10)]))
+    y = moons.simulate(10, 1000, seed=2, x0=starts)[34::10].values.reshape(-1, 2)
+    covariances = local_noise_covariances(moons.evolver(), y, n_steps=2, n_bursts=20, seed=3)
+    maps = DiffusionMaps(1).fit(y, covariances=covariances)
+    phi = maps.eigenvectors_[:, maps.selected_[0]]
+    extension = GeometricHarmonics(np.median(np.sum((y[:, None] - y[None]) ** 2, -1)) / 20).fit(y, phi / phi.std())
+    kappa, dt = 0.5, moons.dt
+    sampler = UmbrellaSampling(moons, extension, kappa, dt=dt, n_steps=3000, walkers=100, save_every=5, initial=y)
+    window = sampler.window(0.0, seed=4)
+    kept = window.isel(time=slice(window.attrs["warmup_frames"], None, window.attrs["stride"]))
+    states, restricted = kept.x.values.reshape(-1, 2), kept.xi.values.ravel()
+    gradient = extension.gradient(states)[:, 0, :]
+    sigma = moons.diffusion(torch.as_tensor(states), 0.0).numpy()  # (n, 2, m)
+    g2 = np.sum(gradient**2, axis=1)
+    s2 = np.sum(np.einsum("nd,ndm->nm", gradient, sigma) ** 2, axis=1)
+    expected_var = np.mean(s2 / (kappa * g2 * (2 - kappa * g2 * dt)))
+    print(f"half_moons: Phi mean {restricted.mean():+.2e}, var {restricted.var():.3e} "
+          f"(expected {expected_var:.3e}), {restricted.size} samples; Phi spans {np.ptp(phi / phi.std()):.2f} on the data")
+    assert abs(restricted.mean()) < 0.1 * math.sqrt(expected_var)
+    np.testing.assert_allclose(restricted.var(), expected_var, rtol=0.1)
+
+
+# -- periodic CV ------------------------------------------------------------------------------------
+def ring_sde():
+    """Overdamped Langevin in V = 10 (|x| − 1)², β = 1: the angle is uniform at equilibrium."""
+    def drift(x, t):
+        r = torch.linalg.vector_norm(x, dim=1, keepdim=True)
+        return -20 * (r - 1) * x / r
+    return SDE(drift, lambda x, t: torch.full((2,), math.sqrt(2.0), dtype=x.dtype))
+
+
+def angle(x):
+    return torch.atan2(x[..., 1], x[..., 0])
+
+
+def test_bias_on_an_angle_near_pi_wraps_instead_of_jumping():
+    """Window at θ0 = π − 0.05 with κ = 20: the biased angle is a wrapped N(θ0, 1/κ) (the radial factor
+    does not depend on θ), and walkers crossing ±π feel the small wrapped force, not κ·2π."""
+    cv = CollectiveVariable(angle, name="theta", period=2 * math.pi)
+    start = np.array([math.cos(3.0), math.sin(3.0)])
+    sampler = UmbrellaSampling(ring_sde(), cv, 20.0, dt=2e-3, n_steps=3000, walkers=200, save_every=10, initial=start)
+    window = sampler.window(math.pi - 0.05, seed=5)
+    theta = window.xi.values[window.attrs["warmup_frames"]:]
+    assert (theta < 0).mean() > 0.1  # the walkers do cross the branch cut
+    offset = wrapped_difference(theta, math.pi - 0.05, 2 * math.pi)
+    n_eff = offset.size / window.attrs["inefficiency"]
+    assert abs(offset.mean()) < 4 * math.sqrt(1 / 20 / n_eff)
+    np.testing.assert_allclose(offset.var(), 1 / 20, rtol=4 * math.sqrt(2 / n_eff) + 0.02)
+    assert window.bias.values.max() < 12  # βU = 10 d² stays O(1): no 2π jump (that would be ~180)
+
+
+# -- windows across a grid, reproducibility, the Lift ----------------------------------------------------
+def test_windows_do_not_depend_on_tasks_or_executor(fast_slow):
+    sampler = UmbrellaSampling(fast_slow, "x1", 0.5, dt=1.0, n_steps=100, walkers=4, warmup=10)
+    grid = [9.0, 10.0, 11.0]
+    together = sampler.run(grid, seed=3)
+    with ThreadPoolExecutor(2) as pool:
+        apart = sampler.run(grid, seed=3, executor=pool)
+    assert together.identical(apart)
+    np.testing.assert_array_equal(together.window_index.values, np.repeat([0, 1, 2], together.n_samples.values))
+    # a window alone is the first window of a run with the same seed
+    alone = sampler.window(9.0, seed=3)
+    frames = np.arange(alone.attrs["warmup_frames"], alone.sizes["time"], alone.attrs["stride"])
+    np.testing.assert_array_equal(alone.x.values[frames].reshape(-1, 2), together.x.values[together.window_index.values == 0])
+    assert dict(together.sizes) == {"sample": int(together.n_samples.sum()), "coord": 2, "window": 3}
+
+
+def test_umbrella_lift_passes_the_micro_macro_check(fast_slow):
+    sampler = UmbrellaSampling(fast_slow, "x1", 0.5, dt=1.0, n_steps=60, walkers=8)
+    states = sampler(np.array([10.0]), 40, seed=6)
+    assert states.shape == (40, 2)
+    check_micro_macro_consistency(sampler, lambda x: x[..., :1], np.array([10.0]), 40, seed=6, tolerance=0.01)
+
+
+# -- double well: PMF by WHAM and MBAR, unbiased conditional lift ------------------------------------------
+def double_well_pmf_reference(system, edges):
+    """Exact −log ∫ e^{−U} dx2 averaged over each bin (what a histogram estimates), zero at its minimum."""
+    shift = system.potential(system.x0)
+    density = lambda x1: math.exp(-(system.potential(np.array([x1, 0.0])) - shift))
+    mass = np.array([integrate.quad(density, a, b)[0] / (b - a) for a, b in zip(edges[:-1], edges[1:])])
+    pmf = -np.log(mass)
+    return pmf - pmf.min()
+
+
+def double_well_study(walkers, n_steps, save_every, seed):
+    system = systems.get("double_well")
+    sampler = UmbrellaSampling(system, "x1", 20.0, dt=5e-4, n_steps=n_steps, walkers=walkers,
+                               save_every=save_every, initial=np.zeros(2))
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="window at .* still relaxing")
+        windows = sampler.run(np.linspace(-3.5, 3.5, 25), seed=seed)
+    fits = {name: sampler.reweight(windows, name, bins=150, **({"n_bootstrap": 40} if name == "wham" else {}))
+            for name in ("wham", "mbar")}
+    return system, sampler, windows, fits
+
+
+def check_pmf(system, fits, tolerance_of):
+    for name, fitted in fits.items():
+        pmf = fitted.pmf_
+        edges = np.concatenate([pmf.cv.values - pmf.bin_width.values / 2, [pmf.cv.values[-1] + pmf.bin_width.values[-1] / 2]])
+        exact = double_well_pmf_reference(system, edges)
+        # shift both to the same reference: the exact minimum bin
+        error = pmf.pmf.values - exact
+        error -= error[np.argmin(exact)]
+        low = exact < 8
+        excess = np.abs(error[low]) / tolerance_of(pmf.pmf_stderr.values[low])
+        print(f"{name}: max |PMF error| = {np.abs(error[low]).max():.3f} kT over {low.sum()} bins, "
+              f"max error/tolerance {excess.max():.2f}")
+        assert excess.max() < 1
+    wham, mbar = fits["wham"].pmf_, fits["mbar"].pmf_
+    difference = np.abs(wham.pmf.values - mbar.pmf.values)
+    combined = np.hypot(wham.pmf_stderr.values, mbar.pmf_stderr.values)
+    resolved = combined > 0  # the reference bins have no error bar
+    print(f"WHAM - MBAR: max {difference.max():.3f} kT, max in combined se {np.max(difference[resolved] / combined[resolved]):.2f}")
+    assert np.all(difference <= 2 * combined + 0.05)  # same data: the binning bias of WHAM (≤ 0.05 kT at 150 bins)
+
+
+def test_double_well_pmf_by_wham_and_mbar_matches_quadrature():
+    """Small run: errors within 4 se plus 0.07 kT (Euler–Maruyama at dt = 5e-4 shifts the invariant law by
+    ~dt |U'|²/4 ≤ 0.05 kT where the PMF is below 8 kT; WHAM's binning bias ≤ 0.05 kT)."""
+    system, sampler, windows, fits = double_well_study(walkers=200, n_steps=4000, save_every=40, seed=1)
+    check_pmf(system, fits, lambda se: 4 * se + 0.07)
+    overlap = fits["mbar"].overlap_
+    assert np.all(np.diag(overlap, 1) > 0.03)
+    np.testing.assert_allclose(overlap.sum(axis=1), 1, atol=1e-10)
+
+
+@pytest.mark.slow
+def test_double_well_pmf_within_015_kT():
+    """The acceptance study: 25 windows, κ = 20, 800 walkers × 16000 steps each; |error| < 0.15 kT below 8 kT."""
+    system, sampler, windows, fits = double_well_study(walkers=800, n_steps=16_000, save_every=200, seed=2)
+    check_pmf(system, fits, lambda se: np.full_like(se, 0.15))
+
+
+def test_reweighted_windows_lift_the_unbiased_kernel_law():
+    """Resampling with w_n ∝ W_n K_h(x1 − z) gives x1 ~ e^{−F(x1)} K_h(x1 − z): its mean by quadrature.
+
+    The bias pulls each window's x1 towards its centre; without the weights W_n the mean would be off."""
+    system, sampler, windows, fits = double_well_study(walkers=100, n_steps=2000, save_every=40, seed=3)
+    z, h = -1.0, 0.15
+    lift = ReweightedUmbrella(windows, fits["mbar"], bandwidth=h)
+    shift = system.potential(system.x0)
+    law = lambda x1: math.exp(-(system.potential(np.array([x1, 0.0])) - shift) - 0.5 * ((x1 - z) / h) ** 2)
+    exact_mean = integrate.quad(lambda x: x * law(x), z - 8 * h, z + 8 * h)[0] / integrate.quad(law, z - 8 * h, z + 8 * h)[0]
+    weights = lift.weights(z)
+    x1 = windows.x.values[:, 0]
+    mean = np.sum(weights * x1)
+    se = math.sqrt(np.sum(weights * (x1 - mean) ** 2) / (1 / np.sum(weights**2)))
+    print(f"reweighted x1 mean at z = {z}: {mean:.4f} ± {se:.4f}, exact {exact_mean:.4f}")
+    assert abs(mean - exact_mean) < 4 * se + 0.01
+    states = lift(np.array([z]), 500, seed=7)
+    assert states.shape == (500, 2) and np.all(np.abs(states[:, 0] - z) < 8 * h)
+
+
+# -- bad input --------------------------------------------------------------------------------------
+def test_bad_input_is_refused_clearly(fast_slow):
+    with pytest.raises(ValueError, match="kappa"):
+        UmbrellaSampling(fast_slow, "x1", 0.0, dt=1.0, n_steps=10)
+    with pytest.raises(ValueError, match="kappa"):
+        UmbrellaSampling(fast_slow, "x1", -1.0, dt=1.0, n_steps=10)
+    sampler = UmbrellaSampling(fast_slow, "x1", 0.5, dt=1.0, n_steps=10, walkers=2)
+    with pytest.raises(ValueError, match="non-empty"):
+        sampler.run([], seed=0)
+    with pytest.raises(ValueError, match="out of range"):
+        UmbrellaSampling(fast_slow, "x3", 0.5, dt=1.0, n_steps=10)
+    root = CollectiveVariable(lambda x: torch.sqrt(x[..., 0]), name="sqrt_x1")
+    at_origin = UmbrellaSampling(fast_slow, root, 1.0, dt=1.0, n_steps=10, walkers=2)
+    with pytest.raises(ValueError, match="gradient of the CV sqrt_x1 is not finite"):
+        at_origin.window(1.0, seed=0)
+    with pytest.raises(ValueError, match="period"):
+        CollectiveVariable(angle, period=-1.0)
+    with pytest.raises(ValueError, match="estimator"):
+        sampler.reweight(sampler.run([1.0, 2.0], seed=0), "tram")
