@@ -51,7 +51,8 @@ def integrate(
     """
     t0, t1 = _span(t_span)
     z0 = float(closure.check(z0))
-    units = {"units": closure.dataset["cv"].attrs.get("units", "1"), "long_name": closure.dataset["cv"].attrs.get("long_name", "collective variable")}
+    cv_attrs = closure.dataset["cv"].attrs
+    units = {"units": cv_attrs.get("units", "1"), "long_name": cv_attrs.get("long_name", "collective variable")}
     if not sde:
         def rhs(t, z):
             try:

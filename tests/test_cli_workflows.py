@@ -57,8 +57,8 @@ def test_umbrella_on_a_saved_learned_coordinate(tmp_path):
     kappa = 0.5 / slope**2  # acts like κ = 0.5 on x1
     out = tmp_path / "us.zarr"
     assert main(["umbrella", "--system", "fast_slow_linear", "--cv", str(tmp_path / "phi.npz"),
-                 f"--grid={phi0 - 0.2 * slope}:{phi0 + 0.2 * slope}:3", "--kappa", str(kappa), "--steps", "600", "--initial", str(store), "--walkers", "10", "--seed", "1",
-                 "--out", str(out), "--quiet"]) == 0
+                 f"--grid={phi0 - 0.2 * slope}:{phi0 + 0.2 * slope}:3", "--kappa", str(kappa), "--steps", "600",
+                 "--initial", str(store), "--walkers", "10", "--seed", "1", "--out", str(out), "--quiet"]) == 0
     windows = open_zarr(out)
     samples = windows.x.values[windows.window_index.values == 1]
     assert abs(np.median(samples[:, 0]) - 3.0) < 0.1

@@ -3,8 +3,10 @@
 A window at z runs the fine dynamics of many walkers at once under the bias U_z = κ/2 d(ξ(x), z)²
 (:mod:`eqfree.lift.bias`). Warm-up is detected on the walker-averaged CV series (MSER) and the rest
 of every walker's series is thinned by the pooled statistical inefficiency g
-(:mod:`eqfree.timeseries`), leaving roughly independent samples of the biased law. For dynamics with the equilibrium exp(−βV) (overdamped Langevin, unit mobility,
-noise √(2/β)) the biased law is ∝ exp(−βV − βU_z): the bias changes only the law of ξ, not the
+(:mod:`eqfree.timeseries`), leaving roughly independent samples of the CV (coordinates that
+relax more slowly than the biased CV stay correlated across the kept frames: weigh their statistics
+by their own inefficiency). For dynamics with the equilibrium exp(−βV) (overdamped Langevin, unit
+mobility, noise √(2/β)) the biased law is ∝ exp(−βV − βU_z): the bias changes only the law of ξ, not the
 law of x given ξ, and the reduced bias βU_z (stored with every sample, in kT) lets WHAM or MBAR
 (:mod:`eqfree.reweight`) remove it. Where ξ is orthogonal to the rest (x1 of eq. 2.1), the window's
 samples are already conditional samples.
