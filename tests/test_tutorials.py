@@ -46,3 +46,17 @@ def test_umbrella_sampling_tutorial(fast_mode):
         assert (fast_mode / f"{name}.png").stat().st_size > 20_000
     assert max(run["w1"].values()) < 0.02
     assert max(run["pmf_excess"].values()) < 1  # every bin below 8 kT within 4 se + 0.07 kT
+
+
+def test_closures_tutorial(fast_mode):
+    run = runpy.run_path(str(TUTORIALS / "05_closures.py"))
+    for name in ("closure_drift", "closure_paths"):
+        assert (fast_mode / f"{name}.png").stat().st_size > 20_000
+    assert (fast_mode / "closure_bursts.zarr").is_dir() and (fast_mode / "closure_average.zarr").is_dir()
+    # 41 points at once: 3.7 se is the family-wise 1 % bound (bias β removed from the burst estimate)
+    assert run["burst_z"].max() < 3.7 and run["average_z"].max() < 3.7
+    assert np.abs(run["beta"]).max() < 0.1
+    # closed ODE vs direct mean: within the derived path bound (< 0.05, tests/test_closures.py);
+    # the closure that forgets −3 s² z misses by far more
+    assert run["ode_gap"] < 0.05 and run["wrong_gap"] > 0.2
+    assert run["burst_closure"].has_diffusion and not run["closure"].has_diffusion
