@@ -31,8 +31,9 @@ from typing import Callable
 
 import numpy as np
 
-from eqfree.operators import Evolve, Lift, Restrict, steps_for
+from eqfree.operators import CoarseTimeStepper, Evolve, Lift, Restrict, steps_for
 from eqfree.seeding import SeedLike, child
+from eqfree.validation import checked_count, checked_duration
 
 SlowDrift = Callable[[np.ndarray], np.ndarray]
 
@@ -48,12 +49,6 @@ def describe(operator) -> object:
     return re.sub(r" at 0x[0-9a-fA-F]+", "", repr(operator))
 
 
-def _positive_count(value, name: str, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
-
-
 def _lifted(lift: Lift, z: float, n: int, seed: SeedLike) -> np.ndarray:
     x = np.asarray(lift(np.array([z]), n, seed=seed), dtype=float)
     if x.ndim != 2 or x.shape[0] != n:
@@ -63,29 +58,17 @@ def _lifted(lift: Lift, z: float, n: int, seed: SeedLike) -> np.ndarray:
     return x
 
 
-def _restricted(restrict: Restrict, x: np.ndarray) -> np.ndarray:
-    z = np.asarray(restrict(x), dtype=float)
-    if z.shape[-1:] != (1,) or z.shape[:-1] != x.shape[:-1]:
-        raise ValueError(
-            f"restriction returned shape {z.shape} for states {x.shape}; closures need one collective "
-            "variable, shape (..., 1): restrict to a single coordinate"
-        )
-    return z[..., 0]
-
-
 class BurstEstimator:
     """Drift and diffusion from short bursts: n replicas lifted at z, evolved for τ (module doc)."""
 
     estimates_diffusion = True
 
     def __init__(self, lift: Lift, evolve: Evolve, restrict: Restrict, *, tau: float, n_replicas: int):
-        tau = float(tau)
-        if not (math.isfinite(tau) and tau > 0):
-            raise ValueError(f"burst length tau must be a finite positive time, got {tau}")
         self.lift, self.evolve, self.restrict = lift, evolve, restrict
-        self.tau = tau
-        self.n_steps = steps_for(tau, evolve.dt)
-        self.n_replicas = _positive_count(n_replicas, "n_replicas", 2)
+        self.tau = checked_duration(tau, "tau (the burst length)")
+        self.n_steps = steps_for(self.tau, evolve.dt)
+        self.n_replicas = checked_count(n_replicas, "n_replicas", 2)
+        self._stepper = CoarseTimeStepper(lift, evolve, restrict)
 
     @property
     def recipe(self) -> dict:
@@ -95,12 +78,14 @@ class BurstEstimator:
         }
 
     def __call__(self, z: float, seed: SeedLike) -> dict[str, float]:
-        """Estimates at ``z``; the lift draws with child 0 of ``seed``, the burst with child 1."""
-        x0 = _lifted(self.lift, z, self.n_replicas, child(seed, 0))
-        burst = self.evolve(x0, self.n_steps, seed=child(seed, 1), save_every=self.n_steps)
-        ends = np.asarray(burst, dtype=float)[[0, -1]]
-        z0, z1 = _restricted(self.restrict, ends)
-        step = z1 - z0
+        """Estimates at ``z`` from R ∘ E_τ ∘ L (lift with child 0 of ``seed``, burst with child 1)."""
+        burst = self._stepper(z, self.tau, self.n_replicas, seed=seed, save_every=self.n_steps)
+        if burst.sizes["cv"] != 1:
+            raise ValueError(f"restriction gives {burst.sizes['cv']} CVs; closures need one collective variable: "
+                             "restrict to a single coordinate")
+        step = (burst[-1] - burst[0]).values[:, 0]
+        if not np.all(np.isfinite(step)):
+            raise ValueError(f"the burst at z = {z} left non-finite CV values; check the lift's valid range")
         n = self.n_replicas
         deviation2 = (step - step.mean()) ** 2 * n / (n - 1)
         return {
@@ -121,7 +106,7 @@ class ConditionalAverageEstimator:
         if not callable(slow_drift):
             raise TypeError(f"slow_drift must be callable as slow_drift(x) -> (n,), got {type(slow_drift).__name__}")
         self.lift, self.slow_drift = lift, slow_drift
-        self.n_samples = _positive_count(n_samples, "n_samples", 2)
+        self.n_samples = checked_count(n_samples, "n_samples", 2)
 
     @property
     def recipe(self) -> dict:

@@ -17,6 +17,7 @@ from scipy.integrate import solve_ivp
 
 from eqfree.operators import steps_for
 from eqfree.seeding import SeedLike, as_seed_sequence
+from eqfree.validation import checked_count
 
 from .model import Closure
 
@@ -68,8 +69,7 @@ def integrate(
 
     if seed is None or dt is None:
         raise ValueError("the SDE needs an explicit seed and a time step dt")
-    if isinstance(n_paths, bool) or not isinstance(n_paths, (int, np.integer)) or n_paths < 1:
-        raise ValueError(f"n_paths must be a positive integer, got {n_paths!r}")
+    n_paths = checked_count(n_paths, "n_paths")
     n_steps = steps_for(t1 - t0, dt)
     saved = np.arange(n_steps + 1) if t_eval is None else np.array([steps_for(t - t0, dt) for t in np.atleast_1d(t_eval)])
     if saved.size == 0 or saved.max() > n_steps:

@@ -75,16 +75,26 @@ def _system(args):
     return systems.get(args.system, **dict(args.param))
 
 
-def _cv(spec: str, system, period: float | None = None):
-    """A CV from the command line: a coordinate name/index, or a saved kernel expansion (``.npz``)."""
-    if spec.endswith(".npz"):
-        return collective_variable(KernelExpansion.load(spec), period=period)
-    return collective_variable(spec, dim=system.dim, period=period)
+def _dt(args, system) -> float:
+    return system.dt if args.dt is None else args.dt
 
 
 def _restriction(spec: str, system):
-    """The Restrict operator of a CV spec, shape (..., 1): Coordinates or the saved kernel expansion."""
+    """The Restrict operator of a CV spec, shape (..., 1): a coordinate name/index, or a saved kernel
+    expansion (``.npz``, a learned diffusion-map coordinate)."""
     return KernelExpansion.load(spec) if spec.endswith(".npz") else Coordinates(spec, system.dim)
+
+
+def _cv(spec: str, system, period: float | None = None):
+    """The CV of a spec, for a bias."""
+    return collective_variable(_restriction(spec, system), period=period)
+
+
+def _coarse_operators(args, system):
+    """The fine step, the restriction and the lift given by ``--dt``, ``--cv`` and ``--lift``."""
+    dt = _dt(args, system)
+    restrict = _restriction(args.cv, system)
+    return dt, restrict, _lift(args.lift, system, collective_variable(restrict), dt)
 
 
 def _lift(spec: str, system, cv, dt: float):
@@ -117,8 +127,8 @@ def cmd_systems(args) -> int:
 
 
 def cmd_simulate(args) -> int:
-    system = systems.get(args.system, **dict(args.param))
-    dt = system.dt if args.dt is None else args.dt
+    system = _system(args)
+    dt = _dt(args, system)
     trajectory = system.simulate(
         args.walkers, args.steps, seed=args.seed, dt=dt, x0=args.x0, save_every=args.save_every,
         device=args.device, noise_dtype=getattr(torch, args.noise_dtype), progress=not args.quiet,
@@ -176,7 +186,7 @@ def _recipe_parameters(args, **extra) -> dict:
 
 def cmd_umbrella(args) -> int:
     system = _system(args)
-    dt = system.dt if args.dt is None else args.dt
+    dt = _dt(args, system)
     initial = None if args.initial is None else open_zarr(args.initial)["x"].values.reshape(-1, system.dim)
     sampler = UmbrellaSampling(system, _cv(args.cv, system, args.period), args.kappa, dt=dt, n_steps=args.steps,
                                walkers=args.walkers, beta=getattr(system, "beta", 1.0), save_every=args.save_every,
@@ -205,17 +215,14 @@ def cmd_umbrella(args) -> int:
 def _estimator(args, system):
     from closures import BurstEstimator, ConditionalAverageEstimator
 
-    dt = system.dt if args.dt is None else args.dt
-    cv = _cv(args.cv, system)
-    lift = _lift(args.lift, system, cv, dt)
+    dt, restrict, lift = _coarse_operators(args, system)
     if args.estimator == "bursts":
         if args.burst is None:
             raise ValueError("the bursts estimator needs the burst duration: pass --burst TAU")
-        return BurstEstimator(lift, system.evolver(dt), _restriction(args.cv, system), tau=args.burst,
-                              n_replicas=args.replicas)
-    if not isinstance(cv.function, Coordinates):
+        return BurstEstimator(lift, system.evolver(dt), restrict, tau=args.burst, n_replicas=args.replicas)
+    if not isinstance(restrict, Coordinates):
         raise ValueError("the conditional-average estimator needs the slow drift of a coordinate CV; use --estimator bursts")
-    index = cv.function.indices[0]
+    index = restrict.indices[0]
     slow_drift = lambda x: system.drift(torch.as_tensor(x), 0.0)[:, index].numpy()  # noqa: E731
     return ConditionalAverageEstimator(lift, slow_drift, n_samples=args.replicas)
 
@@ -321,9 +328,8 @@ def cmd_project(args) -> int:
     from .operators import CoarseTimeStepper
 
     system = _system(args)
-    dt = system.dt if args.dt is None else args.dt
-    cv = _cv(args.cv, system)
-    stepper = CoarseTimeStepper(_lift(args.lift, system, cv, dt), system.evolver(dt), _restriction(args.cv, system))
+    dt, restrict, lift = _coarse_operators(args, system)
+    stepper = CoarseTimeStepper(lift, system.evolver(dt), restrict)
     bursts = ReplicaBursts(stepper, args.burst, args.replicas, args.seed, t_heal=args.heal)
     result = projective_integrate(bursts, args.z0, args.t_end, args.macro_step, method=args.method,
                                   realizations=args.realizations)

@@ -22,6 +22,7 @@ import numpy as np
 import xarray as xr
 
 from .seeding import SeedLike, child
+from .validation import checked_count
 
 
 @runtime_checkable
@@ -62,8 +63,7 @@ class CoarseTimeStepper:
         z = np.atleast_1d(np.asarray(z, dtype=float))
         if z.ndim != 1 or not np.all(np.isfinite(z)):
             raise ValueError(f"coarse state z must be a finite scalar or 1-D array, got {z!r}")
-        if isinstance(n_replicas, bool) or not isinstance(n_replicas, (int, np.integer)) or n_replicas < 1:
-            raise ValueError(f"n_replicas must be a positive integer, got {n_replicas!r}")
+        n_replicas = checked_count(n_replicas, "n_replicas")
         n_steps = steps_for(tau, self.evolve.dt)
         x0 = np.asarray(self.lift(z, n_replicas, seed=child(seed, 0)), dtype=float)
         if x0.ndim != 2 or x0.shape[0] != n_replicas:

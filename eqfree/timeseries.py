@@ -29,6 +29,7 @@ import numpy as np
 from scipy import fft
 
 from ._pymbar import import_pymbar
+from .validation import checked_count
 
 #: shortest series (per walker) whose inefficiency is estimated
 MIN_LENGTH = 3
@@ -54,10 +55,7 @@ def detect_warmup(series, *, nskip: int | None = None, method: str = "eqfree") -
     """The start t0 maximizing N_eff(t0) = W (T − t0)/g(t0), with g(t0) and N_eff(t0) there."""
     x = _as_series(series)
     length = x.shape[0]
-    if nskip is None:
-        nskip = math.ceil(length / 100)
-    if not (isinstance(nskip, (int, np.integer)) and nskip >= 1):
-        raise ValueError(f"nskip must be a positive integer, got {nskip!r}")
+    nskip = math.ceil(length / 100) if nskip is None else checked_count(nskip, "nskip")
     method = _resolve(method)
     best = Warmup(-1, math.nan, -math.inf)
     for start in range(0, length - MIN_LENGTH + 1, nskip):

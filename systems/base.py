@@ -14,6 +14,7 @@ import torch
 import xarray as xr
 
 from eqfree.evolve import SDEEvolver, coordinate_names, euler_maruyama
+from eqfree.validation import checked_count
 
 
 class System:
@@ -84,8 +85,7 @@ class System:
     def simulate(self, n_walkers: int, n_steps: int, *, seed, dt: float | None = None, x0=None,
                  save_every: int = 1, **options) -> xr.DataArray:
         """Euler–Maruyama from ``x0`` (default: :attr:`x0` for every walker); dims ``(time, walker, coord)``."""
-        if isinstance(n_walkers, bool) or not isinstance(n_walkers, (int, np.integer)) or n_walkers < 1:
-            raise ValueError(f"n_walkers must be a positive integer, got {n_walkers!r}")
+        n_walkers = checked_count(n_walkers, "n_walkers")
         if x0 is None:
             x0 = np.broadcast_to(self.x0, (n_walkers, self.dim))
         else:

@@ -276,7 +276,7 @@ def test_grid_outside_the_lifts_valid_range_is_refused_before_any_work(tmp_path)
 
 @pytest.mark.parametrize("tau", [0.0, -0.01, float("nan")])
 def test_non_positive_burst_is_refused(tau):
-    with pytest.raises(ValueError, match="tau must be a finite positive time"):
+    with pytest.raises(ValueError, match="tau .*must be a finite positive"):
         BurstEstimator(EXACT_CUBIC_LIFT, CUBIC.evolver(DT), Coordinates("x1"), tau=tau, n_replicas=10)
     with pytest.raises(ValueError, match="multiple of the fine step"):
         BurstEstimator(EXACT_CUBIC_LIFT, CUBIC.evolver(DT), Coordinates("x1"), tau=1.5 * DT, n_replicas=10)

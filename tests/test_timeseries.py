@@ -119,9 +119,11 @@ def test_bad_arguments_raise():
 
 
 def test_without_pymbar_the_default_works_and_pymbar_method_explains(monkeypatch):
-    x = ar1(2000, 1, 0.6, seed=2)[:, 0]
+    phi = 0.6
+    x = ar1(2000, 1, phi, seed=2)[:, 0]
     monkeypatch.setitem(sys.modules, "pymbar", None)
-    assert timeseries.statistical_inefficiency(x) > 1
+    exact = (1 + phi) / (1 - phi)  # Sokal's relative sd √(2(2M + 1)/N), M ≲ 20 lags here
+    assert abs(timeseries.statistical_inefficiency(x) - exact) < 4 * math.sqrt(2 * 41 / x.size) * exact
     with pytest.raises(ImportError, match=r"pip install 'eqfree\[md\]'"):
         timeseries.statistical_inefficiency(x, method="pymbar")
     with pytest.raises(ImportError, match="pymbar"):

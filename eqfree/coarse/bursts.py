@@ -9,7 +9,6 @@ numbers whatever else was run. Deterministic bursts ignore the key.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -18,15 +17,13 @@ import xarray as xr
 
 from ..operators import CoarseTimeStepper, steps_for
 from ..seeding import SeedLike, as_seed_sequence, child
+from ..validation import checked_count, checked_duration
 from .derivative import CoarseDerivative, coarse_derivative, tail_mask
 
 
 def burst_steps(tau: float, dt: float, t_heal: float, save_every: int = 1) -> int:
     """Fine steps in a burst of duration τ; checks that the tail [t_heal, τ] holds two saved states."""
-    tau = float(tau)
-    if not (math.isfinite(tau) and tau > 0):
-        raise ValueError(f"tau (burst duration) must be a finite positive number, got {tau}")
-    steps = steps_for(tau, dt)
+    steps = steps_for(checked_duration(tau, "tau (burst duration)"), dt)
     if isinstance(save_every, bool) or not isinstance(save_every, (int, np.integer)) or save_every < 1 or steps % save_every:
         raise ValueError(
             f"save_every = {save_every!r} must be a positive integer dividing the {steps} fine steps of the burst, "
@@ -49,9 +46,7 @@ class ReplicaBursts:
     steps: int = field(init=False)
 
     def __post_init__(self):
-        n = self.n_replicas
-        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 2:
-            raise ValueError(f"n_replicas must be an integer >= 2 (the standard error needs two), got {n!r}")
+        checked_count(self.n_replicas, "n_replicas (the standard error needs two)", 2)
         as_seed_sequence(self.seed)
         object.__setattr__(self, "steps", burst_steps(self.tau, self.dt, self.t_heal, self.save_every))
 
@@ -81,8 +76,7 @@ class ODEBursts:
     def __post_init__(self):
         if not callable(self.fn):
             raise TypeError(f"fn must be callable as fn(z, n_steps), got {type(self.fn)}")
-        if not (math.isfinite(self.dt) and self.dt > 0):
-            raise ValueError(f"dt (fine step) must be a finite positive number, got {self.dt}")
+        checked_duration(self.dt, "dt (fine step)")
         object.__setattr__(self, "steps", burst_steps(self.tau, self.dt, self.t_heal))
 
     def burst(self, z, key: tuple[int, ...] = ()) -> xr.DataArray:

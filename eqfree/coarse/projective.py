@@ -42,6 +42,7 @@ import math
 import numpy as np
 import xarray as xr
 
+from ..validation import checked_count
 from .bursts import ODEBursts, ReplicaBursts
 
 #: (nodes c, matrix a (strictly lower), weights b)
@@ -80,8 +81,7 @@ def projective_integrate(
     z0 = np.atleast_1d(np.asarray(z0, dtype=float))
     if z0.ndim != 1 or not np.all(np.isfinite(z0)):
         raise ValueError(f"z0 must be a finite scalar or 1-D array, got {z0!r}")
-    if isinstance(realizations, bool) or not isinstance(realizations, (int, np.integer)) or realizations < 1:
-        raise ValueError(f"realizations must be a positive integer, got {realizations!r}")
+    realizations = checked_count(realizations, "realizations")
     if realizations == 1 and not isinstance(bursts, ODEBursts):
         raise ValueError("one stochastic realization has no error estimate: pass realizations >= 2 "
                          "(independent runs whose spread gives z_stderr)")

@@ -17,6 +17,7 @@ import xarray as xr
 from tqdm.auto import tqdm
 
 from ..seeding import SeedLike, as_seed_sequence
+from ..validation import checked_count, checked_duration
 from .noise import BlockNoise
 from .sde import SDEProtocol, check_noise_type
 
@@ -62,19 +63,6 @@ def _first_divergent(x: torch.Tensor) -> int:
     if not bad.any():  # finite entries whose sum overflowed: report the largest walker
         bad = x.abs().amax(dim=1) == x.abs().amax()
     return int(torch.nonzero(bad)[0])
-
-
-def check_time_step(dt) -> float:
-    dt = float(dt)
-    if not (math.isfinite(dt) and dt > 0):
-        raise ValueError(f"dt must be a finite positive number, got {dt}")
-    return dt
-
-
-def _checked_count(value, name: str, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
 
 
 def _broadcast_field(value: torch.Tensor, shape: tuple[int, ...], what: str) -> torch.Tensor:
@@ -136,9 +124,9 @@ def euler_maruyama(
     naming the first walker and step at which a state became non-finite.
     """
     check_noise_type(sde.noise)
-    dt = check_time_step(dt)
-    n_steps = _checked_count(n_steps, "n_steps", 0)
-    save_every = _checked_count(save_every, "save_every", 1)
+    dt = checked_duration(dt, "dt")
+    n_steps = checked_count(n_steps, "n_steps", 0)
+    save_every = checked_count(save_every, "save_every")
     seed = as_seed_sequence(seed)
     if noise_dtype not in (torch.float32, torch.float64):
         raise ValueError(f"noise_dtype must be torch.float32 or torch.float64, got {noise_dtype}")
@@ -161,7 +149,7 @@ def euler_maruyama(
     _broadcast_field(sde.drift(x, t0), (walkers, dim), "drift")
 
     both = getattr(sde, "drift_and_diffusion", None)
-    noise = BlockNoise(seed, walkers, m, device, noise_dtype, _checked_count(first_walker, "first_walker", 0))
+    noise = BlockNoise(seed, walkers, m, device, noise_dtype, checked_count(first_walker, "first_walker", 0))
     sqrt_dt = math.sqrt(dt)
     saved_steps = np.arange(0, n_steps + 1, save_every)
     out = torch.empty((len(saved_steps), walkers, dim), dtype=torch.float64)

@@ -9,7 +9,8 @@ import torch
 import xarray as xr
 
 from ..seeding import SeedLike
-from .euler_maruyama import Potential, check_time_step, euler_maruyama
+from ..validation import checked_duration
+from .euler_maruyama import Potential, euler_maruyama
 from .sde import SDEProtocol
 
 
@@ -25,7 +26,7 @@ class SDEEvolver:
     coords: Sequence[str] | None = None
 
     def __post_init__(self):
-        self.dt = check_time_step(self.dt)
+        self.dt = checked_duration(self.dt, "dt")
 
     def __call__(self, x, n_steps: int, *, seed: SeedLike, save_every: int = 1, progress: bool = False) -> xr.DataArray:
         return euler_maruyama(

@@ -23,12 +23,13 @@ import torch
 import xarray as xr
 
 from ..evolve import coordinate_names, euler_maruyama
-from ..evolve.euler_maruyama import as_ensemble, bias_force, check_time_step
+from ..evolve.euler_maruyama import as_ensemble, bias_force
 from ..parallel import run_tasks
+from ..periodic import wrapped_difference
 from ..reweight import MBAR, WHAM, UmbrellaReweighting
 from ..seeding import SeedLike, child
 from ..timeseries import mser_warmup, statistical_inefficiency
-from ..periodic import wrapped_difference
+from ..validation import checked_count, checked_duration
 from .bias import CollectiveVariable, HarmonicBias, collective_variable
 
 
@@ -58,14 +59,11 @@ class UmbrellaSampling:
             raise ValueError(f"the spring constant kappa must be a finite positive number, got {kappa}")
         if not (math.isfinite(beta) and beta > 0):
             raise ValueError(f"beta = 1/kT must be a finite positive number, got {beta}")
-        if isinstance(n_steps, bool) or not isinstance(n_steps, (int, np.integer)) or n_steps < 1:
-            raise ValueError(f"n_steps must be a positive integer, got {n_steps!r}")
-        if isinstance(walkers, bool) or not isinstance(walkers, (int, np.integer)) or walkers < 2:
-            raise ValueError(f"walkers must be an integer >= 2 (independent walkers give the error bars), got {walkers!r}")
         if not (warmup == "auto" or (isinstance(warmup, (int, np.integer)) and 0 <= warmup)):
             raise ValueError(f"warmup must be 'auto' or a non-negative number of saved frames, got {warmup!r}")
         self.sde, self.kappa, self.beta = sde, kappa, beta
-        self.dt, self.n_steps, self.walkers = check_time_step(dt), int(n_steps), int(walkers)
+        self.dt, self.n_steps = checked_duration(dt, "dt"), checked_count(n_steps, "n_steps")
+        self.walkers = checked_count(walkers, "walkers (independent walkers give the error bars)", 2)
         self.initial, self.warmup, self.save_every = initial, warmup, save_every
         self.device, self.noise_dtype = device, noise_dtype
         self.coords = list(coords) if coords is not None else getattr(sde, "coords", None)
@@ -76,8 +74,11 @@ class UmbrellaSampling:
     # -- one window -----------------------------------------------------------------------------
     def reduced_bias(self, cv_values, centers) -> np.ndarray:
         """βU_k at CV values ``(N,)`` for window centres ``(K,)`` → ``(K, N)``, in kT."""
-        d = wrapped_difference(np.asarray(cv_values, float)[None, :], np.asarray(centers, float)[:, None], self.cv.period)
-        return 0.5 * self.beta * self.kappa * d**2
+        return self._reduced(np.asarray(cv_values, float)[None, :], np.asarray(centers, float)[:, None])
+
+    def _reduced(self, cv_values, center):
+        """βκ/2 d(ξ, z)²: the bias in kT (numpy, broadcasting)."""
+        return 0.5 * self.beta * self.kappa * wrapped_difference(cv_values, center, self.cv.period) ** 2
 
     def _initial_walkers(self, z: float, walkers: int, seed: SeedLike) -> np.ndarray:
         if callable(self.initial):
@@ -147,7 +148,7 @@ class UmbrellaSampling:
         return xr.Dataset(
             {"x": trajectory,
              "xi": (("time", "walker"), cv, {"long_name": f"collective variable {self.cv.name}"}),
-             "bias": (("time", "walker"), 0.5 * self.beta * self.kappa * offset**2,
+             "bias": (("time", "walker"), self._reduced(cv, z),
                       {"long_name": "reduced bias energy beta*U", "units": "kT"})},
             attrs={"center": z, "kappa": self.kappa, "beta": self.beta, "warmup_frames": start,
                    "inefficiency": inefficiency, "stride": max(1, math.ceil(inefficiency))},
@@ -181,9 +182,8 @@ class UmbrellaSampling:
         centers = np.atleast_1d(np.asarray(grid, dtype=float))
         if centers.ndim != 1 or centers.size == 0:
             raise ValueError(f"the grid of window centres must be a non-empty 1-D sequence, got shape {centers.shape}")
-        if windows_per_task is not None and not (isinstance(windows_per_task, (int, np.integer)) and windows_per_task >= 1):
-            raise ValueError(f"windows_per_task must be a positive integer or None, got {windows_per_task!r}")
-        per_task = windows_per_task or (len(centers) if executor is None else 1)
+        default = len(centers) if executor is None else 1
+        per_task = default if windows_per_task is None else checked_count(windows_per_task, "windows_per_task")
         starts = range(0, len(centers), per_task)
         tasks = [(self, centers[i:i + per_task], i, seed) for i in starts]
         windows: list[xr.Dataset] = []

@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import math
 import warnings
+from typing import NamedTuple
 
 import numpy as np
 import xarray as xr
 from scipy.special import logsumexp
 
-from ..periodic import wrapped_difference
+from ..periodic import check_period, wrapped_difference
 
 #: neighbouring windows whose overlap O_{k,k+1} or O_{k+1,k} falls below this are reported
 OVERLAP_THRESHOLD = 0.03
@@ -135,7 +136,7 @@ def drop_empty_bins(counts: np.ndarray, edges: np.ndarray) -> np.ndarray:
         empty = ", ".join(f"[{edges[b]:.4g}, {edges[b + 1]:.4g})" for b in np.flatnonzero(~filled)[:10])
         more = " ..." if (~filled).sum() > 10 else ""
         warnings.warn(f"{(~filled).sum()} histogram bins hold no samples and are left out of the PMF: {empty}{more}; "
-                      "use fewer bins or sample the gaps", UserWarning, stacklevel=3)
+                      "use fewer bins or sample the gaps", UserWarning, stacklevel=4)  # <- _histogram <- fit <- caller
     return filled
 
 
@@ -166,6 +167,19 @@ def kish_ess(weights) -> float:
     return float(w.sum() ** 2 / np.sum(w**2))
 
 
+class Histogram(NamedTuple):
+    u: np.ndarray
+    window: np.ndarray
+    cv: np.ndarray
+    groups: np.ndarray
+    n_k: np.ndarray
+    period: float | None
+    edges: np.ndarray
+    sample_bin: np.ndarray
+    counts: np.ndarray
+    filled: np.ndarray
+
+
 class UmbrellaReweighting:
     """Shared fitted state of WHAM and MBAR: unbiased sample weights, overlap, conditional weights.
 
@@ -178,6 +192,15 @@ class UmbrellaReweighting:
     """
 
     period: float | None
+
+    def _histogram(self, reduced_bias, window, cv, groups=None) -> Histogram:
+        """The checked inputs of ``fit`` and their CV histogram (bins without samples flagged)."""
+        period = check_period(self.period)
+        u, window, cv, groups, n_k = check_umbrella_data(reduced_bias, window, cv, groups)
+        edges = histogram_edges(self.bins, cv, period)
+        sample_bin = bin_index(cv, edges, period)
+        counts = np.bincount(sample_bin, minlength=edges.size - 1)
+        return Histogram(u, window, cv, groups, n_k, period, edges, sample_bin, counts, drop_empty_bins(counts, edges))
 
     def _finish(self, u, n_k, f, cv, threshold):
         self.n_samples_ = n_k

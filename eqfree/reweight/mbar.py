@@ -17,11 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._pymbar import import_pymbar
-from ..periodic import check_period
-from .common import (
-    OVERLAP_THRESHOLD, UmbrellaReweighting, bin_index, check_threshold, check_umbrella_data, drop_empty_bins,
-    histogram_edges, pmf_dataset,
-)
+from .common import OVERLAP_THRESHOLD, UmbrellaReweighting, check_threshold, pmf_dataset
 
 
 class MBAR(UmbrellaReweighting):
@@ -50,13 +46,8 @@ class MBAR(UmbrellaReweighting):
     def fit(self, reduced_bias, window, cv) -> MBAR:
         """Fit on ``reduced_bias`` (K, N) in kT, ``window`` (N,) labels and ``cv`` (N,)."""
         pymbar = import_pymbar()
-        period = check_period(self.period)
         threshold = check_threshold(self.overlap_threshold)
-        u, window, cv, _, n_k = check_umbrella_data(reduced_bias, window, cv)
-        edges = histogram_edges(self.bins, cv, period)
-        sample_bin = bin_index(cv, edges, period)
-        counts = np.bincount(sample_bin, minlength=edges.size - 1)
-        filled = drop_empty_bins(counts, edges)
+        u, window, cv, _, n_k, period, edges, sample_bin, counts, filled = self._histogram(reduced_bias, window, cv)
         centres = 0.5 * (edges[:-1] + edges[1:])
 
         order = np.argsort(window, kind="stable")  # pymbar's documented layout: samples grouped by state

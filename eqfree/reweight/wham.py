@@ -17,12 +17,9 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import logsumexp
 
-from ..periodic import check_period
 from ..seeding import SeedLike, as_seed_sequence
-from .common import (
-    OVERLAP_THRESHOLD, UmbrellaReweighting, bin_index, check_threshold, check_umbrella_data, drop_empty_bins,
-    histogram_edges, pmf_dataset,
-)
+from ..validation import checked_count
+from .common import OVERLAP_THRESHOLD, UmbrellaReweighting, check_threshold, pmf_dataset
 
 
 class ConvergenceError(RuntimeError):
@@ -60,20 +57,14 @@ class WHAM(UmbrellaReweighting):
 
     def fit(self, reduced_bias, window, cv, groups=None) -> WHAM:
         """Fit on ``reduced_bias`` (K, N) in kT, ``window`` (N,) labels, ``cv`` (N,) and optional ``groups`` (N,)."""
-        period = check_period(self.period)
         threshold = check_threshold(self.overlap_threshold)
-        if not (isinstance(self.n_bootstrap, (int, np.integer)) and self.n_bootstrap >= 2):
-            raise ValueError(f"n_bootstrap must be an integer >= 2 for the standard errors, got {self.n_bootstrap!r}")
-        if not (isinstance(self.max_iterations, (int, np.integer)) and self.max_iterations >= 1):
-            raise ValueError(f"max_iterations must be a positive integer, got {self.max_iterations!r}")
+        checked_count(self.n_bootstrap, "n_bootstrap (for the standard errors)", 2)
+        checked_count(self.max_iterations, "max_iterations")
         if not self.tolerance > 0:
             raise ValueError(f"tolerance must be positive, got {self.tolerance!r}")
         rng = np.random.default_rng(as_seed_sequence(self.seed))
-        u, window, cv, groups, n_k = check_umbrella_data(reduced_bias, window, cv, groups)
-        edges = histogram_edges(self.bins, cv, period)
-        sample_bin = bin_index(cv, edges, period)
-        counts = np.bincount(sample_bin, minlength=edges.size - 1)
-        filled = drop_empty_bins(counts, edges)
+        u, window, cv, groups, n_k, period, edges, sample_bin, counts, filled = self._histogram(
+            reduced_bias, window, cv, groups)
         histogram = _BinnedBias(u, window, (np.cumsum(filled) - 1)[sample_bin])
         log_width = np.log(np.diff(edges)[filled])
 
