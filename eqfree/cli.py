@@ -11,6 +11,9 @@
     eqfree closure integrate --closure PATH.zarr --z0 Z --t-end T --out PATH.zarr [--compare W --png P]
     eqfree project --system NAME --cv SPEC --lift SPEC --z0 Z --t-end T --macro-step D --burst TAU
                     --replicas R --seed S --out PATH.zarr
+    eqfree train-lift --data PATH.zarr --cv SPEC --method ccgan|score [--loss hard|soft] [--noise-dim D]
+                    [--epochs N] --seed S --out MODEL
+    eqfree lift --model MODEL --at Z[,Z...] --n N --seed S --out PATH.zarr
     eqfree run RECIPE.toml
 
 A CV SPEC is a coordinate (``x1`` or a 0-based index) or a ``.npz`` file written by
@@ -344,6 +347,67 @@ def cmd_project(args) -> int:
     return 0
 
 
+def _training_pairs(args):
+    """States (N, dim) of ``--variable`` and their CV labels (N,) from a store of ``simulate`` or ``umbrella``."""
+    dataset = open_zarr(args.data)
+    if args.variable not in dataset:
+        raise ValueError(f"{args.data} has no variable {args.variable!r}; it has {sorted(dataset.data_vars)}")
+    if "time" in dataset.dims:
+        dataset = dataset.sel(time=slice(args.discard, None))
+    x, samples = dataset["x"], dataset[args.variable]
+    dim = x.sizes["coord"]
+    states = x.values.reshape(-1, dim)
+    if states.shape[0] == 0:
+        raise ValueError(f"no samples left in {args.data} after --discard {args.discard}")
+    system = systems.get(parameters_of(dataset.attrs)["system"]) if "system" in dataset.attrs else None
+    labels = np.asarray(_restriction(args.cv, system or argparse.Namespace(dim=dim))(states)).reshape(len(states), -1)
+    if labels.shape[1] != 1:
+        raise ValueError(f"CV {args.cv!r} has {labels.shape[1]} components; a conditional generator takes one")
+    return samples.values.reshape(len(states), -1), labels[:, 0], [str(c) for c in samples[samples.dims[-1]].values]
+
+
+def cmd_train_lift(args) -> int:
+    from .lift.generative import CcGAN, ConditionalScoreModel
+
+    X, y, coords = _training_pairs(args)
+    options = {"epochs": args.epochs, "batch_size": args.batch_size, "device": args.device}
+    if args.lr is not None:
+        options["lr"] = args.lr
+    if args.method == "ccgan":
+        model = CcGAN(loss=args.loss, noise_dim=args.noise_dim, preset=args.preset, **options)
+    else:
+        model = ConditionalScoreModel(**options)
+    model.fit(X, y, seed=args.seed, coords=coords, progress=not args.quiet)
+    model.training_.update(data=str(args.data), cv=args.cv, variable=args.variable, discard=args.discard)
+    path = model.save(args.out)
+    final = {name: float(values[-100:].mean()) for name, values in model.history_.items()}
+    print(f"wrote {path}: {args.method} on {len(y)} samples {tuple(coords)} labelled by {args.cv} in "
+          f"[{y.min():.4g}, {y.max():.4g}], {model.training_['seconds']:.1f} s; final losses "
+          + ", ".join(f"{name} {value:.4f}" for name, value in final.items()))
+    return 0
+
+
+def cmd_lift(args) -> int:
+    from .lift.generative import load_generator
+    from .metrics import label_consistency
+
+    model = load_generator(args.model, device=args.device)
+    at = np.asarray(args.at, dtype=float)
+    samples = np.stack([model.sample(z, args.n, seed=child(args.seed, i)) for i, z in enumerate(at)])
+    dataset = xr.Dataset({"x": (("z", "sample", "coord"), samples, {"long_name": "lifted fine states", "units": "1"})},
+                         coords={"z": at, "coord": model.coords_})
+    dataset["z"].attrs.update(long_name="conditioning CV value", units="1")
+    dataset.attrs = provenance(f"{model.method} lift from {args.model}", _recipe_parameters(args), ["eqfree", *args.argv])
+    path = write_zarr(dataset, args.out, overwrite=args.overwrite)
+    print(f"wrote {path}: {args.n} states at each of {len(at)} CV value(s)")
+    cv, variable = model.training_.get("cv"), model.training_.get("variable", "x")
+    if cv is not None and variable == "x":
+        restrict = _restriction(cv, argparse.Namespace(dim=model.dim_))
+        for z, states in zip(at, samples):
+            print(f"  z = {z:g}: label consistency mean |R(x) - z| = {label_consistency(restrict, states, z):.4g}")
+    return 0
+
+
 def cmd_run(args) -> int:
     text = Path(args.recipe_file).read_text()
     try:
@@ -465,6 +529,33 @@ def parser() -> argparse.ArgumentParser:
     project.add_argument("--method", choices=("euler", "rk2", "rk4"), default="rk2")
     output_options(project)
     project.set_defaults(run=cmd_project)
+
+    train = commands.add_parser("train-lift", help="train a conditional generator (CcGAN or score model) as a lift")
+    train.add_argument("--data", required=True, help="store written by `eqfree simulate` or `eqfree umbrella`")
+    train.add_argument("--cv", required=True, help="the label: x1, 0, ... or a saved kernel expansion (.npz), on x")
+    train.add_argument("--variable", default="x", help="what to generate: x (states) or y (observed coordinates)")
+    train.add_argument("--discard", type=float, default=0.0, help="discard saved times t < DISCARD (warm-up)")
+    train.add_argument("--method", choices=("ccgan", "score"), required=True)
+    train.add_argument("--loss", choices=("hard", "soft"), default="hard", help="CcGAN vicinal loss")
+    train.add_argument("--noise-dim", type=_positive_int, default=1, help="CcGAN noise dimension")
+    train.add_argument("--preset", default="table1", help="CcGAN networks: table1, table2 or table3")
+    train.add_argument("--epochs", type=_positive_int, default=5000)
+    train.add_argument("--batch-size", type=_positive_int, default=512)
+    train.add_argument("--lr", type=float, default=None, help="learning rate (default: the method's)")
+    train.add_argument("--device", default="cpu")
+    train.add_argument("--seed", type=int, required=True)
+    train.add_argument("--out", required=True, help="model folder (config.json + weights.pt)")
+    train.add_argument("--quiet", action="store_true", help="no progress bar")
+    train.set_defaults(run=cmd_train_lift)
+
+    lift = commands.add_parser("lift", help="sample fine states at CV values from a trained generator")
+    lift.add_argument("--model", required=True, help="folder written by `eqfree train-lift`")
+    lift.add_argument("--at", type=_state, required=True, metavar="Z[,Z...]", help="CV value(s)")
+    lift.add_argument("--n", type=_positive_int, required=True, help="states per CV value")
+    lift.add_argument("--seed", type=int, required=True)
+    lift.add_argument("--device", default="cpu")
+    output_options(lift)
+    lift.set_defaults(run=cmd_lift)
 
     run = commands.add_parser("run", help="run a command whose options are given in a TOML recipe")
     run.add_argument("recipe_file", metavar="RECIPE.toml")

@@ -60,3 +60,13 @@ def test_closures_tutorial(fast_mode):
     # the closure that forgets −3 s² z misses by far more
     assert run["ode_gap"] < 0.05 and run["wrong_gap"] > 0.2
     assert run["burst_closure"].has_diffusion and not run["closure"].has_diffusion
+
+
+def test_generative_lifting_tutorial(fast_mode):
+    run = runpy.run_path(str(TUTORIALS / "04_generative_lifting.py"))
+    for name in ("fig3_generative_x2", "fig9_caps_noise_dimension", "fig10_caps_extrapolation"):
+        assert (fast_mode / f"{name}.png").stat().st_size > 20_000
+    # briefly trained, the score model already samples x2 | x1 = 10 (tests/test_score_model.py: W1 < 0.02)
+    assert run["report"]["score model"]["W1(x2)"] < 0.02
+    # one noise variable draws a curve whatever the training; two cover the cap (tests/test_ccgan.py)
+    assert run["ratio"][1] < 0.01 < 0.3 < run["ratio"][2]

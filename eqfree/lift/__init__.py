@@ -3,10 +3,12 @@
 from ..periodic import wrapped_difference
 from .bias import CollectiveVariable, HarmonicBias, collective_variable
 from .gaussian import LinearGaussianLift
+from .generative import CcGAN, ConditionalGenerator, ConditionalScoreModel, ExtrapolationWarning, load_generator
 from .reweighted import ReweightedUmbrella
 from .umbrella import UmbrellaSampling
 
 __all__ = [
+    "CcGAN", "ConditionalGenerator", "ConditionalScoreModel", "ExtrapolationWarning", "load_generator",
     "CollectiveVariable", "HarmonicBias", "LinearGaussianLift", "ReweightedUmbrella", "UmbrellaSampling", "collective_variable",
     "wrapped_difference",
 ]

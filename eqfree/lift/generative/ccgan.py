@@ -1,0 +1,178 @@
+"""The continuous conditional GAN (CcGAN, Ding et al., ICLR 2021) of the seed paper, appendix A.
+
+Labels ỹ ∈ [0, 1] (training range). Each epoch (one discriminator and one generator step; the
+paper's "epochs" count these steps) draws a batch of target labels
+
+    t_j = ỹ_j + ε_j,   ỹ_j uniform over the distinct training labels,   ε_j ~ N(0, σ²),
+
+with σ = 1.06 · std(ỹ) · N^(−1/5) (Silverman) unless given, and redraws ε_j until the vicinity of
+t_j holds a training label. Vicinities, with κ = m_κ · (largest gap between sorted distinct
+labels) unless given:
+
+- hard (HVDL, eq. A.1): |ỹ − t_j| ≤ κ, weights 1;
+- soft (SVDL): weights w = exp(−ν (ỹ − t_j)²), ν = 1/κ², cut where w < 10⁻³.
+
+A real sample is drawn uniformly from the vicinity of t_j, a fake label uniformly over it, and the
+discriminator scores both against t_j:
+
+    L_D = −mean_j w_j^r log D(x_j^r, t_j) − mean_j w_j^g log(1 − D(G(ζ_j, y_j^g), t_j)),
+    L_G = −mean_j log D(G(ζ_j, t_j), t_j),          ζ_j ~ N(0, I_noise_dim).
+
+Networks: :data:`~eqfree.lift.generative.networks.PRESETS` (Tables 1–3); Adam(β1 = 0.5,
+β2 = 0.999), learning rate 1e-4, batch 512 by default.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn.functional import logsigmoid
+
+from ...validation import checked_count
+from .base import ConditionalGenerator
+from .networks import architecture, generator_network, mlp
+
+SOFT_CUTOFF = 1e-3
+BN_BATCHES = 50  # batches of target labels that re-estimate BatchNorm statistics after averaging
+
+
+def silverman_bandwidth(labels: np.ndarray) -> float:
+    """1.06 · std · N^(−1/5): the Gaussian kernel bandwidth of Silverman's rule."""
+    return 1.06 * float(np.std(labels)) * len(labels) ** -0.2
+
+
+def largest_gap(labels: np.ndarray) -> float:
+    """The largest gap between sorted distinct labels."""
+    return float(np.diff(np.unique(labels)).max())
+
+
+class CcGAN(ConditionalGenerator):
+    """Continuous conditional GAN lift (module doc).
+
+    Parameters
+    ----------
+    loss : ``"hard"`` (HVDL) or ``"soft"`` (SVDL) vicinal discriminator loss.
+    noise_dim : dimension of the generator's Gaussian noise (seed paper, section 6.1: below the
+        dimension of the conditional law, the output collapses onto a lower-dimensional subset).
+    preset : networks, ``"table1"``, ``"table2"``, ``"table3"`` or a custom mapping
+        (:func:`~eqfree.lift.generative.networks.architecture`).
+    epochs, batch_size, lr, betas : training (one epoch = one discriminator + one generator step).
+    ema : decay of the exponential moving average of the generator's weights that becomes the
+        trained generator (BatchNorm statistics are then re-estimated on target labels); it damps
+        the oscillations of adversarial training. None keeps the last iterate, as in the paper.
+    sigma, kappa : label-noise bandwidth and vicinity half-width in scaled labels (None: the rules
+        in the module doc); ``m_kappa`` multiplies the largest label gap.
+    device : ``"cpu"`` or ``"cuda"``.
+    """
+
+    method = "ccgan"
+
+    def __init__(self, *, loss: str = "hard", noise_dim: int = 1, preset: str | dict = "table1", epochs: int = 5000,
+                 batch_size: int = 512, lr: float = 1e-4, betas=(0.5, 0.999), sigma: float | None = None,
+                 kappa: float | None = None, m_kappa: float = 2.0, ema: float | None = 0.999,
+                 device: str | torch.device = "cpu"):
+        if loss not in ("hard", "soft"):
+            raise ValueError(f"loss must be 'hard' (HVDL) or 'soft' (SVDL), got {loss!r}")
+        if ema is not None and not 0 <= ema < 1:
+            raise ValueError(f"ema must be a decay in [0, 1) or None (no averaging), got {ema!r}")
+        for name, value in (("lr", lr), ("m_kappa", m_kappa), ("sigma", sigma), ("kappa", kappa)):
+            if value is not None and not (math.isfinite(value) and value > 0):
+                raise ValueError(f"{name} must be a finite positive number, got {value!r}")
+        architecture(preset)
+        if len(betas) != 2 or not all(0 <= b < 1 for b in betas):
+            raise ValueError(f"betas must be two numbers in [0, 1) (Adam's β1, β2), got {betas!r}")
+        super().__init__(epochs=epochs, batch_size=batch_size, device=device, loss=loss,
+                         noise_dim=checked_count(noise_dim, "noise_dim"), preset=preset, lr=float(lr),
+                         betas=[float(b) for b in betas], sigma=sigma, kappa=kappa, m_kappa=float(m_kappa), ema=ema)
+
+    def _build(self, dim: int) -> nn.ModuleDict:
+        generator_widths, activation, discriminator_widths = architecture(self.params["preset"])
+        return nn.ModuleDict({
+            "generator": generator_network(self.params["noise_dim"] + 1, dim, generator_widths, activation),
+            "discriminator": mlp(dim + 1, 1, discriminator_widths, "relu"),
+        })
+
+    def generate(self, noise: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """G(ζ, ỹ) in scaled variables."""
+        return self.networks_["generator"](torch.cat([noise, labels[:, None]], dim=1))
+
+    def discriminate(self, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """The discriminator's logit, log D/(1 − D), of states x at scaled labels."""
+        return self.networks_["discriminator"](torch.cat([x, labels[:, None]], dim=1))[:, 0]
+
+    def _generate(self, labels, generator):
+        return self.generate(self.noise((len(labels), self.params["noise_dim"]), generator), labels)
+
+    def _train(self, x, y, generator, bar):
+        p = self.params
+        order = torch.argsort(y)
+        x, y = x[order], y[order]
+        distinct = torch.unique(y)
+        labels_np = y.cpu().numpy()
+        sigma = p["sigma"] if p["sigma"] is not None else silverman_bandwidth(labels_np)
+        kappa = p["kappa"] if p["kappa"] is not None else p["m_kappa"] * largest_gap(labels_np)
+        nu = 1.0 / kappa**2
+        half_width = kappa if p["loss"] == "hard" else math.sqrt(-math.log(SOFT_CUTOFF) / nu)
+        self.training_.update(sigma=sigma, kappa=kappa, nu=nu, half_width=half_width)
+
+        def uniform(n):
+            return torch.rand(n, generator=generator, device=self.device)
+
+        def targets(n):
+            """Target labels with a non-empty vicinity, and the bounds of their vicinities in y."""
+            t = distinct[torch.randint(len(distinct), (n,), generator=generator, device=self.device)]
+            t = t + sigma * torch.randn(n, generator=generator, device=self.device)
+            low = torch.searchsorted(y, t - half_width)
+            high = torch.searchsorted(y, t + half_width, right=True)
+            empty = high == low
+            if empty.any():
+                t[empty], low[empty], high[empty] = targets(int(empty.sum()))
+            return t, low, high
+
+        def weights(labels, t):
+            return torch.ones_like(t) if p["loss"] == "hard" else torch.exp(-nu * (labels - t) ** 2)
+
+        def noise(n):
+            return torch.randn(n, p["noise_dim"], generator=generator, device=self.device)
+
+        net_g, net_d = self.networks_["generator"], self.networks_["discriminator"]
+        optim_g = torch.optim.Adam(net_g.parameters(), lr=p["lr"], betas=tuple(p["betas"]))
+        optim_d = torch.optim.Adam(net_d.parameters(), lr=p["lr"], betas=tuple(p["betas"]))
+        average = torch.optim.swa_utils.AveragedModel(
+            net_g, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(p["ema"]),
+        ) if p["ema"] is not None else None
+        history = {"discriminator": [], "generator": []}
+        b = p["batch_size"]
+        for epoch in range(p["epochs"]):
+            t, low, high = targets(b)
+            real = low + (uniform(b) * (high - low)).long().clamp(max=high - low - 1)
+            fake_labels = t + half_width * (2 * uniform(b) - 1)
+            with torch.no_grad():
+                fake = self.generate(noise(b), fake_labels)
+            loss_d = -(weights(y[real], t) * logsigmoid(self.discriminate(x[real], t))).mean() \
+                - (weights(fake_labels, t) * logsigmoid(-self.discriminate(fake, t))).mean()
+            optim_d.zero_grad(set_to_none=True)
+            loss_d.backward()
+            optim_d.step()
+
+            t, _, _ = targets(b)
+            loss_g = -logsigmoid(self.discriminate(self.generate(noise(b), t), t)).mean()
+            optim_g.zero_grad(set_to_none=True)
+            loss_g.backward()
+            optim_g.step()
+            if average is not None:
+                average.update_parameters(net_g)
+
+            history["discriminator"].append(loss_d.detach())
+            history["generator"].append(loss_g.detach())
+            bar.update(1)
+            if epoch % 100 == 0:
+                bar.set_postfix(loss_d=f"{loss_d.item():.3f}", loss_g=f"{loss_g.item():.3f}")
+        if average is not None:  # averaged weights, and BatchNorm statistics recomputed for them
+            net_g.load_state_dict(average.module.state_dict())
+            inputs = [torch.cat([noise(b), targets(b)[0][:, None]], dim=1) for _ in range(BN_BATCHES)]
+            torch.optim.swa_utils.update_bn(inputs, net_g)
+        return history

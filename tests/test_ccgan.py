@@ -1,0 +1,79 @@
+"""CcGAN lifting against the seed paper's exact conditional laws (Figures 3 and 9)."""
+
+import math
+
+import numpy as np
+import pytest
+from scipy import stats
+
+import systems
+from eqfree.lift.generative import CcGAN
+from eqfree.lift.generative.ccgan import largest_gap, silverman_bandwidth
+from eqfree.metrics import label_consistency, local_spectra, wasserstein_marginals
+
+EXACT_X2 = stats.norm(1.0, math.sqrt(0.05))  # eq. (2.1): x2 | x1 ~ N(1, 0.05)
+
+
+def test_vicinity_follows_silverman_and_the_largest_label_gap():
+    rng = np.random.default_rng(1)
+    y = np.sort(rng.uniform(3.0, 7.0, 300))
+    X = np.column_stack([y, rng.standard_normal(300)])
+    for loss, half_width in (("hard", 1.0), ("soft", math.sqrt(-math.log(1e-3)))):
+        model = CcGAN(loss=loss, epochs=1, batch_size=8).fit(X, y, seed=0, progress=False)
+        scaled = (y - 3.0 + (3.0 - y.min())) / np.ptp(y)
+        kappa = 2 * np.diff(scaled).max()
+        # the rules run on the float32 labels the networks see: agreement to float32 precision
+        assert model.training_["sigma"] == pytest.approx(1.06 * scaled.std() * 300**-0.2, rel=1e-5)
+        assert model.training_["kappa"] == pytest.approx(kappa, rel=1e-5)
+        assert model.training_["nu"] == pytest.approx(kappa**-2, rel=1e-5)
+        assert model.training_["half_width"] == pytest.approx(half_width * kappa, rel=1e-5)
+    assert silverman_bandwidth(np.array([0.0, 1.0])) == pytest.approx(1.06 * 0.5 * 2**-0.2)
+    assert largest_gap(np.array([0.0, 0.1, 0.1, 0.5, 0.6])) == pytest.approx(0.4)
+
+
+@pytest.fixture(scope="module")
+def fast_slow_ccgan(fast_slow_training_data):
+    X, y = fast_slow_training_data
+    return CcGAN(epochs=3000, lr=2e-4).fit(X, y, seed=0, progress=False)
+
+
+def test_fast_slow_linear_samples_the_exact_conditional_law(fast_slow_ccgan):
+    """Figure 3: at x1 = 10, x2 ~ N(1, 0.05) (W1 < 0.02) and x1 ≈ 10 (Table 1 networks, HVDL)."""
+    samples = fast_slow_ccgan.sample(10.0, 4000, seed=1)
+    w1 = wasserstein_marginals(samples[:, 1], [EXACT_X2])[0]
+    consistency = label_consistency(lambda x: x[:, 0], samples, 10.0)
+    print(f"CcGAN fast_slow_linear at x1 = 10: W1(x2) = {w1:.4f}, mean |x1 - 10| = {consistency:.4f}, "
+          f"trained in {fast_slow_ccgan.training_['seconds']:.1f} s")
+    # a perfect sampler of the training law (EM at dt = 0.5) scores W1 ≈ 0.0023 + O(n^-1/2) ≈ 0.006
+    assert w1 < 0.02
+    assert consistency < 0.2  # 2 % of the training range [0, 10]
+
+
+@pytest.fixture(scope="module")
+def caps_data():
+    """Caps (eqs. 6.1–6.2) from the conditional equilibrium at x1 = 0 to x1 = 10: observed y, labels x1."""
+    caps = systems.get("caps")
+    v2, v3 = caps.conditional_variances()
+    rng = np.random.default_rng(0)
+    x0 = np.column_stack([np.zeros(50), rng.normal(0, math.sqrt(v2), 50), rng.normal(0, math.sqrt(v3), 50)])
+    x = caps.simulate(50, 10_000, seed=3, x0=x0, save_every=10).values.reshape(-1, 3)
+    return caps, caps.observe(x), x[:, 0]
+
+
+def test_caps_one_dimensional_noise_collapses_onto_a_curve(caps_data):
+    """Figure 9: at x1 = 0 the cap (y2, y3) = (x2² + x3², x3) is two-dimensional. A generator with
+    1-D noise can only draw a curve on it (local covariance spectra λ2/λ1 ≈ 0); with 2-D noise it
+    covers the cap (λ2/λ1 as for exact samples)."""
+    caps, Y, x1 = caps_data
+    v2, v3 = caps.conditional_variances()
+    rng = np.random.default_rng(4)
+    exact = caps.observe(np.column_stack([np.zeros(3000), rng.normal(0, math.sqrt(v2), 3000),
+                                          rng.normal(0, math.sqrt(v3), 3000)]))
+    networks = {"generator": [64] * 4, "activation": "leaky_relu", "discriminator": [64] * 3}
+    ratio = {"exact": np.median(local_spectra(exact[:, 1:])[:, 1])}
+    for noise_dim in (1, 2):
+        model = CcGAN(noise_dim=noise_dim, preset=networks, epochs=1200, lr=3e-4).fit(Y, x1, seed=0, progress=False)
+        ratio[noise_dim] = np.median(local_spectra(model.sample(0.0, 3000, seed=1)[:, 1:])[:, 1])
+    print(f"caps at x1 = 0, median local λ2/λ1 of (y2, y3): {ratio}")
+    assert ratio[1] < 0.01
+    assert abs(ratio[2] - ratio["exact"]) < 0.15

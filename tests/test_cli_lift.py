@@ -1,0 +1,60 @@
+"""`eqfree train-lift` and `eqfree lift`, end to end: the files hold what the library computes."""
+
+import json
+
+import numpy as np
+import pytest
+
+from eqfree.cli import main
+from eqfree.io import open_zarr
+from eqfree.lift import load_generator
+from eqfree.seeding import child
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    path = tmp_path_factory.mktemp("data") / "caps.zarr"
+    assert main(["simulate", "--system", "caps", "--walkers", "10", "--steps", "2000", "--save-every", "20",
+                 "--seed", "1", "--out", str(path), "--quiet"]) == 0
+    return path
+
+
+@pytest.mark.parametrize("method", ["ccgan", "score"])
+def test_train_then_lift(store, tmp_path, method, capsys):
+    model_dir, lifted = tmp_path / "model", tmp_path / "lifted.zarr"
+    extra = ["--loss", "soft", "--noise-dim", "2"] if method == "ccgan" else []
+    assert main(["train-lift", "--data", str(store), "--cv", "x1", "--discard", "0.2", "--method", method, *extra,
+                 "--epochs", "30", "--batch-size", "64", "--seed", "3", "--out", str(model_dir), "--quiet"]) == 0
+    config = json.loads((model_dir / "config.json").read_text())
+    assert config["method"] == method and config["training"]["cv"] == "x1" and config["coords"] == ["x1", "x2", "x3"]
+    data = open_zarr(store).sel(time=slice(0.2, None))
+    assert config["training"]["n_samples"] == data.x.sizes["time"] * 10
+    assert config["labels"] == {"low": float(data.x[..., 0].min()), "high": float(data.x[..., 0].max())}
+    if method == "ccgan":
+        assert config["params"]["loss"] == "soft" and config["params"]["noise_dim"] == 2
+
+    assert main(["lift", "--model", str(model_dir), "--at", "1,1.5", "--n", "50", "--seed", "4", "--out", str(lifted)]) == 0
+    out = capsys.readouterr().out
+    assert "z = 1: label consistency mean |R(x) - z| = " in out and "z = 1.5:" in out
+    result = open_zarr(lifted)
+    assert result.x.dims == ("z", "sample", "coord") and result.x.shape == (2, 50, 3)
+    model = load_generator(model_dir)
+    np.testing.assert_array_equal(result.x.values[1], model.sample(1.5, 50, seed=child(4, 1)))
+
+
+def test_train_lift_on_observed_coordinates_names_them(store, tmp_path):
+    assert main(["train-lift", "--data", str(store), "--cv", "x1", "--variable", "y", "--method", "score",
+                 "--epochs", "5", "--seed", "0", "--out", str(tmp_path / "m"), "--quiet"]) == 0
+    assert load_generator(tmp_path / "m").coords_ == ["y1", "y2", "y3"]
+
+
+def test_bad_requests_fail_with_a_message(store, tmp_path, capsys):
+    base = ["train-lift", "--data", str(store), "--method", "ccgan", "--epochs", "2", "--seed", "0", "--quiet"]
+    assert main([*base, "--cv", "x1", "--variable", "z", "--out", str(tmp_path / "a")]) == 2
+    assert "has no variable 'z'" in capsys.readouterr().err
+    assert main([*base, "--cv", "x1", "--discard", "1e9", "--out", str(tmp_path / "b")]) == 2
+    assert "no samples left" in capsys.readouterr().err
+    assert main([*base, "--cv", "x1", "--preset", "table9", "--out", str(tmp_path / "c")]) == 2
+    assert "unknown network preset 'table9'" in capsys.readouterr().err
+    assert main(["lift", "--model", str(tmp_path), "--at", "1", "--n", "5", "--seed", "0", "--out", str(tmp_path / "d")]) == 2
+    assert "not a saved eqfree generator" in capsys.readouterr().err

@@ -1,0 +1,212 @@
+"""Conditional score model: acceptance on eq. (2.1), samplers against exact Gaussian denoisers,
+the trained denoiser against its closed form, reproducibility, persistence, argument checks."""
+
+import time
+
+import numpy as np
+import pytest
+import torch
+from scipy import stats
+
+from eqfree.lift.generative.base import ConditionalGenerator, DataScaler, ExtrapolationWarning, LabelScaler
+from eqfree.lift.generative.score import ConditionalScoreModel, karras_sigmas
+
+#: small, fast configuration of the acceptance test (about 5–15 s of training on one thread)
+FAST = dict(epochs=4000, batch_size=512, hidden=(64, 64, 64), lr=2e-3, ema_decay=0.9995)
+X2_MEAN, X2_VAR = 1.0, 0.05  # exact conditional law of x2 given x1 (eq. 2.1)
+
+
+@pytest.fixture(scope="module")
+def trained(fast_slow_training_data):
+    X, y = fast_slow_training_data
+    model = ConditionalScoreModel(**FAST).fit(X, y, seed=0, progress=False)
+    print(f"\nscore model trained in {model.training_['seconds']:.1f} s, "
+          f"final loss {model.history_['loss'][-200:].mean():.4f}")
+    return model
+
+
+def exact_x2_quantiles(m: int = 100_000) -> np.ndarray:
+    """The exact law N(1, 0.05) as m quantiles at (i − ½)/m: W1 to it is W1 to the law up to O(1/m)."""
+    return stats.norm.ppf((np.arange(m) + 0.5) / m, loc=X2_MEAN, scale=np.sqrt(X2_VAR))
+
+
+# -- acceptance (issue): eq. (2.1), x1 = 10 ----------------------------------------------------------
+@pytest.mark.parametrize("sampler, n_steps", [("ode", 64), ("sde", 256)])
+def test_samples_at_x1_10_follow_the_exact_conditional_law(trained, sampler, n_steps):
+    trained.set_sampler(sampler, n_steps)
+    start = time.perf_counter()
+    samples = trained.sample(10.0, 4000, seed=5)
+    seconds = time.perf_counter() - start
+    w1 = stats.wasserstein_distance(samples[:, 1], exact_x2_quantiles())
+    label_error = np.abs(samples[:, 0] - 10.0).mean()
+    print(f"\n{sampler} ({trained.n_steps} levels, {seconds:.2f} s): W1(x2, N(1, 0.05)) = {w1:.4f}, "
+          f"mean |x1 - 10| = {label_error:.4f}")
+    assert samples.shape == (4000, 2)
+    assert w1 < 0.02  # a perfect sampler of the training law (Euler-Maruyama, dt = 0.5) scores ~0.003
+    assert label_error < 0.05  # 0.017 training-data standard deviations of x1
+
+
+def test_extrapolation_to_x1_20_as_in_the_seed_paper(trained):
+    """Trained on x1 ∈ [0, 10.3], sampled at x1 = 20 (the seed paper's test): allowed with a warning.
+    Not guaranteed, measured: x1 within 1 of 20 on average (5 %), x2 still N(1, 0.05) to W1 < 0.02."""
+    trained.set_sampler("ode", 64)
+    with pytest.warns(ExtrapolationWarning, match="outside the training labels"):
+        samples = trained.sample(20.0, 4000, seed=6)
+    w1 = stats.wasserstein_distance(samples[:, 1], exact_x2_quantiles())
+    print(f"\nat x1 = 20: mean x1 = {samples[:, 0].mean():.3f}, W1(x2, N(1, 0.05)) = {w1:.4f}")
+    assert abs(samples[:, 0].mean() - 20.0) < 1.0
+    assert w1 < 0.02
+
+
+def test_trained_denoiser_matches_the_gaussian_closed_form(trained, fast_slow):
+    """Given the label, x1 is a point mass at the label and x2 ~ N(1, v) (v: Euler-Maruyama's
+    invariant variance at the data's dt = 0.5), so in scaled units the ideal denoiser is
+    D*_1 = x̃1(ỹ) and D*_2 = (s² x2 + σ² μ)/(s² + σ²), with μ, s² the scaled mean and variance."""
+    mu = trained.data_.transform(np.array([0.0, X2_MEAN]))[1]
+    var = fast_slow.euler_maruyama_conditional_variance(0.5) / trained.data_.scale[1] ** 2
+    rng, n, errors = np.random.default_rng(7), 2000, []
+    for label in (0.1, 0.5, 0.9):
+        x1 = trained.data_.transform(np.array([trained.labels_.inverse(label), 0.0]))[0]
+        for sigma in (0.1, 0.3, 1.0, 3.0):
+            clean = np.column_stack([np.full(n, x1), rng.normal(mu, np.sqrt(var), n)])
+            noisy = clean + sigma * rng.standard_normal(clean.shape)
+            with torch.inference_mode():
+                d = trained.denoise(torch.as_tensor(noisy, dtype=torch.float32), sigma, torch.full((n,), label))
+            ideal = np.column_stack([clean[:, 0], (var * noisy[:, 1] + sigma**2 * mu) / (var + sigma**2)])
+            errors.append(np.sqrt(np.mean((d.double().numpy() - ideal) ** 2, axis=0)))
+    worst = np.max(errors, axis=0)
+    print(f"\nRMS |D - D*| in scaled units (x1, x2), worst over labels and sigmas: {worst}")
+    assert np.all(worst < 0.1)
+
+
+# -- samplers with the exact denoiser of Gaussian data ------------------------------------------------
+M_SLOPE, M_OFFSET, S = np.array([2.0, -1.0]), np.array([-1.0, 0.5]), np.array([1.0, 0.3])
+
+
+def exact_gaussian_model(monkeypatch, **params) -> ConditionalScoreModel:
+    """A 'trained' model whose denoiser is the exact one for x | ỹ ~ N(m(ỹ), diag S²),
+    m(ỹ) = M_OFFSET + M_SLOPE ỹ, with identity scalings: the samplers alone are tested."""
+    model = ConditionalScoreModel(**params)
+    model.labels_, model.data_, model.dim_ = LabelScaler(0.0, 1.0), DataScaler((0.0, 0.0), (1.0, 1.0)), 2
+    model.networks_ = model._build(2)
+
+    def denoise(x, sigma, labels):
+        var, offset, slope = (torch.as_tensor(a, dtype=x.dtype) for a in (S**2, M_OFFSET, M_SLOPE))
+        m = offset + labels.reshape(-1, 1).to(x.dtype) * slope
+        return (var * x + sigma**2 * m) / (var + sigma**2)
+
+    monkeypatch.setattr(model, "denoise", denoise)
+    return model
+
+
+@pytest.mark.parametrize("sampler, n_steps", [("ode", 128), ("sde", 4096)])
+def test_samplers_reproduce_a_gaussian_from_its_exact_denoiser(monkeypatch, sampler, n_steps):
+    """At these step counts the discretization bias of the variance is below 0.3 %, a quarter of a
+    standard error; mean and variance must match within 4 standard errors."""
+    n, label = 40_000, 0.25
+    model = exact_gaussian_model(monkeypatch, sampler=sampler, n_steps=n_steps)
+    samples = model.sample(label, n, seed=3)
+    mean, var = M_OFFSET + M_SLOPE * label, S**2
+    z_mean = (samples.mean(axis=0) - mean) / (S / np.sqrt(n))
+    z_var = (samples.var(axis=0) / var - 1) / np.sqrt(2 / n)
+    print(f"\n{sampler}: standardized errors of the mean {z_mean}, of the variance {z_var}")
+    assert np.all(np.abs(z_mean) < 4) and np.all(np.abs(z_var) < 4)
+
+
+def test_sde_sampler_has_the_euler_maruyama_variance_predicted_for_few_steps(monkeypatch):
+    """With N = 64 levels the reverse-SDE update x ← x + Δ s + √Δ ξ (Δ = σ_i² − σ_{i+1}²), then D,
+    maps variance v at σ_i to v B²/A² + Δ (A = s² + σ_i², B = s² + σ_{i+1}²): the recursion predicts
+    the samples' variance (here 17 % and 20 % too large), which the samples must match within 4 SE."""
+    n, n_steps = 40_000, 64
+    model = exact_gaussian_model(monkeypatch, sampler="sde", n_steps=n_steps)
+    sigmas = np.array(karras_sigmas(n_steps, 0.002, 80.0, 7.0))
+    variance = np.full(2, sigmas[0] ** 2)
+    for sigma, sigma_next in zip(sigmas[:-2], sigmas[1:-1]):
+        a, b = S**2 + sigma**2, S**2 + sigma_next**2
+        variance = variance * (b / a) ** 2 + (a - b)
+    predicted = variance * (S**2 / (S**2 + sigmas[-2] ** 2)) ** 2
+    samples = model.sample(0.5, n, seed=4)
+    z = (samples.var(axis=0) / predicted - 1) / np.sqrt(2 / n)
+    print(f"\nsde, 64 levels: predicted variance / s^2 = {predicted / S**2}, standardized errors {z}")
+    assert np.all(predicted / S**2 > 1.15)
+    assert np.all(np.abs(z) < 4)
+
+
+def test_ode_sampler_converges_at_second_order(monkeypatch):
+    """The probability flow of N(m, s²) data is x(σ) − m = (x_0 − m) √((s² + σ²)/(s² + σ_max²)); the
+    sampler's last Euler step from σ_min returns D exactly. Halving the step must cut the error ~4×."""
+    model = exact_gaussian_model(monkeypatch)
+    x0 = 80.0 * torch.linspace(-3, 3, 13, dtype=torch.float64).reshape(-1, 1).repeat(1, 2)
+    labels = torch.full((13,), 0.5, dtype=torch.float64)
+    m = M_OFFSET + 0.5 * M_SLOPE
+    at_min = m + (x0.numpy() - m) * np.sqrt((S**2 + 0.002**2) / (S**2 + 80.0**2))
+    exact = m + (at_min - m) * S**2 / (S**2 + 0.002**2)
+    errors = [np.abs(model._ode(x0, labels, karras_sigmas(n, 0.002, 80.0, 7.0)).numpy() - exact).max()
+              for n in (16, 32, 64, 128)]
+    ratios = np.array(errors[:-1]) / np.array(errors[1:])
+    print(f"\nHeun errors at 16/32/64/128 levels: {errors}, ratios {ratios}")
+    assert np.all((ratios > 3.5) & (ratios < 5.5))
+
+
+# -- reproducibility and persistence ------------------------------------------------------------------
+def test_same_seed_same_samples_different_seed_different(trained):
+    for sampler in ("ode", "sde"):
+        trained.set_sampler(sampler, 16)
+        a, b, c = (trained.sample(5.0, 200, seed=s) for s in (1, 1, 2))
+        assert np.array_equal(a, b), sampler
+        assert np.abs(a - c).max() > 1e-3, sampler
+    trained.set_sampler("ode", None)
+
+
+def test_training_is_reproducible_for_a_seed(fast_slow_training_data):
+    X, y = (a[::25] for a in fast_slow_training_data)
+    fits = [ConditionalScoreModel(epochs=30, hidden=(16,), n_fourier=2).fit(X, y, seed=s, progress=False)
+            for s in (4, 4, 5)]
+    first, again, other = (list(f.networks_.state_dict().values()) for f in fits)
+    assert all(torch.equal(p, q) for p, q in zip(first, again))
+    assert np.array_equal(fits[0].history_["loss"], fits[1].history_["loss"]) and len(fits[0].history_["loss"]) == 30
+    assert not all(torch.equal(p, q) for p, q in zip(first, other))
+
+
+def test_save_load_gives_identical_samples_and_can_switch_sampler(fast_slow_training_data, tmp_path):
+    X, y = (a[::25] for a in fast_slow_training_data)
+    model = ConditionalScoreModel(epochs=30, hidden=[16, 16], n_fourier=3, n_steps=8).fit(X, y, seed=1, progress=False)
+    loaded = ConditionalGenerator.load(model.save(tmp_path / "score"))
+    assert isinstance(loaded, ConditionalScoreModel) and loaded.params == model.params
+    assert torch.equal(loaded.networks_.frequencies, model.networks_.frequencies)
+    assert np.array_equal(loaded.sample(3.0, 100, seed=9), model.sample(3.0, 100, seed=9))
+    assert loaded.set_sampler("sde") is loaded and loaded.params["sampler"] == "sde" and loaded.n_steps == 256
+    model.set_sampler("sde")
+    assert np.array_equal(loaded.sample(3.0, 100, seed=9), model.sample(3.0, 100, seed=9))
+    assert loaded.set_sampler(n_steps=12).n_steps == 12 and loaded.params["sampler"] == "sde"
+
+
+# -- argument checks ----------------------------------------------------------------------------------
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(sampler="euler"), "unknown sampler 'euler'"),
+    (dict(n_steps=1), "n_steps must be an integer >= 2"),
+    (dict(sigma_min=0.0), "sigma_min must be a finite positive"),
+    (dict(sigma_max=float("inf")), "sigma_max must be a finite positive"),
+    (dict(sigma_min=1.0, sigma_max=0.5), r"sigma_min \(1\) must be smaller than sigma_max \(0.5\)"),
+    (dict(rho=-7), "rho must be a finite positive"),
+    (dict(hidden=()), "at least one layer width"),
+    (dict(hidden=64), "sequence of layer widths"),
+    (dict(hidden=(64, 0)), "each hidden width must be an integer >= 1"),
+    (dict(ema_decay=1.0), r"ema_decay must lie in \[0, 1\)"),
+    (dict(lr=0), "lr must be a finite positive"),
+    (dict(p_std=-1.0), "p_std must be a finite positive"),
+    (dict(n_fourier=-1), "n_fourier must be an integer >= 0"),
+    (dict(epochs=0), "epochs must be an integer >= 1"),
+])
+def test_bad_arguments_are_refused(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        ConditionalScoreModel(**kwargs)
+
+
+def test_bad_sampler_switch_is_refused_and_changes_nothing():
+    model = ConditionalScoreModel(sampler="sde", n_steps=100)
+    with pytest.raises(ValueError, match="unknown sampler 'heun'"):
+        model.set_sampler("heun")
+    with pytest.raises(ValueError, match="n_steps must be an integer >= 2"):
+        model.set_sampler(n_steps=0)
+    assert model.params["sampler"] == "sde" and model.n_steps == 100
