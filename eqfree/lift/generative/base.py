@@ -130,8 +130,8 @@ class ConditionalGenerator:
         """Train on states ``X`` (N, dim) labelled by CV values ``y`` (N,); returns self.
 
         Learned attributes: ``labels_`` (:class:`LabelScaler`), ``data_`` (:class:`DataScaler`),
-        ``dim_``, ``coords_`` (``coords`` or x1, x2, ...), ``networks_``, ``history_`` (loss name → per-epoch array), ``training_``
-        (seed, samples, seconds and what the method derived from the data).
+        ``dim_``, ``coords_`` (``coords`` or x1, x2, ...), ``networks_``, ``history_`` (loss name →
+        array over epochs), ``training_`` (seed, samples, seconds, what the method derived).
         """
         X, y = checked_training_data(X, y)
         self.labels_, self.data_, self.dim_ = LabelScaler.fit(y), DataScaler.fit(X), X.shape[1]

@@ -60,9 +60,9 @@ class CcGAN(ConditionalGenerator):
     preset : networks, ``"table1"``, ``"table2"``, ``"table3"`` or a custom mapping
         (:func:`~eqfree.lift.generative.networks.architecture`).
     epochs, batch_size, lr, betas : training (one epoch = one discriminator + one generator step).
-    ema : decay of the exponential moving average of the generator's weights that becomes the
-        trained generator (BatchNorm statistics are then re-estimated on target labels); it damps
-        the oscillations of adversarial training. None keeps the last iterate, as in the paper.
+    ema_decay : decay of the exponential moving average of the generator's weights that becomes
+        the trained generator (BatchNorm statistics are then re-estimated on target labels); it
+        damps the oscillations of adversarial training. 0 keeps the last weights, as in the paper.
     sigma, kappa : label-noise bandwidth and vicinity half-width in scaled labels (None: the rules
         in the module doc); ``m_kappa`` multiplies the largest label gap.
     device : ``"cpu"`` or ``"cuda"``.
@@ -72,12 +72,12 @@ class CcGAN(ConditionalGenerator):
 
     def __init__(self, *, loss: str = "hard", noise_dim: int = 1, preset: str | dict = "table1", epochs: int = 5000,
                  batch_size: int = 512, lr: float = 1e-4, betas=(0.5, 0.999), sigma: float | None = None,
-                 kappa: float | None = None, m_kappa: float = 2.0, ema: float | None = 0.999,
+                 kappa: float | None = None, m_kappa: float = 2.0, ema_decay: float = 0.999,
                  device: str | torch.device = "cpu"):
         if loss not in ("hard", "soft"):
             raise ValueError(f"loss must be 'hard' (HVDL) or 'soft' (SVDL), got {loss!r}")
-        if ema is not None and not 0 <= ema < 1:
-            raise ValueError(f"ema must be a decay in [0, 1) or None (no averaging), got {ema!r}")
+        if not 0 <= ema_decay < 1:
+            raise ValueError(f"ema_decay must lie in [0, 1) (0 keeps the last weights), got {ema_decay!r}")
         for name, value in (("lr", lr), ("m_kappa", m_kappa), ("sigma", sigma), ("kappa", kappa)):
             if value is not None and not (math.isfinite(value) and value > 0):
                 raise ValueError(f"{name} must be a finite positive number, got {value!r}")
@@ -86,7 +86,7 @@ class CcGAN(ConditionalGenerator):
             raise ValueError(f"betas must be two numbers in [0, 1) (Adam's β1, β2), got {betas!r}")
         super().__init__(epochs=epochs, batch_size=batch_size, device=device, loss=loss,
                          noise_dim=checked_count(noise_dim, "noise_dim"), preset=preset, lr=float(lr),
-                         betas=[float(b) for b in betas], sigma=sigma, kappa=kappa, m_kappa=float(m_kappa), ema=ema)
+                         betas=[float(b) for b in betas], sigma=sigma, kappa=kappa, m_kappa=float(m_kappa), ema_decay=float(ema_decay))
 
     def _build(self, dim: int) -> nn.ModuleDict:
         generator_widths, activation, discriminator_widths = architecture(self.params["preset"])
@@ -142,8 +142,8 @@ class CcGAN(ConditionalGenerator):
         optim_g = torch.optim.Adam(net_g.parameters(), lr=p["lr"], betas=tuple(p["betas"]))
         optim_d = torch.optim.Adam(net_d.parameters(), lr=p["lr"], betas=tuple(p["betas"]))
         average = torch.optim.swa_utils.AveragedModel(
-            net_g, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(p["ema"]),
-        ) if p["ema"] is not None else None
+            net_g, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(p["ema_decay"]),
+        ) if p["ema_decay"] > 0 else None
         history = {"discriminator": [], "generator": []}
         b = p["batch_size"]
         for epoch in range(p["epochs"]):

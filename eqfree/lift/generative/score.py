@@ -44,7 +44,7 @@ import math
 import torch
 from torch import nn
 
-from ...validation import checked_count
+from ...validation import checked_count, checked_duration
 from .base import ConditionalGenerator
 from .networks import mlp
 
@@ -52,16 +52,6 @@ SAMPLERS = ("ode", "sde")
 #: steps used when ``n_steps`` is None; with these, Gaussian N(m, 1) data come out with a variance
 #: about 0.6 % (ode) and 4 % (sde) too large (module doc)
 DEFAULT_STEPS = {"ode": 64, "sde": 256}
-
-
-def _positive(value, name: str) -> float:
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a finite positive number, got {value!r}") from None
-    if not (math.isfinite(value) and value > 0):
-        raise ValueError(f"{name} must be a finite positive number, got {value!r}")
-    return value
 
 
 def _finite(value, name: str) -> float:
@@ -117,16 +107,16 @@ class ConditionalScoreModel(ConditionalGenerator):
         ema_decay = _finite(ema_decay, "ema_decay")
         if not 0 <= ema_decay < 1:
             raise ValueError(f"ema_decay must lie in [0, 1) (0 samples with the last weights), got {ema_decay!r}")
-        sigma_min, sigma_max = _positive(sigma_min, "sigma_min"), _positive(sigma_max, "sigma_max")
+        sigma_min, sigma_max = checked_duration(sigma_min, "sigma_min"), checked_duration(sigma_max, "sigma_max")
         if sigma_min >= sigma_max:
             raise ValueError(f"sigma_min ({sigma_min:g}) must be smaller than sigma_max ({sigma_max:g})")
         sampler, n_steps = _checked_sampler(sampler, n_steps)
         super().__init__(
-            epochs=epochs, batch_size=batch_size, device=device, lr=_positive(lr, "lr"), hidden=hidden,
+            epochs=epochs, batch_size=batch_size, device=device, lr=checked_duration(lr, "lr"), hidden=hidden,
             n_fourier=checked_count(n_fourier, "n_fourier", minimum=0),
-            fourier_scale=_positive(fourier_scale, "fourier_scale"), p_mean=_finite(p_mean, "p_mean"),
-            p_std=_positive(p_std, "p_std"), ema_decay=ema_decay, sigma_min=sigma_min, sigma_max=sigma_max,
-            rho=_positive(rho, "rho"), sampler=sampler, n_steps=n_steps)
+            fourier_scale=checked_duration(fourier_scale, "fourier_scale"), p_mean=_finite(p_mean, "p_mean"),
+            p_std=checked_duration(p_std, "p_std"), ema_decay=ema_decay, sigma_min=sigma_min, sigma_max=sigma_max,
+            rho=checked_duration(rho, "rho"), sampler=sampler, n_steps=n_steps)
 
     def set_sampler(self, sampler: str | None = None, n_steps: int | None = None) -> "ConditionalScoreModel":
         """Switch the sampler and/or its number of noise levels (None keeps the sampler; a new
