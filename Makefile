@@ -36,6 +36,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/diffusion_maps.py $(if $(PEERS),--peers-python $(PEERS))
 	$(BIN)/python benchmarks/umbrella.py
 	$(BIN)/python benchmarks/closure_scaling.py
+	$(BIN)/python benchmarks/lifting.py
 
 clean:
 	rm -rf $(VENV) $(OUT) .pytest_cache .hypothesis

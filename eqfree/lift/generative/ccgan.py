@@ -36,6 +36,7 @@ from .base import ConditionalGenerator
 from .networks import architecture, generator_network, mlp
 
 SOFT_CUTOFF = 1e-3
+SAMPLE_BLOCK = 8192
 BN_BATCHES = 50  # batches of target labels that re-estimate BatchNorm statistics after averaging
 
 
@@ -104,7 +105,10 @@ class CcGAN(ConditionalGenerator):
         return self.networks_["discriminator"](torch.cat([x, labels[:, None]], dim=1))[:, 0]
 
     def _generate(self, labels, generator):
-        return self.generate(self.noise((len(labels), self.params["noise_dim"]), generator), labels)
+        """G on blocks of :data:`SAMPLE_BLOCK` samples: the activations stay in cache (10⁵ samples
+        about 3× faster than in one pass)."""
+        noise = self.noise((len(labels), self.params["noise_dim"]), generator)
+        return torch.cat([self.generate(*block) for block in zip(noise.split(SAMPLE_BLOCK), labels.split(SAMPLE_BLOCK))])
 
     def _train(self, x, y, generator, bar):
         p = self.params
