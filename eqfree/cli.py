@@ -82,21 +82,21 @@ def _dt(args, system) -> float:
     return system.dt if args.dt is None else args.dt
 
 
-def _restriction(spec: str, system):
+def _restriction(spec: str, dim: int):
     """The Restrict operator of a CV spec, shape (..., 1): a coordinate name/index, or a saved kernel
     expansion (``.npz``, a learned diffusion-map coordinate)."""
-    return KernelExpansion.load(spec) if spec.endswith(".npz") else Coordinates(spec, system.dim)
+    return KernelExpansion.load(spec) if spec.endswith(".npz") else Coordinates(spec, dim)
 
 
 def _cv(spec: str, system, period: float | None = None):
     """The CV of a spec, for a bias."""
-    return collective_variable(_restriction(spec, system), period=period)
+    return collective_variable(_restriction(spec, system.dim), period=period)
 
 
 def _coarse_operators(args, system):
     """The fine step, the restriction and the lift given by ``--dt``, ``--cv`` and ``--lift``."""
     dt = _dt(args, system)
-    restrict = _restriction(args.cv, system)
+    restrict = _restriction(args.cv, system.dim)
     return dt, restrict, _lift(args.lift, system, collective_variable(restrict), dt)
 
 
@@ -359,8 +359,7 @@ def _training_pairs(args):
     states = x.values.reshape(-1, dim)
     if states.shape[0] == 0:
         raise ValueError(f"no samples left in {args.data} after --discard {args.discard}")
-    system = systems.get(parameters_of(dataset.attrs)["system"]) if "system" in dataset.attrs else None
-    labels = np.asarray(_restriction(args.cv, system or argparse.Namespace(dim=dim))(states)).reshape(len(states), -1)
+    labels = np.asarray(_restriction(args.cv, dim)(states)).reshape(len(states), -1)
     if labels.shape[1] != 1:
         raise ValueError(f"CV {args.cv!r} has {labels.shape[1]} components; a conditional generator takes one")
     return samples.values.reshape(len(states), -1), labels[:, 0], [str(c) for c in samples[samples.dims[-1]].values]
@@ -402,7 +401,7 @@ def cmd_lift(args) -> int:
     print(f"wrote {path}: {args.n} states at each of {len(at)} CV value(s)")
     cv, variable = model.training_.get("cv"), model.training_.get("variable", "x")
     if cv is not None and variable == "x":
-        restrict = _restriction(cv, argparse.Namespace(dim=model.dim_))
+        restrict = _restriction(cv, model.dim_)
         for z, states in zip(at, samples):
             print(f"  z = {z:g}: label consistency mean |R(x) - z| = {label_consistency(restrict, states, z):.4g}")
     return 0
