@@ -4,11 +4,13 @@ import math
 
 import numpy as np
 import pytest
+import torch
 from scipy import stats
 
 import systems
 from eqfree.lift.generative import CcGAN
 from eqfree.lift.generative.ccgan import largest_gap, silverman_bandwidth
+from eqfree.lift.generative.networks import PRESETS, fold_batchnorm, generator_network
 from eqfree.metrics import label_consistency, local_spectra, wasserstein_marginals
 
 EXACT_X2 = stats.norm(1.0, math.sqrt(0.05))  # eq. (2.1): x2 | x1 ~ N(1, 0.05)
@@ -77,3 +79,22 @@ def test_caps_one_dimensional_noise_collapses_onto_a_curve(caps_data):
     print(f"caps at x1 = 0, median local λ2/λ1 of (y2, y3): {ratio}")
     assert ratio[1] < 0.01
     assert abs(ratio[2] - ratio["exact"]) < 0.15
+
+
+@pytest.mark.parametrize("preset", ["table1", "table2", "table3"])
+def test_folding_batchnorm_leaves_the_generator_unchanged(preset):
+    """Sampling uses G with each BatchNorm folded into its Dense layer: the same map in eval mode."""
+    torch.manual_seed(0)
+    widths, activation, _ = PRESETS[preset]
+    network = generator_network(3, 5, widths, activation)
+    for layer in network:
+        if isinstance(layer, torch.nn.BatchNorm1d):  # non-trivial statistics and affine parameters
+            for tensor in (layer.running_mean, layer.weight, layer.bias):
+                tensor.data.normal_()
+            layer.running_var.data.uniform_(0.5, 2.0)
+    network.eval()
+    folded = fold_batchnorm(network)
+    assert not any(isinstance(layer, torch.nn.BatchNorm1d) for layer in folded)
+    x = torch.randn(256, 3)
+    with torch.no_grad():
+        torch.testing.assert_close(folded(x), network(x), rtol=1e-5, atol=1e-5)

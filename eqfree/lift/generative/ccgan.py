@@ -33,7 +33,7 @@ from torch.nn.functional import logsigmoid
 
 from ...validation import checked_count
 from .base import ConditionalGenerator
-from .networks import architecture, generator_network, mlp
+from .networks import architecture, fold_batchnorm, generator_network, mlp
 
 SOFT_CUTOFF = 1e-3
 SAMPLE_BLOCK = 8192
@@ -105,10 +105,12 @@ class CcGAN(ConditionalGenerator):
         return self.networks_["discriminator"](torch.cat([x, labels[:, None]], dim=1))[:, 0]
 
     def _generate(self, labels, generator):
-        """G on blocks of :data:`SAMPLE_BLOCK` samples: the activations stay in cache (10⁵ samples
-        about 3× faster than in one pass)."""
+        """G with its BatchNorm folded into the Dense layers, on blocks of :data:`SAMPLE_BLOCK`
+        samples so that the activations stay in cache (10⁵ samples about 3× faster than one pass)."""
+        network = fold_batchnorm(self.networks_["generator"])
         noise = self.noise((len(labels), self.params["noise_dim"]), generator)
-        return torch.cat([self.generate(*block) for block in zip(noise.split(SAMPLE_BLOCK), labels.split(SAMPLE_BLOCK))])
+        return torch.cat([network(torch.cat([z, y[:, None]], dim=1))
+                          for z, y in zip(noise.split(SAMPLE_BLOCK), labels.split(SAMPLE_BLOCK))])
 
     def _train(self, x, y, generator, bar):
         p = self.params

@@ -9,6 +9,7 @@ conditional discriminator needs.
 
 from __future__ import annotations
 
+import torch
 from torch import nn
 
 #: generator hidden widths, generator activation, discriminator hidden widths
@@ -32,6 +33,26 @@ def generator_network(n_in: int, n_out: int, widths, activation: str | None) -> 
         layers += [nn.Linear(width_in, width), nn.BatchNorm1d(width), *_activation(activation)]
         width_in = width
     return nn.Sequential(*layers, nn.Linear(width_in, n_out))
+
+
+def fold_batchnorm(network: nn.Sequential) -> nn.Sequential:
+    """The same map in eval mode with each BatchNorm absorbed into the Dense layer before it:
+    γ (Wx + b − μ)/√(v + ε) + β = W'x + b' with W' = s W, b' = s (b − μ) + β, s = γ/√(v + ε)
+    (one pass less over the activations per layer, for sampling)."""
+    layers = list(network)
+    folded = []
+    for layer in layers:
+        if isinstance(layer, nn.BatchNorm1d) and folded and isinstance(folded[-1], nn.Linear):
+            dense = folded.pop()
+            scale = layer.weight / torch.sqrt(layer.running_var + layer.eps)
+            merged = nn.Linear(dense.in_features, dense.out_features).to(dense.weight)
+            with torch.no_grad():
+                merged.weight.copy_(scale[:, None] * dense.weight)
+                merged.bias.copy_(scale * (dense.bias - layer.running_mean) + layer.bias)
+            folded.append(merged)
+        else:
+            folded.append(layer)
+    return nn.Sequential(*folded).eval()
 
 
 def mlp(n_in: int, n_out: int, widths, activation: str = "relu") -> nn.Sequential:
