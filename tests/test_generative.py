@@ -4,6 +4,7 @@ import json
 import math
 
 import numpy as np
+import torch
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -139,3 +140,21 @@ def test_half_moons_samples_lie_on_the_moon_at_the_learned_coordinate():
     assert consistency < 0.03 * np.ptp(labels)
     assert abs(np.median(x1_lifted) - np.median(x1_data)) < 0.05  # the moons span x1 ∈ [0, 1.55]
     assert x1_lifted.std() < 2 * x1_data.std()
+
+
+@pytest.mark.parametrize("method", sorted(TINY))
+def test_warm_start_keeps_the_model_and_widens_its_range(method, data):
+    X, y = data
+    model = TINY[method]().fit(X, y, seed=0, progress=False)
+    before = {name: p.detach().clone() for name, p in model.networks_.named_parameters()}
+    scalers = (model.labels_, model.data_)
+    wider = np.concatenate([X, X + [5.0, 0.0]]), np.concatenate([y, y + 5.0])
+    model.fit(*wider, seed=1, warm_start=True, progress=False)
+    assert (model.labels_, model.data_) == scalers  # the networks' coordinates are unchanged
+    assert model.valid_range == (y.min(), y.max() + 5.0)
+    after = dict(model.networks_.named_parameters())
+    change = math.sqrt(sum(float(torch.sum((after[k] - v) ** 2)) for k, v in before.items()))
+    size = math.sqrt(sum(float(torch.sum(v**2)) for v in before.values()))
+    assert 0 < change < 0.2 * size  # 20 more small steps from the old weights, not a fresh initialization
+    with pytest.raises(ValueError, match="warm start with 3-dimensional states; the model generates 2"):
+        model.fit(np.column_stack([X, X[:, :1]]), y, seed=2, warm_start=True, progress=False)

@@ -126,22 +126,32 @@ class ConditionalGenerator:
         raise NotImplementedError
 
     # -- fitting ----------------------------------------------------------------------------------
-    def fit(self, X, y, *, seed: SeedLike, coords=None, progress: bool = True) -> "ConditionalGenerator":
+    def fit(self, X, y, *, seed: SeedLike, coords=None, warm_start: bool = False,
+            progress: bool = True) -> "ConditionalGenerator":
         """Train on states ``X`` (N, dim) labelled by CV values ``y`` (N,); returns self.
 
+        ``warm_start=True`` continues training a fitted model on new data (e.g. the old data plus
+        states refined beyond its labels) for ``epochs`` more: networks and scalings are kept,
+        ``label_range_`` becomes the range of the new labels.
+
         Learned attributes: ``labels_`` (:class:`LabelScaler`), ``data_`` (:class:`DataScaler`),
-        ``dim_``, ``coords_`` (``coords`` or x1, x2, ...), ``networks_``, ``history_`` (loss name →
-        array over epochs), ``training_`` (seed, samples, seconds, what the method derived).
+        ``dim_``, ``coords_`` (``coords`` or x1, x2, ...), ``label_range_`` (the labels' range),
+        ``networks_``, ``history_`` (loss name → array over epochs), ``training_`` (seed, samples,
+        seconds, what the method derived).
         """
         X, y = checked_training_data(X, y)
-        self.labels_, self.data_, self.dim_ = LabelScaler.fit(y), DataScaler.fit(X), X.shape[1]
-        self.coords_ = coordinate_names(self.dim_) if coords is None else [str(c) for c in coords]
-        if len(self.coords_) != self.dim_:
-            raise ValueError(f"{len(self.coords_)} coordinate names for {self.dim_} coordinates")
-        torch_seed = child_int(seed, 0)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(torch_seed)
-            self.networks_ = self._build(self.dim_).to(self.device)
+        if warm_start and hasattr(self, "networks_"):
+            if X.shape[1] != self.dim_:
+                raise ValueError(f"warm start with {X.shape[1]}-dimensional states; the model generates {self.dim_}")
+        else:
+            self.labels_, self.data_, self.dim_ = LabelScaler.fit(y), DataScaler.fit(X), X.shape[1]
+            self.coords_ = coordinate_names(self.dim_) if coords is None else [str(c) for c in coords]
+            if len(self.coords_) != self.dim_:
+                raise ValueError(f"{len(self.coords_)} coordinate names for {self.dim_} coordinates")
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(child_int(seed, 0))
+                self.networks_ = self._build(self.dim_).to(self.device)
+        self.label_range_ = (float(y.min()), float(y.max()))
         generator = torch.Generator(device=self.device).manual_seed(child_int(seed, 1))
         x = torch.as_tensor(self.data_.transform(X), dtype=torch.float32, device=self.device)
         labels = torch.as_tensor(self.labels_.transform(y), dtype=torch.float32, device=self.device)
@@ -160,7 +170,7 @@ class ConditionalGenerator:
     def valid_range(self) -> tuple[float, float]:
         """The training labels' range (closure grids stay inside it; sampling outside warns)."""
         self._check_fitted()
-        return self.labels_.low, self.labels_.high
+        return self.label_range_
 
     def _check_fitted(self):
         if not hasattr(self, "networks_"):
@@ -207,7 +217,8 @@ class ConditionalGenerator:
         path.mkdir(parents=True, exist_ok=True)
         config = {
             "format": FORMAT, "method": self.method, "params": self.params, "dim": self.dim_, "coords": self.coords_,
-            "labels": asdict(self.labels_), "data": asdict(self.data_), "training": self.training_,
+            "labels": asdict(self.labels_), "label_range": self.label_range_, "data": asdict(self.data_),
+            "training": self.training_,
             "history": {name: values.tolist() for name, values in self.history_.items()},
             "eqfree_version": __version__,
         }
@@ -230,6 +241,7 @@ class ConditionalGenerator:
         model.labels_, model.data_, model.dim_ = LabelScaler(**config["labels"]), DataScaler(
             **{k: tuple(v) for k, v in config["data"].items()}), config["dim"]
         model.coords_, model.training_ = config["coords"], config["training"]
+        model.label_range_ = tuple(config["label_range"])
         model.history_ = {name: np.asarray(values, dtype=float) for name, values in config["history"].items()}
         model.networks_ = model._build(model.dim_).to(model.device)
         model.networks_.load_state_dict(torch.load(path / "weights.pt", map_location=model.device, weights_only=True))
