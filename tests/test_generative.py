@@ -152,7 +152,7 @@ def test_warm_start_keeps_the_model_and_widens_its_range(method, data):
     model.fit(*wider, seed=1, warm_start=True, progress=False)
     assert (model.labels_, model.data_) == scalers  # the networks' coordinates are unchanged
     assert model.valid_range == (y.min(), y.max() + 5.0)
-    after = dict(model.networks_.named_parameters())
+    after = {name: p.detach() for name, p in model.networks_.named_parameters()}
     change = math.sqrt(sum(float(torch.sum((after[k] - v) ** 2)) for k, v in before.items()))
     size = math.sqrt(sum(float(torch.sum(v**2)) for v in before.values()))
     assert 0 < change < 0.2 * size  # 20 more small steps from the old weights, not a fresh initialization
