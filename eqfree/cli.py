@@ -14,6 +14,9 @@
     eqfree train-lift --data PATH.zarr --cv SPEC --method ccgan|score [--loss hard|soft] [--noise-dim D]
                     [--epochs N] --seed S --out MODEL
     eqfree lift --model MODEL --at Z[,Z...] --n N --seed S --out PATH.zarr
+                    [--method assisted --system NAME --kappa K --steps N --runs R]
+    eqfree explore --system NAME --data PATH.zarr --cv SPEC --to Z --step D --kappa K --steps N
+                    --seed S --out PATH.zarr [--model MODEL] [--save-model DIR]
     eqfree run RECIPE.toml
 
 A CV SPEC is a coordinate (``x1`` or a 0-based index) or a ``.npz`` file written by
@@ -386,17 +389,32 @@ def cmd_train_lift(args) -> int:
     return 0
 
 
+def _assisted(args, model):
+    """The generator-seeded umbrella lift of ``lift --method assisted``."""
+    from .lift import AssistedUmbrella
+
+    args.cv = args.cv or model.training_.get("cv")
+    missing = [name for name in ("system", "kappa", "steps", "cv") if getattr(args, name) is None]
+    if missing:
+        raise ValueError(f"--method assisted runs biased dynamics: give --{' --'.join(missing)}")
+    system = _system(args)
+    return AssistedUmbrella(model, system, _cv(args.cv, system), args.kappa, dt=_dt(args, system),
+                            n_steps=args.steps, runs=args.runs, beta=getattr(system, "beta", 1.0))
+
+
 def cmd_lift(args) -> int:
     from .lift.generative import load_generator
     from .metrics import label_consistency
 
     model = load_generator(args.model, device=args.device)
+    lift = model if args.method == "generator" else _assisted(args, model)
     at = np.asarray(args.at, dtype=float)
-    samples = np.stack([model.sample(z, args.n, seed=child(args.seed, i)) for i, z in enumerate(at)])
+    samples = np.stack([lift(z, args.n, seed=child(args.seed, i)) for i, z in enumerate(at)])
     dataset = xr.Dataset({"x": (("z", "sample", "coord"), samples, {"long_name": "lifted fine states", "units": "1"})},
                          coords={"z": at, "coord": model.coords_})
     dataset["z"].attrs.update(long_name="conditioning CV value", units="1")
-    dataset.attrs = provenance(f"{model.method} lift from {args.model}", _recipe_parameters(args), ["eqfree", *args.argv])
+    dataset.attrs = provenance(f"{model.method} {args.method} lift from {args.model}", _recipe_parameters(args),
+                               ["eqfree", *args.argv])
     path = write_zarr(dataset, args.out, overwrite=args.overwrite)
     print(f"wrote {path}: {args.n} states at each of {len(at)} CV value(s)")
     cv, variable = model.training_.get("cv"), model.training_.get("variable", "x")
@@ -404,6 +422,44 @@ def cmd_lift(args) -> int:
         restrict = _restriction(cv, model.dim_)
         for z, states in zip(at, samples):
             print(f"  z = {z:g}: label consistency mean |R(x) - z| = {label_consistency(restrict, states, z):.4g}")
+    return 0
+
+
+def cmd_explore(args) -> int:
+    from .lift import ConditionalScoreModel, explore
+    from .lift.generative import load_generator
+
+    if Path(args.out).exists() and not args.overwrite:
+        raise FileExistsError(f"{args.out} exists; choose another path or pass --overwrite")
+    system = _system(args)
+    args.variable, args.discard = "x", 0.0
+    X, y, coords = _training_pairs(args)
+    if args.model is not None:
+        model = load_generator(args.model, device=args.device)
+    else:
+        model = ConditionalScoreModel(epochs=args.train_epochs, device=args.device)
+        model.fit(X, y, seed=child(args.seed, 0), coords=coords, progress=not args.quiet)
+    try:
+        exact = system.exact_lift(_dt(args, system))
+        reference = lambda z, n, seed: exact(np.atleast_1d(z), n, seed=seed)  # noqa: E731
+    except ValueError:
+        reference = None
+    result = explore(model, X, system, args.cv, to=args.to, step=args.step, kappa=args.kappa, dt=_dt(args, system),
+                     n_steps=args.steps, runs=args.runs, epochs=args.epochs, tolerance=args.tolerance,
+                     max_rounds=args.max_rounds, reference=reference, seed=child(args.seed, 1), store=args.out,
+                     progress=not args.quiet)
+    result.attrs.update(provenance(f"{system.name}: exploration to {args.cv} = {args.to:g}",
+                                   _recipe_parameters(args, system_params=system.params), ["eqfree", *args.argv]))
+    write_zarr(result, args.out, overwrite=True)
+    if args.save_model:
+        model.training_.update(cv=args.cv, variable="x")
+        model.save(args.save_model)
+    rounds = result.sizes.get("round", 0)
+    print(f"wrote {args.out}: {rounds} round(s), {'reached' if result.attrs['reached'] else 'stopped short of'} "
+          f"{args.cv} = {args.to:g}")
+    for r in range(rounds):
+        print(f"  round {r}: z = {float(result.z[r]):.4g}, label consistency {float(result.label_consistency[r]):.3g}"
+              + (f", energy distance to the exact law {float(result.energy[r]):.3g}" if "energy" in result else ""))
     return 0
 
 
@@ -553,8 +609,37 @@ def parser() -> argparse.ArgumentParser:
     lift.add_argument("--n", type=_positive_int, required=True, help="states per CV value")
     lift.add_argument("--seed", type=int, required=True)
     lift.add_argument("--device", default="cpu")
+    lift.add_argument("--method", choices=("generator", "assisted"), default="generator",
+                      help="sample the generator, or seed short biased runs with it (generator-assisted US)")
+    lift.add_argument("--system", default=None, choices=systems.available(), help="the dynamics (assisted)")
+    lift.add_argument("--param", action="append", type=_key_value, default=[], metavar="K=V")
+    lift.add_argument("--dt", type=float, default=None, help="fine time step (default: the system's)")
+    lift.add_argument("--kappa", type=float, default=None, help="spring constant of the runs (assisted)")
+    lift.add_argument("--steps", type=_positive_int, default=None, help="fine steps per run (assisted)")
+    lift.add_argument("--runs", type=_positive_int, default=10, help="parallel runs (assisted)")
+    lift.add_argument("--cv", default=None, help="the biased CV (assisted; default: the one the model was trained on)")
     output_options(lift)
     lift.set_defaults(run=cmd_lift)
+
+    exploring = commands.add_parser("explore", help="extend a generator beyond its data: extrapolate, refine by "
+                                                    "generator-seeded umbrella sampling, retrain, repeat")
+    system_options(exploring)
+    exploring.add_argument("--data", required=True, help="store written by `eqfree simulate` (training states)")
+    exploring.add_argument("--cv", required=True, help="x1, 0, ... or a saved kernel expansion (.npz)")
+    exploring.add_argument("--to", type=float, required=True, help="the CV value to reach")
+    exploring.add_argument("--step", type=float, required=True, help="how far each round goes beyond the data")
+    exploring.add_argument("--kappa", type=float, required=True, help="spring constant of the refining runs")
+    exploring.add_argument("--steps", type=_positive_int, required=True, help="fine steps per refining run")
+    exploring.add_argument("--runs", type=_positive_int, default=10)
+    exploring.add_argument("--epochs", type=_positive_int, default=500, help="retraining epochs per round")
+    exploring.add_argument("--tolerance", type=float, default=None, help="largest accepted label consistency")
+    exploring.add_argument("--max-rounds", type=_positive_int, default=20)
+    exploring.add_argument("--model", default=None, help="a trained generator (default: train a score model)")
+    exploring.add_argument("--train-epochs", type=_positive_int, default=4000, help="epochs of that first training")
+    exploring.add_argument("--save-model", default=None, metavar="DIR", help="save the retrained generator")
+    exploring.add_argument("--device", default="cpu")
+    output_options(exploring)
+    exploring.set_defaults(run=cmd_explore)
 
     run = commands.add_parser("run", help="run a command whose options are given in a TOML recipe")
     run.add_argument("recipe_file", metavar="RECIPE.toml")

@@ -58,3 +58,35 @@ def test_bad_requests_fail_with_a_message(store, tmp_path, capsys):
     assert "unknown network preset 'table9'" in capsys.readouterr().err
     assert main(["lift", "--model", str(tmp_path), "--at", "1", "--n", "5", "--seed", "0", "--out", str(tmp_path / "d")]) == 2
     assert "not a saved eqfree generator" in capsys.readouterr().err
+
+
+def test_assisted_lift_and_exploration_commands(tmp_path, capsys):
+    data, model_dir = tmp_path / "fs.zarr", tmp_path / "model"
+    assert main(["simulate", "--system", "fast_slow_linear", "--walkers", "20", "--steps", "2000", "--dt", "0.5",
+                 "--save-every", "10", "--seed", "1", "--out", str(data), "--quiet"]) == 0
+    assert main(["train-lift", "--data", str(data), "--cv", "x1", "--method", "score", "--epochs", "300",
+                 "--seed", "2", "--out", str(model_dir), "--quiet"]) == 0
+    lifted = tmp_path / "assisted.zarr"
+    assert main(["lift", "--model", str(model_dir), "--at", "0.5", "--n", "40", "--seed", "3", "--method", "assisted",
+                 "--system", "fast_slow_linear", "--kappa", "0.5", "--steps", "100", "--runs", "4",
+                 "--out", str(lifted)]) == 0
+    x = open_zarr(lifted).x.values[0]
+    # the runs hold x1 near 0.5 with the window's width 1/sqrt(kappa) ≈ 1.4 (slow x1 barely moves in 100 steps)
+    assert x.shape == (40, 2) and abs(x[:, 0].mean() - 0.5) < 1.0
+    assert main(["lift", "--model", str(model_dir), "--at", "0.5", "--n", "4", "--seed", "3", "--method", "assisted",
+                 "--out", str(tmp_path / "no.zarr")]) == 2
+    assert "give --system --kappa --steps" in capsys.readouterr().err
+
+    rounds = tmp_path / "rounds.zarr"
+    assert main(["explore", "--system", "fast_slow_linear", "--data", str(data), "--cv", "x1", "--to", "3",
+                 "--step", "0.6", "--kappa", "0.5", "--steps", "50", "--runs", "4", "--epochs", "50",
+                 "--model", str(model_dir), "--seed", "4", "--out", str(rounds), "--quiet",
+                 "--save-model", str(tmp_path / "explored")]) == 0
+    out = capsys.readouterr().out
+    result = open_zarr(rounds)
+    assert "reached x1 = 3" in out and result.attrs["reached"] and float(result.z[-1]) == 3.0
+    assert "energy" in result  # fast_slow_linear knows its exact conditional law
+    assert load_generator(tmp_path / "explored").valid_range[1] > 2.9
+    assert main(["explore", "--system", "fast_slow_linear", "--data", str(data), "--cv", "x1", "--to", "3",
+                 "--step", "0.6", "--kappa", "0.5", "--steps", "50", "--seed", "4", "--out", str(rounds)]) == 2
+    assert "exists" in capsys.readouterr().err
