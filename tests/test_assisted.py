@@ -117,6 +117,7 @@ def test_exploration_on_caps_reaches_x1_20(caps_states, tmp_path):
     kappa, runs, n_steps = 100.0, 20, 500
     result = explore(generator, X, caps, "x1", to=20.0, step=2.5, kappa=kappa, dt=1e-3, n_steps=n_steps, runs=runs,
                      epochs=500, reference=caps_reference(caps), seed=1, store=tmp_path / "rounds.zarr", progress=False)
+    assert generator.params["epochs"] == 3000 and len(generator.history_["loss"]) == 500  # 500 per round
     stored = open_zarr(tmp_path / "rounds.zarr")
     print(stored[["z", "label_consistency", "energy"]].to_dataframe(), "\nW1 per round:\n", stored.w1.values)
     assert stored.attrs["reached"] and float(stored.z[-1]) == 20.0 and stored.sizes["round"] >= 4

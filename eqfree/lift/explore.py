@@ -46,7 +46,7 @@ def explore(generator, X, sde, cv, *, to: float, step: float, kappa: float, dt: 
         trained on ``X`` (states of ``sde``) labelled by ``cv``; it is retrained in place.
     step : Δ, the CV distance each round goes beyond the data.
     kappa, dt, n_steps, runs : the refining umbrella runs (:class:`AssistedUmbrella`).
-    epochs : training epochs per round (warm start).
+    epochs : training epochs per round (warm start; the generator's own ``epochs`` is restored after).
     tolerance : the largest accepted label consistency of the extrapolated states (default: five
         window widths 5/√(βκ)).
     reference : optional ``reference(z, n, seed) -> (n, dim)`` exact conditional samples; each
@@ -96,8 +96,11 @@ def explore(generator, X, sde, cv, *, to: float, step: float, kappa: float, dt: 
                 record["w1"] = wasserstein_marginals(refined, exact)
                 record["energy"] = energy_distance(refined, exact, max_samples=2000, seed=child(seed, r, 3))
             X = np.concatenate([X, refined])
-            generator.fit(X, cv(X), seed=child(seed, r, 4),
-                          warm_start=True, progress=False)
+            trained_epochs, generator.params["epochs"] = generator.params["epochs"], epochs
+            try:
+                generator.fit(X, cv(X), seed=child(seed, r, 4), warm_start=True, progress=False)
+            finally:
+                generator.params["epochs"] = trained_epochs
             record["train_seconds"] = generator.training_["seconds"]
             rounds.append(record)
             edge = float(xi.max()) if direction > 0 else float(xi.min())
