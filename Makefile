@@ -37,6 +37,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/umbrella.py
 	$(BIN)/python benchmarks/closure_scaling.py
 	$(BIN)/python benchmarks/lifting.py
+	$(BIN)/python benchmarks/assisted_umbrella.py
 
 clean:
 	rm -rf $(VENV) $(OUT) .pytest_cache .hypothesis

@@ -70,3 +70,28 @@ def test_generative_lifting_tutorial(fast_mode):
     assert run["report"]["score model"]["W1(x2)"] < 0.02
     # one noise variable draws a curve whatever the training; two cover the cap (tests/test_ccgan.py)
     assert run["ratio"][1] < 0.01 < 0.3 < run["ratio"][2]
+
+
+def test_assisted_umbrella_tutorial(fast_mode):
+    run = runpy.run_path(str(TUTORIALS / "06_assisted_umbrella.py"))
+    for name in ("fig6_assisted_umbrella", "fig6_convergence", "explore_rounds"):
+        assert (fast_mode / f"{name}.png").stat().st_size > 20_000
+    # Figure 6: x2 is OU with rate 0.1 at dt = 1 (integrated autocorrelation ~19 steps), so 10^4 fine
+    # steps hold ~530 independent samples: W1 ≈ 0.8 σ/√530 + 0.005 (Euler-Maruyama floor) ≈ 0.013
+    assert run["w1_short"] < 0.03 and run["w1_long"] < 0.03
+    # exploration on caps reaches x1 = 20 in rounds of 2.5, each within the stopping tolerance 5/√κ
+    rounds, kappa, n_steps, dt = run["rounds"], run["KAPPA_CAPS"], run["STEPS"], 1e-3
+    assert run["reached"] and float(rounds.z[-1]) == 20.0 and rounds.sizes["round"] >= 4
+    assert np.all(rounds.label_consistency.values < 5 / np.sqrt(kappa))
+    # x1 (no noise) relaxes from the generator's start to z + 1/κ at rate κ: over n_steps + 1 frames the
+    # start's error adds at most (error + 1/κ) / (κ dt (n_steps + 1)) to mean |x1 - z| (2x for the 20 starts)
+    excess = np.abs(rounds.w1.values[:, 0] - 1 / kappa)
+    assert np.all(excess < 2 * (rounds.label_consistency.values + 1 / kappa) / (kappa * dt * (n_steps + 1)))
+    # (x2, x3) of the last round against the exact law: the bound of tests/test_assisted.py
+    caps = run["caps"]
+    for k, rate in ((1, caps.a2), (2, caps.a4)):
+        sigma = np.sqrt(caps.conditional_variances()[k - 1])
+        n_eff = run["RUNS"] * n_steps * rate * dt / 2
+        assert rounds.w1.values[-1, k] < 3 * sigma / np.sqrt(n_eff)
+    # retrained on the refined states, the generator lands on x1 = 20 far better than it extrapolated there
+    assert run["after"][0] < run["before"][0] / 2
