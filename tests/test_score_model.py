@@ -88,6 +88,7 @@ def exact_gaussian_model(monkeypatch, **params) -> ConditionalScoreModel:
     m(ỹ) = M_OFFSET + M_SLOPE ỹ, with identity scalings: the samplers alone are tested."""
     model = ConditionalScoreModel(**params)
     model.labels_, model.data_, model.dim_ = LabelScaler(0.0, 1.0), DataScaler((0.0, 0.0), (1.0, 1.0)), 2
+    model.label_range_ = (0.0, 1.0)
     model.networks_ = model._build(2)
 
     def denoise(x, sigma, labels):
