@@ -31,16 +31,15 @@ import argparse
 import math
 import multiprocessing
 import os
-import platform
 import time
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
-from pathlib import Path
 
 import numpy as np
 import torch
 from scipy import stats
 
 import systems
+from machine import cpu_model
 from eqfree.lift import AssistedUmbrella, ConditionalScoreModel, UmbrellaSampling
 from eqfree.metrics import running_wasserstein
 
@@ -55,16 +54,6 @@ BUDGETS = (1_000, 2_000, 5_000, 10_000)
 
 
 # -- set-up ----------------------------------------------------------------------------------------
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
 def usable_cores() -> int:
     try:
         return len(os.sched_getaffinity(0))

@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import platform
 import time
 from pathlib import Path
 
@@ -35,6 +34,7 @@ import torch
 from scipy import stats
 
 import systems
+from machine import cpu_model
 from eqfree.lift import UmbrellaSampling
 from eqfree.lift.generative import CcGAN, ConditionalScoreModel
 from eqfree.metrics import label_consistency, wasserstein_marginals
@@ -52,16 +52,6 @@ EVAL_SAMPLES = 10_000
 
 
 # -- set-up ----------------------------------------------------------------------------------------
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
 def training_data(system) -> tuple[np.ndarray, np.ndarray]:
     """The tests' fixture: eq. (2.1) from (0, 1) until x1 ≈ 10, states (50000, 2) labelled by x1."""
     trajectories = system.simulate(50, 20_000, dt=0.5, save_every=20, seed=11)
