@@ -41,7 +41,7 @@ def test_dihedrals_match_the_reference_and_ignore_rigid_motions(seed):
     values = restrict(atoms.reshape(-1))
     expected = [reference_dihedral(*atoms[[0, 1, 2, 3]]), reference_dihedral(*atoms[[2, 3, 4, 5]])]
     np.testing.assert_allclose(values, expected, atol=1e-9)
-    moved = Rotation.random(random_state=seed).apply(atoms) + rng.normal(size=3) * 10
+    moved = Rotation.random(random_state=rng).apply(atoms) + rng.normal(size=3) * 10
     np.testing.assert_allclose(restrict(moved), values, atol=1e-9)
     # torch in, torch out, with gradients
     tensor = torch.tensor(atoms.reshape(-1), requires_grad=True)
@@ -54,7 +54,7 @@ def test_dihedrals_match_the_reference_and_ignore_rigid_motions(seed):
 def test_kabsch_matches_scipy_and_is_invariant_to_rigid_motions(seed):
     rng = np.random.default_rng(seed)
     reference = rng.normal(size=(8, 3))
-    x = Rotation.random(random_state=seed).apply(reference + 0.1 * rng.normal(size=(8, 3))) + rng.normal(size=3)
+    x = Rotation.random(random_state=rng).apply(reference + 0.1 * rng.normal(size=(8, 3))) + rng.normal(size=3)
     aligned, rmsd = kabsch_align(x.reshape(-1), reference)
     # scipy's optimal rotation of the centred sets gives the same RMSD and the same aligned positions
     centred = x - x.mean(axis=0)
@@ -63,7 +63,7 @@ def test_kabsch_matches_scipy_and_is_invariant_to_rigid_motions(seed):
     np.testing.assert_allclose(aligned.reshape(8, 3), expected, atol=1e-9)
     assert rmsd == pytest.approx(math.sqrt(np.mean(np.sum((expected - reference) ** 2, axis=1))), abs=1e-10)
     # moving either input rigidly leaves the aligned RMSD unchanged
-    other = Rotation.random(random_state=seed + 1)
+    other = Rotation.random(random_state=rng)
     assert kabsch_align(other.apply(x) - 3.0, reference)[1] == pytest.approx(rmsd, abs=1e-9)
     assert kabsch_align(x, other.apply(reference) + 2.0)[1] == pytest.approx(rmsd, abs=1e-9)
 
