@@ -22,6 +22,9 @@
 A CV SPEC is a coordinate (``x1`` or a 0-based index) or a ``.npz`` file written by
 ``KernelExpansion.save`` (a learned diffusion-map coordinate). A lift SPEC is ``exact`` (the system's
 known conditional law) or ``umbrella:kappa=K,steps=N`` (umbrella sampling on the CV).
+
+``alanine_dipeptide`` runs OpenMM: states in nm, times and ``--dt`` in ps, ``--kappa`` in
+kJ/mol/rad², ``--cv phi`` or ``psi`` (radians), parameters such as ``--param gb=gbn2``.
 """
 
 from __future__ import annotations
@@ -45,14 +48,15 @@ from .seeding import child
 from .statistics import ensemble_moments
 
 
-def _key_value(text: str) -> tuple[str, float]:
+def _key_value(text: str) -> tuple[str, float | str]:
+    """``k=v``: v a number where it reads as one, else a word (e.g. ``gb=gbn2``); the system checks it."""
     key, sep, value = text.partition("=")
     if not sep or not key:
         raise argparse.ArgumentTypeError(f"expected k=v, got {text!r}")
     try:
         return key.strip(), float(value)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"value of {key!r} must be a number, got {value!r}") from None
+        return key.strip(), value.strip()
 
 
 def _positive_int(text: str) -> int:
@@ -125,7 +129,7 @@ def _lift(spec: str, system, cv, dt: float):
 def cmd_systems(args) -> int:
     for name in systems.available():
         system = systems.get(name)
-        params = ", ".join(f"{k}={v:g}" for k, v in system.params.items())
+        params = ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in system.params.items())
         print(f"{name:18s} dim={system.dim} dt={system.dt:g} slow={','.join(system.slow) or '(learned)'}")
         print(f"{'':18s} {system.summary}")
         print(f"{'':18s} parameters: {params}")
@@ -135,11 +139,11 @@ def cmd_systems(args) -> int:
 def cmd_simulate(args) -> int:
     system = _system(args)
     dt = _dt(args, system)
-    trajectory = system.simulate(
-        args.walkers, args.steps, seed=args.seed, dt=dt, x0=args.x0, save_every=args.save_every,
-        device=args.device, noise_dtype=getattr(torch, args.noise_dtype), progress=not args.quiet,
-    )
-    trajectory.attrs.update(units="1")
+    molecular = not isinstance(system, systems.System)  # OpenMM: nm and ps, no torch options
+    options = {} if molecular else {"device": args.device, "noise_dtype": getattr(torch, args.noise_dtype)}
+    trajectory = system.simulate(args.walkers, args.steps, seed=args.seed, dt=dt, x0=args.x0,
+                                 save_every=args.save_every, progress=not args.quiet, **options)
+    trajectory.attrs.setdefault("units", "1")
     data = {"x": trajectory}
     if system.observed:
         data["y"] = xr.DataArray(
@@ -148,13 +152,14 @@ def cmd_simulate(args) -> int:
             attrs={"long_name": "observed coordinates", "units": "1"},
         )
     dataset = xr.Dataset(data)
-    dataset["time"].attrs.update(long_name="simulation time", units="1")
+    dataset["time"].attrs.update(long_name="simulation time", units="ps" if molecular else "1")
     parameters = {
         "system": system.name, "system_params": system.params, "walkers": args.walkers, "steps": args.steps,
         "dt": dt, "save_every": args.save_every, "seed": args.seed, "x0": args.x0, "device": args.device,
         "noise_dtype": args.noise_dtype,
     }
-    dataset.attrs = provenance(f"{system.name}: Euler-Maruyama ensemble", parameters, ["eqfree", *args.argv])
+    method = "Langevin molecular dynamics (OpenMM)" if molecular else "Euler-Maruyama ensemble"
+    dataset.attrs = provenance(f"{system.name}: {method}", parameters, ["eqfree", *args.argv])
     dataset.attrs["system"] = system.name
     path = write_zarr(dataset, args.out, overwrite=args.overwrite)
     print(f"wrote {path}: x{tuple(trajectory.shape)} (time, walker, coord), t in [0, {float(trajectory.time[-1]):g}]")
@@ -194,9 +199,13 @@ def cmd_umbrella(args) -> int:
     system = _system(args)
     dt = _dt(args, system)
     initial = None if args.initial is None else open_zarr(args.initial)["x"].values.reshape(-1, system.dim)
-    sampler = UmbrellaSampling(system, _cv(args.cv, system, args.period), args.kappa, dt=dt, n_steps=args.steps,
-                               walkers=args.walkers, beta=getattr(system, "beta", 1.0), save_every=args.save_every,
-                               initial=initial)
+    if isinstance(system, systems.System):
+        sampler = UmbrellaSampling(system, _cv(args.cv, system, args.period), args.kappa, dt=dt, n_steps=args.steps,
+                                   walkers=args.walkers, beta=getattr(system, "beta", 1.0),
+                                   save_every=args.save_every, initial=initial)
+    else:  # a molecule: the bias on a dihedral is a force of its own engine
+        sampler = system.umbrella(args.kappa, cv=args.cv, n_steps=args.steps, walkers=args.walkers,
+                                  save_every=args.save_every, initial=initial, dt=dt)
     with executor_for(args.scheduler) as executor:
         windows = sampler.run(args.grid, seed=args.seed, executor=executor, progress=not args.quiet)
     fitted = sampler.reweight(windows, args.estimator, bins=args.bins)
@@ -490,7 +499,7 @@ def parser() -> argparse.ArgumentParser:
 
     commands.add_parser("systems", help="list the model systems").set_defaults(run=cmd_systems)
 
-    sim = commands.add_parser("simulate", help="Euler-Maruyama ensemble of a system, written to zarr")
+    sim = commands.add_parser("simulate", help="simulate an ensemble of a system (SDE or OpenMM), written to zarr")
     sim.add_argument("--system", required=True, choices=systems.available())
     sim.add_argument("--param", action="append", type=_key_value, default=[], metavar="K=V",
                      help="override a system parameter (repeatable)")
@@ -528,7 +537,8 @@ def parser() -> argparse.ArgumentParser:
 
     umbrella = commands.add_parser("umbrella", help="umbrella sampling windows across a CV grid, PMF by WHAM or MBAR")
     system_options(umbrella)
-    umbrella.add_argument("--cv", required=True, help="x1, 0, ... or a saved kernel expansion (.npz)")
+    umbrella.add_argument("--cv", required=True,
+                          help="x1, 0, ... or a saved kernel expansion (.npz); phi or psi for alanine_dipeptide")
     umbrella.add_argument("--period", type=float, default=None, help="period of an angular CV (e.g. 6.283185)")
     umbrella.add_argument("--grid", type=_grid, required=True, metavar="START:STOP:NUM", help="window centres")
     umbrella.add_argument("--kappa", type=float, required=True, help="spring constant")

@@ -26,3 +26,10 @@ def wrapped_difference(a, b, period: float | None):
     if torch.is_tensor(difference):
         return torch.remainder(difference + half, period) - half
     return np.mod(difference + half, period) - half
+
+
+def wrap_into(angle, low: float, period: float = 2 * math.pi):
+    """The representative of ``angle`` in [low, low + P): puts the cut of a periodic CV where the data
+    are sparse (e.g. a generator's labels ψ on [−1.9, −1.9 + 2π), so no basin is split)."""
+    shifted = angle - low
+    return low + (torch.remainder(shifted, period) if torch.is_tensor(shifted) else np.mod(shifted, period))

@@ -2,10 +2,11 @@
 
 >>> import systems
 >>> systems.available()
-['averaging_cubic', 'caps', 'double_well', 'fast_slow_linear', 'half_moons']
+['alanine_dipeptide', 'averaging_cubic', 'caps', 'double_well', 'fast_slow_linear', 'half_moons']
 >>> system = systems.get("fast_slow_linear", a3=0.2)
 """
 
+from .alanine_dipeptide import AlanineDipeptide
 from .averaging_cubic import AveragingCubic
 from .base import System
 from .caps import Caps
@@ -13,7 +14,7 @@ from .double_well import DoubleWell
 from .fast_slow_linear import FastSlowLinear
 from .half_moons import HalfMoons
 
-_REGISTRY = {cls.name: cls for cls in (AveragingCubic, Caps, DoubleWell, FastSlowLinear, HalfMoons)}
+_REGISTRY = {cls.name: cls for cls in (AlanineDipeptide, AveragingCubic, Caps, DoubleWell, FastSlowLinear, HalfMoons)}
 
 
 def available() -> list[str]:
@@ -30,4 +31,4 @@ def get(name: str, **params) -> System:
     return cls(**params)
 
 
-__all__ = ["System", "available", "get", "AveragingCubic", "Caps", "DoubleWell", "FastSlowLinear", "HalfMoons"]
+__all__ = ["System", "available", "get", "AlanineDipeptide", "AveragingCubic", "Caps", "DoubleWell", "FastSlowLinear", "HalfMoons"]

@@ -10,11 +10,15 @@ from eqfree.statistics import ensemble_moments
 
 
 def test_registry():
-    assert systems.available() == ["averaging_cubic", "caps", "double_well", "fast_slow_linear", "half_moons"]
+    assert systems.available() == ["alanine_dipeptide", "averaging_cubic", "caps", "double_well", "fast_slow_linear",
+                                   "half_moons"]
     for name in systems.available():
         system = systems.get(name)
-        assert system.name == name and system.x0.shape == (system.dim,)
-        assert all(c in system.coords for c in system.slow)
+        assert system.name == name and system.x0.shape == (system.dim,) and len(system.coords) == system.dim
+        if isinstance(system, systems.System):  # an SDE: its slow variables are coordinates
+            assert all(c in system.coords for c in system.slow)
+        else:  # a molecule: its slow variables are dihedrals of its atoms
+            assert system.restriction().names == list(system.slow)
     assert systems.get("fast_slow_linear", a3="0.2").a3 == 0.2
     assert systems.get("half_moons").dt == 5e-2 and systems.get("caps").dt == 1e-3  # appendix C
     assert systems.get("averaging_cubic", eps=1e-2).dt == pytest.approx(1e-3)

@@ -2,10 +2,11 @@
 
 from .euler_maruyama import DivergenceError, coordinate_names, euler_maruyama
 from .evolver import SDEEvolver
+from .molecular import OpenMMEvolver
 from .ito import ItoTransformedSDE, ito_transform
 from .sde import SDE, SDEProtocol, diffusion_matrix
 
 __all__ = [
-    "SDE", "SDEProtocol", "SDEEvolver", "DivergenceError", "ItoTransformedSDE",
+    "SDE", "SDEProtocol", "SDEEvolver", "OpenMMEvolver", "DivergenceError", "ItoTransformedSDE",
     "coordinate_names", "diffusion_matrix", "euler_maruyama", "ito_transform",
 ]

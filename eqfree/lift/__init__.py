@@ -7,11 +7,12 @@ from .explore import ExplorationStopped, explore
 from .gaussian import LinearGaussianLift
 from .generative import CcGAN, ConditionalGenerator, ConditionalScoreModel, ExtrapolationWarning, load_generator
 from .reweighted import ReweightedUmbrella
+from .torsion_umbrella import TorsionUmbrella, torsion_bias
 from .umbrella import UmbrellaSampling
 
 __all__ = [
     "AssistedUmbrella", "ExplorationStopped", "explore",
     "CcGAN", "ConditionalGenerator", "ConditionalScoreModel", "ExtrapolationWarning", "load_generator",
-    "CollectiveVariable", "HarmonicBias", "LinearGaussianLift", "ReweightedUmbrella", "UmbrellaSampling", "collective_variable",
+    "CollectiveVariable", "HarmonicBias", "LinearGaussianLift", "ReweightedUmbrella", "TorsionUmbrella", "UmbrellaSampling", "torsion_bias", "collective_variable",
     "wrapped_difference",
 ]

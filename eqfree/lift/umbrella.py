@@ -116,19 +116,26 @@ class UmbrellaSampling:
             self._check_center(z)
         x0 = np.concatenate([self._initial_walkers(z, walkers, child(child(seed, 0), first + k))
                              for k, z in enumerate(centers)])
+        trajectory = self._biased_trajectories(x0, np.repeat(centers, walkers), child(seed, 1), first * walkers,
+                                               progress)
+        return [self._analyse(trajectory.isel(walker=slice(k * walkers, (k + 1) * walkers)).assign_coords(
+                    walker=np.arange(walkers)), z) for k, z in enumerate(centers)]
+
+    def _biased_trajectories(self, x0: np.ndarray, centers: np.ndarray, seed, first_walker: int,
+                             progress: bool) -> xr.DataArray:
+        """Biased dynamics of walkers x0 ``(walkers, dim)``, walker i held at ``centers[i]`` and drawing the
+        noise of walker ``first_walker + i`` of ``seed``; dims ``(time, walker, coord)``."""
         x0 = as_ensemble(x0)
-        bias = HarmonicBias(self.cv, self.kappa, torch.as_tensor(np.repeat(centers, walkers), device=self.device))
+        bias = HarmonicBias(self.cv, self.kappa, torch.as_tensor(centers, device=self.device))
         force = bias_force(bias, x0)
         if not torch.isfinite(force).all():
             bad = int(torch.nonzero(~torch.isfinite(force).all(dim=1))[0])
             raise ValueError(f"the gradient of the CV {self.cv.name} is not finite at x = {x0[bad].tolist()} "
-                             f"(window at {centers[bad // walkers]:g}): the bias force cannot be applied there")
-        trajectory = euler_maruyama(
-            self.sde, x0, dt=self.dt, n_steps=self.n_steps, seed=child(seed, 1), save_every=self.save_every,
-            bias=bias, device=self.device, noise_dtype=self.noise_dtype, first_walker=first * walkers,
+                             f"(window at {centers[bad]:g}): the bias force cannot be applied there")
+        return euler_maruyama(
+            self.sde, x0, dt=self.dt, n_steps=self.n_steps, seed=seed, save_every=self.save_every,
+            bias=bias, device=self.device, noise_dtype=self.noise_dtype, first_walker=first_walker,
             coords=self.coords or coordinate_names(x0.shape[1]), progress=progress)
-        return [self._analyse(trajectory.isel(walker=slice(k * walkers, (k + 1) * walkers)).assign_coords(
-                    walker=np.arange(walkers)), z) for k, z in enumerate(centers)]
 
     def _analyse(self, trajectory: xr.DataArray, z: float) -> xr.Dataset:
         """CV, bias energy and the warm-up/decorrelation of one window's trajectories."""

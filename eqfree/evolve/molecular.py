@@ -1,0 +1,199 @@
+"""The Evolve operator for molecular dynamics: Langevin bursts of an OpenMM ``System``.
+
+Every walker is an independent replica: positions from the state x (nm, flat ``3 n_atoms``),
+velocities drawn from Maxwell–Boltzmann at T, then ``n_steps`` of OpenMM's LangevinMiddle
+integrator (BAOAB splitting; friction γ, step dt) whose stationary law is ∝ exp(−βU), β = 1/(k_B T).
+Walker i of a call with ``seed`` takes its integrator and velocity seeds from child
+``first_walker + i`` of the seed alone, so the numbers do not depend on how walkers are grouped into
+tasks or which executor runs them (on one platform with a fixed thread count). Energies are kJ/mol,
+times ps.
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+from typing import Mapping, Sequence
+
+import numpy as np
+import xarray as xr
+from tqdm.auto import tqdm
+
+from ..parallel import run_tasks
+from ..seeding import SeedLike, as_seed_sequence, child
+from ..validation import checked_count, checked_duration
+from .euler_maruyama import DivergenceError
+
+#: the molar gas constant R = N_A k_B, kJ/(mol K)
+MOLAR_GAS_CONSTANT = 0.00831446261815324
+
+
+def import_openmm():
+    """The ``openmm`` module, or an ImportError that says how to install it."""
+    try:
+        import openmm
+    except ImportError:
+        raise ImportError("molecular dynamics needs OpenMM: pip install 'eqfree[md]'") from None
+    return openmm
+
+
+def _openmm_seeds(seed: np.random.SeedSequence) -> tuple[int, int]:
+    """Two positive 31-bit integers (OpenMM reads a seed of 0 as 'choose one at random')."""
+    first, second = seed.generate_state(2, np.uint32) % np.uint32(2**31 - 2) + 1
+    return int(first), int(second)
+
+
+class OpenMMEvolver:
+    """``E(x, n_steps)``: Langevin bursts of an ``openmm.System`` (an :class:`~eqfree.Evolve`).
+
+    Parameters
+    ----------
+    system : the ``openmm.System`` (forces, masses, constraints).
+    temperature : T in K.    friction : γ in 1/ps.    dt : the step in ps.
+    platform : an OpenMM platform name (``"CPU"``, ``"CUDA"``, ``"Reference"``, ...).
+    threads : CPU threads per context (one is fastest for a few dozen atoms; None: OpenMM's default).
+    coords : names of the 3 n_atoms coordinates (default ``x1, x2, ...``).
+    """
+
+    def __init__(self, system, *, temperature: float = 300.0, friction: float = 1.0, dt: float = 0.001,
+                 platform: str = "CPU", threads: int | None = 1, coords: Sequence[str] | None = None):
+        openmm = import_openmm()
+        if not isinstance(system, openmm.System):
+            raise TypeError(f"system must be an openmm.System, got {type(system).__name__}")
+        self.system = system
+        self.temperature = checked_duration(temperature, "temperature (K)")
+        self.friction = checked_duration(friction, "friction (1/ps)")
+        self.dt = checked_duration(dt, "dt (ps)")
+        self.platform, self.threads = platform, threads
+        self.dim = 3 * system.getNumParticles()
+        self.coords = list(coords) if coords is not None else [f"x{i + 1}" for i in range(self.dim)]
+        if len(self.coords) != self.dim:
+            raise ValueError(f"{len(self.coords)} coordinate names for {self.dim} coordinates")
+        self._local = threading.local()
+
+    @property
+    def beta(self) -> float:
+        """β = 1/(k_B T) in mol/kJ."""
+        return 1.0 / (MOLAR_GAS_CONSTANT * self.temperature)
+
+    def with_forces(self, *forces) -> "OpenMMEvolver":
+        """A copy whose system also holds ``forces`` (e.g. a bias; its global parameters can then be set
+        per walker through ``parameters=`` of a call)."""
+        twin = copy.copy(self)
+        twin.system, twin._local = copy.deepcopy(self.system), threading.local()
+        for force in forces:
+            twin.system.addForce(force)
+        return twin
+
+    # -- the context, built once per thread ----------------------------------------------------------
+    def __getstate__(self):
+        return {key: value for key, value in self.__dict__.items() if key != "_local"}
+
+    def __setstate__(self, state):
+        self.__dict__.update(state, _local=threading.local())
+
+    def context(self):
+        """This thread's ``openmm.Context`` (built on first use; contexts are never shared between threads)."""
+        if getattr(self._local, "context", None) is None:
+            openmm = import_openmm()
+            integrator = openmm.LangevinMiddleIntegrator(self.temperature, self.friction, self.dt)
+            try:
+                platform = openmm.Platform.getPlatformByName(self.platform)
+            except Exception:
+                names = [openmm.Platform.getPlatform(i).getName() for i in range(openmm.Platform.getNumPlatforms())]
+                raise ValueError(f"OpenMM platform {self.platform!r} is not available here; available: {names}") from None
+            properties = {"Threads": str(self.threads)} if self.platform == "CPU" and self.threads else {}
+            self._local.context = openmm.Context(self.system, integrator, platform, properties)
+        return self._local.context
+
+    def _positions(self, x) -> np.ndarray:
+        x = np.asarray(x, dtype=float)
+        if x.ndim == 1:
+            x = x[None]
+        if x.ndim != 2 or x.shape[1] != self.dim:
+            raise ValueError(f"states must have shape (walkers, {self.dim}) in nm, got {x.shape}")
+        if not np.isfinite(x).all():
+            raise ValueError(f"state {int(np.nonzero(~np.isfinite(x).all(axis=1))[0][0])} has non-finite coordinates")
+        return x
+
+    def potential_energy(self, x) -> np.ndarray:
+        """U(x) in kJ/mol of states ``(n, 3 n_atoms)`` (nm)."""
+        context, energies = self.context(), []
+        for state in self._positions(x):
+            context.setPositions(state.reshape(-1, 3))
+            energies.append(context.getState(getEnergy=True).getPotentialEnergy()._value)
+        return np.array(energies)
+
+    def minimize(self, x, *, tolerance: float = 1.0, max_iterations: int = 0) -> np.ndarray:
+        """Local energy minimization (L-BFGS) of each state until the RMS force is below ``tolerance``
+        kJ/mol/nm; returns the minimized states ``(n, 3 n_atoms)``."""
+        openmm = import_openmm()
+        context, minimized = self.context(), []
+        for state in self._positions(x):
+            context.setPositions(state.reshape(-1, 3))
+            openmm.LocalEnergyMinimizer.minimize(context, tolerance, max_iterations)
+            minimized.append(context.getState(getPositions=True).getPositions(asNumpy=True)._value.reshape(-1))
+        return np.array(minimized)
+
+    # -- bursts ----------------------------------------------------------------------------------------
+    def __call__(self, x, n_steps: int, *, seed: SeedLike, save_every: int = 1, first_walker: int = 0,
+                 parameters: Mapping[str, Sequence[float]] | None = None, executor=None,
+                 walkers_per_task: int | None = None, progress: bool = False) -> xr.DataArray:
+        """Bursts of ``n_steps`` from states ``(walkers, 3 n_atoms)``; dims ``(time, walker, coord)``, the
+        initial states included, time in ps.
+
+        ``parameters`` sets global context parameters per walker (``{name: (walkers,) values}``, e.g. a
+        bias centre). Tasks of ``walkers_per_task`` walkers go through ``executor`` (default: one task
+        when serial, one walker per task on an executor); the numbers do not depend on either.
+        """
+        x = self._positions(x)
+        n_steps, save_every = checked_count(n_steps, "n_steps", 0), checked_count(save_every, "save_every")
+        first_walker, seed = checked_count(first_walker, "first_walker", 0), as_seed_sequence(seed)
+        walkers = len(x)
+        values = {name: np.broadcast_to(np.asarray(v, dtype=float), (walkers,)) for name, v in (parameters or {}).items()}
+        per_task = (walkers if executor is None else 1) if walkers_per_task is None else checked_count(
+            walkers_per_task, "walkers_per_task")
+        tasks = [(self, x[i:i + per_task], n_steps, save_every, seed, first_walker + i,
+                  {name: v[i:i + per_task] for name, v in values.items()}, progress and executor is None)
+                 for i in range(0, walkers, per_task)]
+        pieces = sorted(run_tasks(_walkers, tasks, executor=executor, progress=progress and executor is not None,
+                                  desc="MD replicas"), key=lambda item: item[0])
+        saved = np.arange(0, n_steps + 1, save_every)
+        return xr.DataArray(
+            np.concatenate([piece for _, piece in pieces], axis=1),
+            dims=("time", "walker", "coord"),
+            coords={"time": saved * self.dt, "walker": np.arange(walkers), "coord": self.coords},
+            name="x",
+            attrs={"long_name": "atom positions", "units": "nm", "integrator": "openmm_langevin_middle",
+                   "dt": self.dt, "temperature": self.temperature, "friction": self.friction},
+        )
+
+
+def _walkers(evolver: OpenMMEvolver, x: np.ndarray, n_steps: int, save_every: int, seed, first: int,
+             parameters: Mapping[str, np.ndarray], progress: bool) -> np.ndarray:
+    """Walkers ``first, first + 1, ...`` one after another in this process's context (a task);
+    returns ``(saved frames, walkers, 3 n_atoms)``."""
+    openmm = import_openmm()
+    context = evolver.context()
+    integrator = context.getIntegrator()
+    frames = n_steps // save_every + 1
+    out = np.empty((frames, len(x), evolver.dim))
+    with tqdm(total=len(x) * n_steps, disable=not progress, unit="step", desc="Langevin MD") as bar:
+        for i, state in enumerate(x):
+            integrator_seed, velocity_seed = _openmm_seeds(child(seed, first + i))
+            integrator.setRandomNumberSeed(integrator_seed)
+            context.reinitialize()  # the integrator reads its seed when the context is (re)built
+            for name, values in parameters.items():
+                context.setParameter(name, float(values[i]))
+            context.setPositions(state.reshape(-1, 3))
+            context.setVelocitiesToTemperature(evolver.temperature, velocity_seed)
+            out[0, i] = state
+            for frame in range(1, frames):
+                try:
+                    integrator.step(save_every)
+                except openmm.OpenMMException as error:
+                    raise DivergenceError(first + i, frame * save_every, frame * save_every * evolver.dt) from error
+                out[frame, i] = context.getState(getPositions=True).getPositions(asNumpy=True)._value.reshape(-1)
+                bar.update(save_every)
+            # steps past the last saved frame are not run: they would not be returned
+    return out
