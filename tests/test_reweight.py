@@ -145,6 +145,18 @@ def test_overlap_rows_sum_to_one_and_match_quadrature(fits, well, name):
 
 
 @needs_pymbar
+def test_mbar_free_energy_difference_of_two_sets_matches_quadrature(fits, well):
+    """ΔF between x < −1 and x > 1 of the unbiased law, −log(P_b/P_a), against quadrature of e^{−F}, within 4
+    analytical standard errors; the error bar is of the order of the window free energies' errors."""
+    density = np.exp(-well.free(well.grid))
+    exact = -np.log(well.integrate(density * (well.grid > 1)) / well.integrate(density * (well.grid < -1)))
+    difference, stderr = fits["MBAR"].free_energy_difference(well.x < -1, well.x > 1)
+    assert 0.01 < stderr < 0.5 and abs(difference - exact) < 4 * stderr, (difference, exact, stderr)
+    with pytest.raises(ValueError, match="at least one sample"):
+        fits["MBAR"].free_energy_difference(well.x < -1, well.x > 100)
+
+
+@needs_pymbar
 def test_overlap_equals_pymbar_compute_overlap(fits, well):
     mbar = fits["MBAR"]
     reference = mbar.mbar_.compute_overlap()["matrix"]

@@ -64,7 +64,7 @@ class MBAR(UmbrellaReweighting):
                              fes_reference=centres[filled][reference], uncertainty_method="analytical")
         pmf = np.asarray(result["f_i"]) + log_width
 
-        self.mbar_ = mbar
+        self.mbar_, self._order = mbar, order
         self.f_ = f
         self.f_stderr_ = np.asarray(mbar.compute_free_energy_differences()["dDelta_f"][0], dtype=float)
         self.bin_edges_ = edges
@@ -72,3 +72,18 @@ class MBAR(UmbrellaReweighting):
                                 estimator="MBAR", period=period)
         self._finish(u, n_k, f, cv, threshold)
         return self
+
+    def free_energy_difference(self, in_a, in_b) -> tuple[float, float]:
+        """ΔF = F_b − F_a = −log(P_b/P_a) in kT between two sets of states of the unbiased law (e.g. two
+        basins), given as boolean masks over the pooled samples in ``fit`` order, with pymbar's analytical
+        standard error: the free energies of the unbiased law restricted to each set (reduced potential 0
+        inside, +∞ outside) as perturbed states."""
+        if not hasattr(self, "mbar_"):
+            raise ValueError("MBAR is not fitted: call fit(...) first")
+        masks = np.array([np.asarray(in_a, bool), np.asarray(in_b, bool)])
+        if masks.shape != (2, self.cv_.size):
+            raise ValueError(f"give one boolean per pooled sample ({self.cv_.size}) for each set, got {masks.shape[1:]}")
+        if not masks.any(axis=1).all():
+            raise ValueError("each set must hold at least one sample: its probability cannot be estimated otherwise")
+        result = self.mbar_.compute_perturbed_free_energies(np.where(masks[:, self._order], 0.0, np.inf))
+        return float(result["Delta_f"][0, 1]), float(result["dDelta_f"][0, 1])
