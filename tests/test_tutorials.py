@@ -95,3 +95,17 @@ def test_assisted_umbrella_tutorial(fast_mode):
         assert rounds.w1.values[-1, k] < 3 * sigma / np.sqrt(n_eff)
     # retrained on the refined states, the generator lands on x1 = 20 far better than it extrapolated there
     assert run["after"][0] < run["before"][0] / 2
+
+
+def test_alanine_dipeptide_tutorial(fast_mode):
+    pytest.importorskip("openmm")
+    run = runpy.run_path(str(TUTORIALS / "07_alanine_dipeptide.py"))
+    for name in ("alanine_pmf_psi", "fig7_alanine_ccgan", "fig8_alanine_ccgan_vs_us"):
+        assert (fast_mode / f"{name}.png").stat().st_size > 20_000
+    assert run["gb_gap"] < 1e-3  # built-in and generic OBC2: the same energy (tests/test_alanine_dipeptide.py)
+    # picosecond windows from the β structure already put the PMF's global minimum in the β basin (155° ± 2 bins)
+    assert abs(run["minima"]["beta"] - 155) <= 20
+    # ten times the spring: the window at ψ = 4 narrows by about √10 (less where the PMF curves, see the tutorial)
+    assert run["widths"][50.0] / run["widths"][500.0] > 1.5
+    # walkers started along ψ: the MD data hold both basins
+    assert min(run["populations"]["beta"], run["populations"]["alpha_R"]) > 0.1
