@@ -25,8 +25,9 @@ demo: $(STAMP)
 	$(BIN)/eqfree closure integrate --closure $(OUT)/closure.zarr --z0 1 --t-end 1 --compare 1000 --seed 2 \
 		--png $(OUT)/closure.png --out $(OUT)/closure_path.zarr --overwrite
 
+# Tests run on up to 4 worker processes (pytest-xdist); each test pins torch to one thread.
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n auto --maxprocesses=4
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -q -m slow
@@ -38,6 +39,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/closure_scaling.py
 	$(BIN)/python benchmarks/lifting.py
 	$(BIN)/python benchmarks/assisted_umbrella.py
+	$(BIN)/python benchmarks/md.py
 
 clean:
 	rm -rf $(VENV) $(OUT) .pytest_cache .hypothesis

@@ -14,11 +14,13 @@ reduce to the unbiased weights W_n ∝ exp(βU_z(ξ_n)). The lift resamples the 
     w_n ∝ exp(βU_z(ξ_n)) exp(−d(ξ_n, z)² / (2h²)),
 
 the unbiased law within about h of z (h: ``bandwidth``, by default the window's own width
-1/√(βκ)).
+1/√(βκ)). :meth:`AssistedUmbrella.from_umbrella` seeds the windows of an existing sampler instead
+(e.g. a :class:`~eqfree.lift.TorsionUmbrella` of an OpenMM molecule).
 """
 
 from __future__ import annotations
 
+import copy
 import math
 import warnings
 
@@ -54,14 +56,38 @@ class AssistedUmbrella:
     def __init__(self, generator, sde, cv, kappa: float, *, dt: float, n_steps: int, runs: int = 10,
                  warmup: int | str = 0, save_every: int = 1, beta: float = 1.0, bandwidth: float | None = None,
                  max_label_error: float | None = 10.0, period: float | None = None, device=None):
-        dim = getattr(generator, "dim_", None)
-        if dim is not None and dim != getattr(sde, "dim", dim):
-            raise ValueError(f"the generator was trained on {dim}-dimensional states but the system has {sde.dim}: "
+        sampler = UmbrellaSampling(sde, cv, kappa, dt=dt, n_steps=n_steps, walkers=checked_count(runs, "runs", 2),
+                                   beta=beta, initial=generator, warmup=warmup, save_every=save_every, period=period,
+                                   device=device)
+        self._seed_windows(generator, sampler, bandwidth, max_label_error)
+
+    @classmethod
+    def from_umbrella(cls, generator, umbrella: UmbrellaSampling, *, runs: int = 10, n_steps: int | None = None,
+                      warmup: int | str = 0, bandwidth: float | None = None,
+                      max_label_error: float | None = 10.0) -> "AssistedUmbrella":
+        """Generator-seeded runs of an existing umbrella sampler: its dynamics, CV, κ, β and save interval
+        (e.g. a :class:`~eqfree.lift.TorsionUmbrella` biasing ψ of an OpenMM molecule), with ``runs``
+        walkers started from ``generator`` and ``n_steps`` each (default: the sampler's); ``umbrella`` is
+        left unchanged."""
+        if not isinstance(umbrella, UmbrellaSampling):
+            raise TypeError(f"umbrella must be an UmbrellaSampling (e.g. system.umbrella(...)), got {type(umbrella).__name__}")
+        if not (warmup == "auto" or (isinstance(warmup, (int, np.integer)) and warmup >= 0)):
+            raise ValueError(f"warmup must be 'auto' or a non-negative number of saved frames, got {warmup!r}")
+        sampler = copy.copy(umbrella)
+        sampler.walkers, sampler.initial, sampler.warmup = checked_count(runs, "runs", 2), generator, warmup
+        if n_steps is not None:
+            sampler.n_steps = checked_count(n_steps, "n_steps")
+        assisted = cls.__new__(cls)
+        assisted._seed_windows(generator, sampler, bandwidth, max_label_error)
+        return assisted
+
+    def _seed_windows(self, generator, sampler: UmbrellaSampling, bandwidth, max_label_error) -> None:
+        """Checks the generator against the sampler's system and keeps both (the constructors' shared part)."""
+        dim, system_dim = getattr(generator, "dim_", None), getattr(sampler.sde, "dim", None)
+        if dim is not None and system_dim is not None and dim != system_dim:
+            raise ValueError(f"the generator was trained on {dim}-dimensional states but the system has {system_dim}: "
                              "train it on this system's states (its `x`, not observed coordinates)")
-        self.generator, self.runs = generator, checked_count(runs, "runs", 2)
-        self.sampler = UmbrellaSampling(sde, cv, kappa, dt=dt, n_steps=n_steps, walkers=self.runs, beta=beta,
-                                        initial=generator, warmup=warmup, save_every=save_every, period=period,
-                                        device=device)
+        self.generator, self.sampler, self.runs = generator, sampler, sampler.walkers
         self.width = 1.0 / math.sqrt(self.sampler.beta * self.sampler.kappa)
         self.bandwidth = self.width if bandwidth is None else checked_duration(bandwidth, "bandwidth")
         self.max_label_error = None if max_label_error is None else checked_duration(max_label_error, "max_label_error")

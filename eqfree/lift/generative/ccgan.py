@@ -20,6 +20,15 @@ discriminator scores both against t_j:
 
 Networks: :data:`~eqfree.lift.generative.networks.PRESETS` (Tables 1–3); Adam(β1 = 0.5,
 β2 = 0.999), learning rate 1e-4, batch 512 by default.
+
+Molecules (seed paper, section 5): with ``align_to`` = a reference conformation Y (flat, 3 n_atoms),
+the training states are Kabsch-aligned onto Y before scaling, and every generated state is aligned
+the same way before the discriminator sees it and before it is returned,
+
+    x̃ ↦ (A(x̃ ⊙ s + m; Y) − m) / s,   A(x; Y) = (x − x̄) R(x, Y) + Ȳ   (:func:`~eqfree.restrict.kabsch_align`),
+
+with (m, s) the data scaling — differentiable through the SVD, so the generator is never penalized
+for a rigid motion that carries no information.
 """
 
 from __future__ import annotations
@@ -31,8 +40,9 @@ import torch
 from torch import nn
 from torch.nn.functional import logsigmoid
 
+from ...restrict.alignment import kabsch_align
 from ...validation import checked_count
-from .base import ConditionalGenerator
+from .base import ConditionalGenerator, checked_training_data
 from .networks import architecture, fold_batchnorm, generator_network, mlp
 
 SOFT_CUTOFF = 1e-3
@@ -66,6 +76,8 @@ class CcGAN(ConditionalGenerator):
         damps the oscillations of adversarial training. 0 keeps the last weights, as in the paper.
     sigma, kappa : label-noise bandwidth and vicinity half-width in scaled labels (None: the rules
         in the module doc); ``m_kappa`` multiplies the largest label gap.
+    align_to : a reference conformation (3 n_atoms,) onto which training and generated states are
+        Kabsch-aligned (module doc); None (default) leaves states as they are.
     device : ``"cpu"`` or ``"cuda"``.
     """
 
@@ -73,7 +85,7 @@ class CcGAN(ConditionalGenerator):
 
     def __init__(self, *, loss: str = "hard", noise_dim: int = 1, preset: str | dict = "table1", epochs: int = 5000,
                  batch_size: int = 512, lr: float = 1e-4, betas=(0.5, 0.999), sigma: float | None = None,
-                 kappa: float | None = None, m_kappa: float = 2.0, ema_decay: float = 0.999,
+                 kappa: float | None = None, m_kappa: float = 2.0, ema_decay: float = 0.999, align_to=None,
                  device: str | torch.device = "cpu"):
         if loss not in ("hard", "soft"):
             raise ValueError(f"loss must be 'hard' (HVDL) or 'soft' (SVDL), got {loss!r}")
@@ -85,9 +97,27 @@ class CcGAN(ConditionalGenerator):
         architecture(preset)
         if len(betas) != 2 or not all(0 <= b < 1 for b in betas):
             raise ValueError(f"betas must be two numbers in [0, 1) (Adam's β1, β2), got {betas!r}")
+        if align_to is not None:
+            align_to = np.asarray(align_to, dtype=float)
+            if align_to.ndim != 1 or align_to.size < 9 or align_to.size % 3 or not np.isfinite(align_to).all():
+                raise ValueError("align_to must be a finite reference conformation, flat (3 n_atoms,) with at least "
+                                 f"3 atoms, got an array of shape {align_to.shape}")
+            align_to = align_to.tolist()
         super().__init__(epochs=epochs, batch_size=batch_size, device=device, loss=loss,
                          noise_dim=checked_count(noise_dim, "noise_dim"), preset=preset, lr=float(lr),
-                         betas=[float(b) for b in betas], sigma=sigma, kappa=kappa, m_kappa=float(m_kappa), ema_decay=float(ema_decay))
+                         betas=[float(b) for b in betas], sigma=sigma, kappa=kappa, m_kappa=float(m_kappa), ema_decay=float(ema_decay),
+                         align_to=align_to)
+
+    def fit(self, X, y, *, seed, **options) -> "CcGAN":
+        """:meth:`ConditionalGenerator.fit` on the states Kabsch-aligned onto ``align_to`` when it is set."""
+        reference = self.params["align_to"]
+        if reference is not None:
+            X, y = checked_training_data(X, y)
+            if X.shape[1] != len(reference):
+                raise ValueError(f"align_to has {len(reference)} coordinates but the states have {X.shape[1]}: "
+                                 "give a reference conformation of the same molecule")
+            X = kabsch_align(X, reference)[0]
+        return super().fit(X, y, seed=seed, **options)
 
     def _build(self, dim: int) -> nn.ModuleDict:
         generator_widths, activation, discriminator_widths = architecture(self.params["preset"])
@@ -97,8 +127,15 @@ class CcGAN(ConditionalGenerator):
         })
 
     def generate(self, noise: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        """G(ζ, ỹ) in scaled variables."""
-        return self.networks_["generator"](torch.cat([noise, labels[:, None]], dim=1))
+        """G(ζ, ỹ) in scaled variables (aligned when ``align_to`` is set)."""
+        return self._aligned(self.networks_["generator"](torch.cat([noise, labels[:, None]], dim=1)))
+
+    def _aligned(self, x: torch.Tensor) -> torch.Tensor:
+        """Scaled states Kabsch-aligned onto ``align_to`` in physical units (module doc); x itself when unset."""
+        if self.params["align_to"] is None:
+            return x
+        mean, scale = (torch.as_tensor(v, dtype=x.dtype, device=x.device) for v in (self.data_.mean, self.data_.scale))
+        return (kabsch_align(x * scale + mean, self.params["align_to"])[0] - mean) / scale
 
     def discriminate(self, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """The discriminator's logit, log D/(1 − D), of states x at scaled labels."""
@@ -109,7 +146,7 @@ class CcGAN(ConditionalGenerator):
         samples so that the activations stay in cache (10⁵ samples about 3× faster than one pass)."""
         network = fold_batchnorm(self.networks_["generator"])
         noise = self.noise((len(labels), self.params["noise_dim"]), generator)
-        return torch.cat([network(torch.cat([z, y[:, None]], dim=1))
+        return torch.cat([self._aligned(network(torch.cat([z, y[:, None]], dim=1)))
                           for z, y in zip(noise.split(SAMPLE_BLOCK), labels.split(SAMPLE_BLOCK))])
 
     def _train(self, x, y, generator, bar):
