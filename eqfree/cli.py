@@ -13,6 +13,8 @@
                     --replicas R --seed S --out PATH.zarr
     eqfree train-lift --data PATH.zarr --cv SPEC --method ccgan|score [--loss hard|soft] [--noise-dim D]
                     [--epochs N] --seed S --out MODEL
+    eqfree train-cg [--data PATH.zarr] [--system NAME [--alpha A]] [--latent-dim 2] [--steps N]
+                    --seed S --out MODEL
     eqfree lift --model MODEL --at Z[,Z...] --n N --seed S --out PATH.zarr
                     [--method assisted --system NAME --kappa K --steps N --runs R]
     eqfree explore --system NAME --data PATH.zarr --cv SPEC --to Z --step D --kappa K --steps N
@@ -398,6 +400,51 @@ def cmd_train_lift(args) -> int:
     return 0
 
 
+def cmd_train_cg(args) -> int:
+    from .lift.variational import VAE, ReverseKL
+
+    if args.data is None and args.system is None:
+        raise ValueError("give --data (a VAE on its states), --system (reverse KL on its energy), or both (mixed)")
+    X, coords = None, None
+    if args.data is not None:
+        dataset = open_zarr(args.data)
+        if args.variable not in dataset:
+            raise ValueError(f"{args.data} has no variable {args.variable!r}; it has {sorted(dataset.data_vars)}")
+        if "time" in dataset.dims:
+            dataset = dataset.sel(time=slice(args.discard, None))
+        states = dataset[args.variable]
+        X, coords = states.values.reshape(-1, states.shape[-1]), [str(c) for c in states[states.dims[-1]].values]
+    options = {"latent_dim": args.latent_dim, "widths": args.widths, "steps": args.steps, "device": args.device}
+    options.update({k: v for k, v in (("batch_size", args.batch_size), ("lr", args.lr)) if v is not None})
+    if args.system is None:
+        model = VAE(ard=not args.no_ard, **options).fit(X, seed=args.seed, coords=coords, progress=not args.quiet)
+        model.training_.update(data=str(args.data), variable=args.variable, discard=args.discard)
+        summary = f"VAE on {len(X)} states, ARD switched off {model.switched_off_:.1%} of the decoder parameters"
+    else:
+        system = _system(args)
+        if not hasattr(system, "potential"):
+            raise ValueError(f"system {system.name!r} has no potential energy: reverse KL needs one")
+        if (X is None) != (args.alpha is None):
+            raise ValueError("--alpha weighs the data term of the mixed objective: give it exactly when --data is given")
+        model = ReverseKL(beta_start=args.beta_start, threshold=args.threshold, temper_every=args.temper_every,
+                          steps_at_target=args.steps_at_target, alpha=args.alpha or 0.0, **options)
+        beta = getattr(system, "beta", 1.0)
+        model.fit(system.potential, dim=system.dim, seed=args.seed, beta=beta, X=X, coords=coords,
+                  progress=not args.quiet)
+        model.training_.update(system=system.name, system_params=system.params, data=args.data and str(args.data))
+        sample = model.reweight(system.potential, args.samples, seed=child(args.seed, 2), beta=beta)
+        bound = f", log Z = {system.log_partition():.4f}" if hasattr(system, "log_partition") else ""
+        model.training_["evaluation"] = {"samples": args.samples, "loss": sample.loss, "loss_stderr": sample.loss_stderr,
+                                         "log_partition_estimate": sample.log_partition, "kish_ess": sample.ess}
+        summary = (f"reverse KL on {system.name} (beta {beta:g}{'' if X is None else f', alpha {args.alpha:g}, {len(X)} states'})"
+                   f", {model.training_['energy_evaluations']} energy evaluations, {model.training_['rejected_steps']} "
+                   f"rejected steps; on {args.samples} draws: loss {sample.loss:.4f} ± {sample.loss_stderr:.4f} "
+                   f"(>= -log Z{bound}), importance log Z {sample.log_partition:.4f}, Kish ESS {sample.ess:.0f}")
+    path = model.save(args.out)
+    print(f"wrote {path}: {summary}; {model.training_['seconds']:.1f} s")
+    return 0
+
+
 def _assisted(args, model):
     """The generator-seeded umbrella lift of ``lift --method assisted``."""
     from .lift import AssistedUmbrella
@@ -612,6 +659,32 @@ def parser() -> argparse.ArgumentParser:
     train.add_argument("--out", required=True, help="model folder (config.json + weights.pt)")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     train.set_defaults(run=cmd_train_lift)
+
+    cg = commands.add_parser("train-cg", help="variational coarse-graining: a VAE on data, reverse KL on a system's "
+                                              "energy, or both (mixed objective)")
+    cg.add_argument("--data", default=None, help="store written by `eqfree simulate` (VAE / mixed objective)")
+    cg.add_argument("--variable", default="x", help="which variable of --data to model")
+    cg.add_argument("--discard", type=float, default=0.0, help="discard saved times t < DISCARD (warm-up)")
+    cg.add_argument("--system", default=None, choices=systems.available(), help="energy for reverse KL")
+    cg.add_argument("--param", action="append", type=_key_value, default=[], metavar="K=V")
+    cg.add_argument("--alpha", type=float, default=None, help="weight of the data term (with --data and --system)")
+    cg.add_argument("--latent-dim", type=int, default=2)
+    cg.add_argument("--widths", type=lambda text: [int(w) for w in text.split(",")], default=[50, 100, 100],
+                    metavar="D1,D2,D3", help="network widths (Tables 1-2: 50,100,100)")
+    cg.add_argument("--steps", type=_positive_int, default=5000, help="Adam steps (reverse KL: the most)")
+    cg.add_argument("--batch-size", type=_positive_int, default=None)
+    cg.add_argument("--lr", type=float, default=None, help="learning rate (default: the model's)")
+    cg.add_argument("--no-ard", action="store_true", help="VAE without the ARD prior (maximum likelihood)")
+    cg.add_argument("--beta-start", type=float, default=1e-10, help="first inverse temperature of the tempering")
+    cg.add_argument("--threshold", type=float, default=2e-3, help="largest predicted KL increase per tempering step")
+    cg.add_argument("--temper-every", type=_positive_int, default=50)
+    cg.add_argument("--steps-at-target", type=int, default=500, help="steps trained at the target beta")
+    cg.add_argument("--samples", type=_positive_int, default=100_000, help="importance draws for the final report")
+    cg.add_argument("--device", default="cpu")
+    cg.add_argument("--seed", type=int, required=True)
+    cg.add_argument("--out", required=True, help="model folder (config.json + weights.pt)")
+    cg.add_argument("--quiet", action="store_true", help="no progress bar")
+    cg.set_defaults(run=cmd_train_cg)
 
     lift = commands.add_parser("lift", help="sample fine states at CV values from a trained generator")
     lift.add_argument("--model", required=True, help="folder written by `eqfree train-lift`")

@@ -109,3 +109,16 @@ def test_alanine_dipeptide_tutorial(fast_mode):
     assert run["widths"][50.0] / run["widths"][500.0] > 1.5
     # walkers started along ψ: the MD data hold both basins
     assert min(run["populations"]["beta"], run["populations"]["alpha_R"]) > 0.1
+
+
+def test_variational_cg_tutorial(fast_mode):
+    run = runpy.run_path(str(TUTORIALS / "08_variational_cg.py"))
+    for name in ("cg_double_well_target_prediction", "cg_double_well_training", "cg_double_well_latent",
+                 "cg_double_well_vae_band"):
+        assert (fast_mode / f"{name}.png").stat().st_size > 20_000
+    report = run["report"]
+    # the seeded reverse-KL run of tests/test_variational.py: reweighted dF within 0.3 kT of the quadrature value,
+    # the loss above its bound -log Z by at most the Monte-Carlo error
+    assert abs(report["dF"] - run["delta_f"]) < 0.3
+    assert report["gap"] > -4 * report["loss_stderr"]
+    assert len(run["chain"]) == report["evaluations"]  # Metropolis had the same energy budget

@@ -9,10 +9,11 @@ from .generative import CcGAN, ConditionalGenerator, ConditionalScoreModel, Extr
 from .reweighted import ReweightedUmbrella
 from .torsion_umbrella import TorsionUmbrella, torsion_bias
 from .umbrella import UmbrellaSampling
+from .variational import VAE, DiagonalLaplace, ReverseKL, load_variational
 
 __all__ = [
     "AssistedUmbrella", "ExplorationStopped", "explore",
     "CcGAN", "ConditionalGenerator", "ConditionalScoreModel", "ExtrapolationWarning", "load_generator",
     "CollectiveVariable", "HarmonicBias", "LinearGaussianLift", "ReweightedUmbrella", "TorsionUmbrella", "UmbrellaSampling", "torsion_bias", "collective_variable",
-    "wrapped_difference",
+    "wrapped_difference", "VAE", "ReverseKL", "DiagonalLaplace", "load_variational",
 ]

@@ -1,0 +1,315 @@
+"""What both variational coarse-graining models share: the latent-variable model, its loss terms,
+its use as a Lift (decoder) and a Restrict (encoder mean), importance sampling, persistence.
+
+    q(x) = ∫ q(x|z) q(z) dz,   q(z) = N(0, I_latent),   q(x|z) = N(μ_θ(z), diag σ_θ²),
+    r(z|x) = N(μ_φ(x), diag σ_φ²(x))   (networks: :mod:`.networks`)
+
+The networks see standardized states x̃ = (x − shift)/scale; densities are in physical units
+(log q(x|z) includes −Σ log scale). Per-sample loss terms, both upper bounds in expectation:
+
+- forward (data x): ℓ_f = −log q(x|z) + KL(r(·|x) || q(z)), z ~ r(z|x)   (E ℓ_f ≥ −log q(x));
+- reverse (energy U at inverse temperature β): ℓ_r = βU(x) + log q(x|z) + log q(z) − log r(z|x),
+  (x, z) ~ q(x|z) q(z)   (E ℓ_r ≥ −log Z, Z = ∫ exp(−βU)).
+
+Both are drawn by reparametrization (z = μ + σ ε, x = μ_θ(z) + σ_θ ε'), so gradients of U reach
+θ through the forces −∇U (autograd of ``energy``).
+
+An energy is a callable ``energy(x) -> (n,)`` on float64 torch tensors ``(n, dim)``, in the same
+units as 1/β, differentiable by torch autograd (wrap an external force field in a
+``torch.autograd.Function`` whose backward returns −forces).
+
+A saved model is a folder: ``config.json`` (method, parameters, scaling, training record) and
+``weights.pt`` (the networks' state dict and what the method adds, e.g. ARD precisions).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import warnings
+from pathlib import Path
+from typing import Callable, ClassVar
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from ...evolve import coordinate_names
+from ...seeding import SeedLike, child_int
+from ...validation import checked_count
+from ..generative.base import DataScaler
+from .importance import ImportanceSample
+from .networks import Decoder, Encoder, gaussian_log_density, kl_to_standard_normal, standard_normal_log_density
+
+FORMAT = "eqfree-variational-model"
+Energy = Callable[[torch.Tensor], torch.Tensor]
+
+
+class RejectedStepWarning(UserWarning):
+    """Training steps were skipped because the energy, the loss or a gradient was not finite."""
+
+
+def checked_states(X, name: str = "X") -> np.ndarray:
+    """(N, dim) finite float64 states, N ≥ 2."""
+    X = np.asarray(X, dtype=float)
+    if X.ndim == 1:
+        X = X[:, None]
+    if X.ndim != 2 or X.shape[0] < 2:
+        raise ValueError(f"{name} must have shape (N, dim) with N >= 2 samples, got {X.shape}")
+    bad = ~np.isfinite(X).all(axis=1)
+    if bad.any():
+        raise ValueError(f"{name} has non-finite values in {bad.sum()} sample(s) (first at index "
+                         f"{int(np.flatnonzero(bad)[0])}): drop or repair them before fitting")
+    return X
+
+
+class EncoderRestriction:
+    """The encoder mean x ↦ μ_φ(x) as a :class:`~eqfree.Restrict`: (..., dim) → (..., latent)."""
+
+    def __init__(self, model: "LatentVariableModel"):
+        self.model = model
+        self.names = [f"z{i + 1}" for i in range(model.params["latent_dim"])]
+
+    def __call__(self, x) -> np.ndarray:
+        return self.model.encode(x)
+
+
+class StepGuard:
+    """Rejects optimizer steps whose loss, energies or gradients are not finite; counts them."""
+
+    def __init__(self, max_consecutive: int):
+        self.max_consecutive = max_consecutive
+        self.rejected: list[int] = []
+        self._run = 0
+
+    def apply(self, step: int, loss: torch.Tensor, inputs_finite: bool, optimizer, parameters) -> bool:
+        """Backpropagate ``loss`` and step ``optimizer`` if everything is finite; else reject."""
+        optimizer.zero_grad(set_to_none=True)
+        ok = inputs_finite and bool(torch.isfinite(loss))
+        if ok:
+            loss.backward()
+            grads = [p.grad for p in parameters if p.grad is not None]
+            ok = bool(torch.isfinite(torch.stack([g.sum() for g in grads]).sum()))
+        if ok:
+            optimizer.step()
+            self._run = 0
+            return True
+        optimizer.zero_grad(set_to_none=True)
+        self.rejected.append(step)
+        self._run += 1
+        if self._run >= self.max_consecutive:
+            raise FloatingPointError(
+                f"{self._run} consecutive training steps (up to step {step}) had a non-finite energy, loss or "
+                "gradient and were rejected; check that the energy is finite wherever the model samples "
+                "(e.g. start tempering from a smaller beta_start or lower lr)")
+        return False
+
+    def record(self) -> dict:
+        return {"rejected_steps": len(self.rejected), "first_rejected": self.rejected[0] if self.rejected else None}
+
+    def warn(self, n_steps: int) -> None:
+        if self.rejected:
+            warnings.warn(f"{len(self.rejected)} of {n_steps} training steps were rejected (non-finite energy, loss "
+                          f"or gradient; first at step {self.rejected[0]}); they are counted in training_"
+                          "['rejected_steps']", RejectedStepWarning, stacklevel=3)
+
+
+class LatentVariableModel:
+    """Base class of :class:`~.vae.VAE` and :class:`~.reverse_kl.ReverseKL` (module doc)."""
+
+    method: ClassVar[str]
+    registry: ClassVar[dict[str, type["LatentVariableModel"]]] = {}
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        cls.registry[cls.method] = cls
+
+    def __init__(self, *, latent_dim: int, widths, steps: int, batch_size: int, lr: float,
+                 device: str | torch.device = "cpu", **params):
+        if isinstance(latent_dim, bool) or not isinstance(latent_dim, (int, np.integer)) or latent_dim < 1:
+            raise ValueError(f"the latent dimension must be an integer >= 1, got latent_dim = {latent_dim!r}")
+        widths = [int(w) for w in widths]
+        if len(widths) != 3 or min(widths) < 1:
+            raise ValueError(f"widths must be three positive integers (d1, d2, d3 of Tables 1-2), got {widths!r}")
+        if not (np.isfinite(lr) and lr > 0):
+            raise ValueError(f"lr must be a finite positive number, got {lr!r}")
+        self.params = {"latent_dim": int(latent_dim), "widths": widths, "steps": checked_count(steps, "steps"),
+                       "batch_size": checked_count(batch_size, "batch_size"), "lr": float(lr), **params}
+        self.device = torch.device(device)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self.params.items())})"
+
+    # -- set-up -------------------------------------------------------------------------------------
+    def _initialize(self, dim: int, scaler: DataScaler, coords, seed: SeedLike) -> None:
+        self.dim_, self.data_ = int(dim), scaler
+        self.coords_ = coordinate_names(self.dim_) if coords is None else [str(c) for c in coords]
+        if len(self.coords_) != self.dim_:
+            raise ValueError(f"{len(self.coords_)} coordinate names for {self.dim_} coordinates")
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(child_int(seed, 0))
+            self.networks_ = self._build()
+
+    def _build(self) -> torch.nn.ModuleDict:
+        latent, widths = self.params["latent_dim"], self.params["widths"]
+        return torch.nn.ModuleDict({"encoder": Encoder(self.dim_, latent, widths),
+                                    "decoder": Decoder(latent, self.dim_, widths)}).double().to(self.device)
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "networks_"):
+            raise RuntimeError(f"this {type(self).__name__} is not trained: call fit(...) or load a saved model")
+
+    @property
+    def _shift(self) -> torch.Tensor:
+        return torch.as_tensor(self.data_.mean, dtype=torch.float64, device=self.device)
+
+    @property
+    def _scale(self) -> torch.Tensor:
+        return torch.as_tensor(self.data_.scale, dtype=torch.float64, device=self.device)
+
+    def _normal(self, shape, generator: torch.Generator) -> torch.Tensor:
+        """Standard normal draws from a CPU generator, moved to the device (same numbers on any device)."""
+        return torch.randn(shape, generator=generator, dtype=torch.float64).to(self.device)
+
+    # -- loss terms (torch, physical units) ---------------------------------------------------------
+    def forward_terms(self, x: torch.Tensor, noise: torch.Tensor, kl_weight: float = 1.0) -> torch.Tensor:
+        """ℓ_f per sample (n,) for states ``x`` (n, dim), with z = μ_φ + σ_φ ⊙ ``noise`` (n, latent);
+        ``kl_weight`` < 1 scales the KL term (warm-up; ℓ_f is a bound only at 1)."""
+        encoder, decoder = self.networks_["encoder"], self.networks_["decoder"]
+        x_tilde = (x - self._shift) / self._scale
+        mean, log_var = encoder(x_tilde)
+        z = mean + torch.exp(0.5 * log_var) * noise
+        log_likelihood = gaussian_log_density(x_tilde, decoder(z), decoder.log_var) - torch.log(self._scale).sum()
+        return kl_weight * kl_to_standard_normal(mean, log_var) - log_likelihood
+
+    def reverse_terms(self, energy: Energy, beta: float, z: torch.Tensor, noise: torch.Tensor):
+        """(x, U(x), ℓ_r) per sample for latent draws ``z`` (n, latent) and decoder ``noise`` (n, dim)."""
+        encoder, decoder = self.networks_["encoder"], self.networks_["decoder"]
+        x_tilde = decoder(z) + torch.exp(0.5 * decoder.log_var) * noise
+        x = self._shift + self._scale * x_tilde
+        u = energy(x)
+        if u.shape != (len(x),):
+            raise ValueError(f"the energy returned shape {tuple(u.shape)} for states {tuple(x.shape)}; "
+                             f"it must return one value per state, shape ({len(x)},)")
+        log_q_x = -0.5 * (noise**2 + decoder.log_var + torch.log(2 * torch.pi * self._scale**2)).sum(-1)
+        mean, log_var = encoder(x_tilde)
+        loss = beta * u + log_q_x + standard_normal_log_density(z) - gaussian_log_density(z, mean, log_var)
+        return x, u, loss
+
+    # -- operators (numpy in, numpy out) ------------------------------------------------------------
+    def sample(self, n: int, *, seed: SeedLike) -> np.ndarray:
+        """n states (n, dim) from q(x) = ∫ q(x|z) q(z) dz."""
+        self._check_fitted()
+        n = checked_count(n, "n")
+        generator = torch.Generator().manual_seed(child_int(seed, 0))
+        z = self._normal((n, self.params["latent_dim"]), generator)
+        return self._decode_noisy(z, self._normal((n, self.dim_), generator))
+
+    def __call__(self, z, n: int, *, seed: SeedLike) -> np.ndarray:
+        """The :class:`~eqfree.Lift` interface: n states (n, dim) from q(x|z) at one latent value z (latent,)."""
+        self._check_fitted()
+        z = np.asarray(z, dtype=float).reshape(-1)
+        latent = self.params["latent_dim"]
+        if z.shape != (latent,) or not np.isfinite(z).all():
+            raise ValueError(f"lifting takes one finite latent value of shape ({latent},); got z = {z.tolist()}")
+        n = checked_count(n, "n")
+        generator = torch.Generator().manual_seed(child_int(seed, 0))
+        zs = torch.as_tensor(z, dtype=torch.float64, device=self.device).expand(n, latent)
+        return self._decode_noisy(zs, self._normal((n, self.dim_), generator))
+
+    @torch.inference_mode()
+    def _decode_noisy(self, z: torch.Tensor, noise: torch.Tensor) -> np.ndarray:
+        decoder = self.networks_["decoder"]
+        x_tilde = decoder(z) + torch.exp(0.5 * decoder.log_var) * noise
+        return (self._shift + self._scale * x_tilde).cpu().numpy()
+
+    @torch.inference_mode()
+    def decode(self, z) -> np.ndarray:
+        """The decoder mean μ_θ(z) in physical units: (..., latent) → (..., dim)."""
+        self._check_fitted()
+        z = torch.as_tensor(np.asarray(z, dtype=float), device=self.device)
+        return (self._shift + self._scale * self.networks_["decoder"](z)).cpu().numpy()
+
+    @torch.inference_mode()
+    def encode(self, x) -> np.ndarray:
+        """The encoder mean μ_φ(x): (..., dim) → (..., latent)."""
+        self._check_fitted()
+        x = np.asarray(x, dtype=float)
+        if x.shape[-1] != self.dim_:
+            raise ValueError(f"states have {x.shape[-1]} coordinates; the model encodes {self.dim_}")
+        x = torch.as_tensor(x, device=self.device)
+        return self.networks_["encoder"]((x - self._shift) / self._scale)[0].cpu().numpy()
+
+    def encoder_restriction(self) -> EncoderRestriction:
+        """The encoder mean as a :class:`~eqfree.Restrict` with ``names`` z1, z2, ..."""
+        self._check_fitted()
+        return EncoderRestriction(self)
+
+    @torch.inference_mode()
+    def reweight(self, energy: Energy, n: int, *, seed: SeedLike, beta: float = 1.0) -> ImportanceSample:
+        """n joint draws (x, z) with importance weights to exp(−βU) (:mod:`.importance`)."""
+        self._check_fitted()
+        n = checked_count(n, "n")
+        generator = torch.Generator().manual_seed(child_int(seed, 0))
+        z = self._normal((n, self.params["latent_dim"]), generator)
+        x, _, loss = self.reverse_terms(energy, float(beta), z, self._normal((n, self.dim_), generator))
+        return ImportanceSample(x.cpu().numpy(), z.cpu().numpy(), -loss.cpu().numpy(), float(beta))
+
+    # -- training helpers ---------------------------------------------------------------------------
+    def _progress(self, progress: bool):
+        return tqdm(total=self.params["steps"], disable=not progress, unit="step", desc=f"training {self.method}")
+
+    def _finish(self, history: dict[str, list], start: float, guard: StepGuard) -> None:
+        self.networks_.eval()
+        self.history_ = {name: np.asarray(values, dtype=float) for name, values in history.items()}
+        self.training_.update(seconds=time.perf_counter() - start, **guard.record())
+        guard.warn(len(next(iter(history.values()), [])))
+
+    def _extra_state(self) -> dict:
+        """Tensors beyond the networks that :meth:`save` keeps (subclasses add theirs)."""
+        return {}
+
+    def _load_extra_state(self, state: dict) -> None:
+        pass
+
+    # -- persistence --------------------------------------------------------------------------------
+    def save(self, path: str | Path) -> Path:
+        """Write the model to the folder ``path`` (``config.json`` + ``weights.pt``); returns it."""
+        from ... import __version__
+
+        self._check_fitted()
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        config = {"format": FORMAT, "method": self.method, "params": self.params, "dim": self.dim_,
+                  "coords": self.coords_, "data": {"mean": list(self.data_.mean), "scale": list(self.data_.scale)},
+                  "training": self.training_,
+                  "history": {name: values.tolist() for name, values in self.history_.items()},
+                  "eqfree_version": __version__}
+        (path / "config.json").write_text(json.dumps(config, indent=1))
+        torch.save({"networks": self.networks_.state_dict(), **self._extra_state()}, path / "weights.pt")
+        return path
+
+    @staticmethod
+    def load(path: str | Path, device: str | torch.device = "cpu") -> "LatentVariableModel":
+        """A model saved by :meth:`save`, of whichever method it records, on ``device``."""
+        path = Path(path)
+        try:
+            config = json.loads((path / "config.json").read_text())
+        except (OSError, json.JSONDecodeError) as error:
+            raise ValueError(f"{path} is not a saved eqfree variational model (no readable config.json): {error}") from None
+        if config.get("format") != FORMAT or config.get("method") not in LatentVariableModel.registry:
+            raise ValueError(f"{path}/config.json does not describe an eqfree variational model "
+                             f"(format {config.get('format')!r}, method {config.get('method')!r})")
+        model = LatentVariableModel.registry[config["method"]](**config["params"], device=device)
+        model.dim_, model.coords_, model.training_ = config["dim"], config["coords"], config["training"]
+        model.data_ = DataScaler(tuple(config["data"]["mean"]), tuple(config["data"]["scale"]))
+        model.history_ = {name: np.asarray(values, dtype=float) for name, values in config["history"].items()}
+        model.networks_ = model._build()
+        state = torch.load(path / "weights.pt", map_location=model.device, weights_only=True)
+        model.networks_.load_state_dict(state.pop("networks"))
+        model.networks_.eval()
+        model._load_extra_state(state)
+        return model
+
+
+load_variational = LatentVariableModel.load

@@ -1,0 +1,373 @@
+"""Variational coarse-graining on the tilted double well: reverse KL without data, the VAE on exact
+samples, the mixed objective, ARD, Laplace, persistence and bad input — against quadrature truths.
+
+U = x1⁴/4 − 3x1² + x1 + x2²/2, β = 1: P(x1 > 0) = 0.00835, ΔF = −log(P(x1 > 0)/P(x1 < 0)) = 4.777,
+log Z = 12.065 (systems/double_well.py, by quadrature).
+"""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy import integrate, optimize
+
+import systems
+from eqfree import Lift, Restrict
+from eqfree.lift.variational import (VAE, DiagonalLaplace, RejectedStepWarning, ReverseKL, TemperingWarning,
+                                     ard_precision, kish_ess, load_variational, tempering_increment)
+from eqfree.lift.variational.ard import ARDPrior
+
+WELL = systems.get("double_well")
+P_RIGHT = 1 - WELL.prob_left()
+DELTA_F = -math.log(P_RIGHT / (1 - P_RIGHT))
+LOG_Z = WELL.log_partition()
+SMALL = (8, 16, 16)
+
+
+def right(x):
+    return x[:, 0] > 0
+
+
+def exact_samples(n, seed, beta=1.0):
+    """Independent draws of exp(−βU): x1 by inverting its CDF on a fine grid, x2 ~ N(0, 1/β)."""
+    grid = np.linspace(-6.0, 6.0, 400_001)
+    density = np.exp(-beta * (WELL.potential(np.column_stack([grid, 0 * grid])) - WELL.potential(WELL.x0)))
+    cdf = integrate.cumulative_trapezoid(density, grid, initial=0.0)
+    rng = np.random.default_rng(seed)
+    x1 = np.interp(rng.uniform(0, cdf[-1], n), cdf, grid)
+    return np.column_stack([x1, rng.normal(0, beta**-0.5, n)])
+
+
+def entropy():
+    """H(p) = β E_p[U] + log Z by quadrature (x2 contributes E[x2²/2] = 1/2)."""
+    shift = WELL.potential(WELL.x0)
+    u1 = lambda x1: WELL.potential(np.array([x1, 0.0]))
+    weight = lambda x1: np.exp(-(u1(x1) - shift))
+    mean_u1 = integrate.quad(lambda x1: u1(x1) * weight(x1), -np.inf, np.inf, epsrel=1e-12)[0] / \
+        integrate.quad(weight, -np.inf, np.inf, epsrel=1e-12)[0]
+    return mean_u1 + 0.5 + LOG_Z
+
+
+# -- reverse KL without data ---------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def reverse():
+    model = ReverseKL(widths=(16, 32, 32), steps=8000, beta_start=1e-3, steps_at_target=0)
+    return model.fit(WELL.potential, dim=2, seed=1, progress=False)
+
+
+def test_reverse_kl_populates_both_wells_and_recovers_the_free_energy(reverse):
+    sample = reverse.reweight(WELL.potential, 1_000_000, seed=1)
+    n_right = int(right(sample.x).sum())
+    raw, raw_se = sample.free_energy_difference(right, weighted=False)
+    dF, dF_se = sample.free_energy_difference(right)
+    gap = sample.loss + LOG_Z
+    print(f"\nreverse KL: {n_right} of {len(sample.x)} draws in the minor well; dF raw {raw:.3f} ± {raw_se:.3f}, "
+          f"reweighted {dF:.3f} ± {dF_se:.3f} (exact {DELTA_F:.3f}); loss {sample.loss:.4f} ± {sample.loss_stderr:.4f}, "
+          f"gap to -log Z {gap:.4f}; importance log Z {sample.log_partition:.4f} (exact {LOG_Z:.4f}); "
+          f"Kish ESS {sample.ess / len(sample.x):.3f} n; {reverse.training_['energy_evaluations']} energy evaluations")
+    assert n_right >= 100  # the minor well is populated by the generator itself
+    assert abs(dF - DELTA_F) < 0.3 and dF_se < 0.3
+    assert gap > -4 * sample.loss_stderr  # the loss bounds -log Z from above: below it is a bug
+    assert gap < 0.1
+    assert sample.ess > 0.05 * len(sample.x)
+
+
+@pytest.mark.slow
+def test_reverse_kl_free_energy_over_seeds():
+    """The default test's configuration over seeds 0-5. Reverse KL is mode-seeking: the minor well
+    (0.8 % of the mass, worth −log(1 − 0.0083) = 0.008 nats of loss) survives the tempering only
+    partly; measured: seeds 1, 4, 5 within 0.3 kT, seeds 0 (well dropped), 2, 3 not."""
+    errors = []
+    for seed in range(6):
+        model = ReverseKL(widths=(16, 32, 32), steps=8000, beta_start=1e-3, steps_at_target=0)
+        sample = model.fit(WELL.potential, dim=2, seed=seed, progress=False).reweight(WELL.potential, 1_000_000, seed=1)
+        dF, dF_se = sample.free_energy_difference(right)
+        errors.append(dF - DELTA_F)
+        print(f"seed {seed}: {int(right(sample.x).sum())} draws in the minor well, dF {dF:.3f} ± {dF_se:.3f}, "
+              f"gap {sample.loss + LOG_Z:.4f}")
+        assert sample.loss + LOG_Z > -4 * sample.loss_stderr
+    assert sum(abs(e) < 0.3 for e in errors) >= 3
+
+
+def test_tempering_schedule_is_recorded_and_reaches_the_target(reverse):
+    steps, betas = reverse.schedule_
+    assert betas[0] == 1e-3 and betas[-1] == 1.0 and np.all(np.diff(betas) > 0) and np.all(np.diff(steps) > 0)
+    np.testing.assert_array_equal(reverse.history_["beta"][steps[1:] - 1], betas[:-1])
+    assert reverse.training_["energy_evaluations"] == len(reverse.history_["loss"]) * 256
+    assert reverse.training_["rejected_steps"] == 0
+
+
+def test_tempering_increment_solves_its_equation():
+    """Two equally weighted energies 0 and 1: Δ/2 + log((1 + e^−Δ)/2) = threshold, solved by brentq."""
+    u, log_w = torch.tensor([0.0, 1.0]), torch.zeros(2)
+    increase = lambda d: d / 2 + math.log((1 + math.exp(-d)) / 2)
+    for threshold in (1e-3, 1e-2, 0.1):
+        exact = optimize.brentq(lambda d: increase(d) - threshold, 0, 100, xtol=1e-14)
+        assert tempering_increment(u, log_w, 0.0, 100.0, threshold) == pytest.approx(exact, rel=1e-9)
+    assert tempering_increment(u, log_w, 0.9, 1.0, 0.1) == pytest.approx(0.1)  # capped at the target
+    # a weight concentrated on u = 1 makes the ensemble energy-deterministic: no KL increase at all
+    assert tempering_increment(u, torch.tensor([-1e3, 0.0]), 0.0, 5.0, 1e-3) == pytest.approx(5.0)
+
+
+# -- data-driven VAE and the mixed objective ------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def training_states():
+    return exact_samples(5000, seed=11)
+
+
+@pytest.fixture(scope="module")
+def vae(training_states):
+    model = VAE(widths=SMALL, steps=3000, batch_size=256, lr=3e-3, kl_warmup=1000)
+    return model.fit(training_states, seed=0, progress=False)
+
+
+@pytest.fixture(scope="module")
+def held_out():
+    return exact_samples(20_000, seed=12)
+
+
+def cross_entropy(model, states, seed):
+    """Mean ℓ_f over ``states`` and its standard error: E_p ℓ_f ≥ E_p[−log q] ≥ H(p)."""
+    noise = torch.as_tensor(np.random.default_rng(seed).standard_normal((len(states), 2)))
+    with torch.no_grad():
+        terms = model.forward_terms(torch.as_tensor(states), noise).numpy()
+    return terms.mean(), terms.std(ddof=1) / math.sqrt(len(terms))
+
+
+def test_vae_bounds_the_entropy(vae, held_out):
+    bound, bound_se = cross_entropy(vae, held_out, seed=0)
+    print(f"\nVAE: held-out -ELBO {bound:.4f} ± {bound_se:.4f} >= H(p) = {entropy():.4f}; ARD switched off "
+          f"{vae.switched_off_:.1%} of {sum(t.numel() for t in vae.ard_precisions_.values())} decoder parameters")
+    assert bound > entropy() - 4 * bound_se  # cross-entropy >= entropy: below it is a bug
+    assert bound - entropy() < 0.1
+    assert 0 <= vae.switched_off_ < 1
+
+
+@pytest.mark.xfail(strict=True, reason="measured: the small seeded VAE gives q(x1 > 0) = 0.0006 against 0.0083; "
+                                       "the ELBO rewards the 0.8 % well by only ~0.02 nats")
+def test_vae_recovers_the_populations(vae, training_states):
+    generated = vae.sample(400_000, seed=1)
+    p = right(generated).mean()
+    # the training set's own fluctuation dominates the error
+    se = math.hypot(math.sqrt(P_RIGHT * (1 - P_RIGHT) / len(training_states)), math.sqrt(p * (1 - p) / len(generated)))
+    print(f"\nVAE: P(x1 > 0) = {p:.5f} (exact {P_RIGHT:.5f}, data {right(training_states).mean():.5f}, se {se:.5f})")
+    assert abs(p - P_RIGHT) < 4 * se
+
+
+@pytest.fixture(scope="module")
+def mixed(training_states):
+    model = ReverseKL(widths=SMALL, steps=4000, beta_start=1e-2, steps_at_target=0, alpha=0.5)
+    return model.fit(WELL.potential, dim=2, seed=1, X=training_states[:1000], progress=False)
+
+
+def test_mixed_objective_obeys_both_bounds(mixed, held_out):
+    sample = mixed.reweight(WELL.potential, 400_000, seed=2)
+    forward, forward_se = cross_entropy(mixed, held_out, seed=1)
+    dF, dF_se = sample.free_energy_difference(right)
+    print(f"\nmixed (alpha 0.5): P raw {right(sample.x).mean():.5f}; dF reweighted {dF:.3f} ± {dF_se:.3f}; reverse "
+          f"gap {sample.loss + LOG_Z:.4f} ± {sample.loss_stderr:.4f}; forward gap {forward - entropy():.4f} ± {forward_se:.4f}")
+    assert set(mixed.history_) == {"loss", "beta", "forward"} and mixed.schedule_[1][-1] == 1.0
+    assert sample.loss + LOG_Z > -4 * sample.loss_stderr
+    assert forward - entropy() > -4 * forward_se
+
+
+@pytest.mark.xfail(strict=True, reason="measured: with 1000 states and alpha = 0.5 the seeded run keeps 1e-4 of its "
+                                       "draws in the minor well; reweighted dF 11.1 ± 0.5")
+def test_mixed_objective_recovers_the_free_energy(mixed):
+    sample = mixed.reweight(WELL.potential, 400_000, seed=2)
+    dF, dF_se = sample.free_energy_difference(right)
+    assert abs(dF - DELTA_F) < 0.3 and dF_se < 0.3
+
+
+# -- ARD, Laplace ---------------------------------------------------------------------------------
+
+@settings(max_examples=50, deadline=None)
+@given(theta=st.floats(-10, 10), a0=st.floats(1e-6, 5.0), b0=st.floats(1e-6, 5.0))
+def test_ard_update_is_the_posterior_mean_of_the_precision(theta, a0, b0):
+    """⟨τ⟩ under p(τ|θ) ∝ Gamma(τ; a0, b0) N(θ; 0, 1/τ) ∝ τ^(a0 − ½) exp(−τ (b0 + θ²/2)), by
+    quadrature over s = log τ of ∫ τ^k p dτ (k = 0, 1), each integrand scaled by its maximum."""
+    rate = b0 + theta**2 / 2
+
+    def log_moment(k):
+        c = k + a0 + 0.5
+        h = lambda s: c * s - rate * math.exp(s)
+        top = math.log(c / rate)
+        value = integrate.quad(lambda s: math.exp(h(s) - h(top)), top - 60 / c, top + 10, points=[top], limit=200,
+                               epsabs=0, epsrel=1e-11)[0]
+        return h(top) + math.log(value)
+
+    assert ard_precision(theta, a0, b0) == pytest.approx(math.exp(log_moment(1) - log_moment(0)), rel=1e-7)
+
+
+def test_ard_penalty_gradient_is_the_m_step():
+    theta = torch.nn.Parameter(torch.tensor([0.5, -2.0, 1e-4], dtype=torch.float64))
+    prior = ARDPrior([theta])
+    prior.update()
+    prior.penalty().backward()
+    np.testing.assert_allclose(theta.grad.numpy(), (ard_precision(theta, 1e-5, 1e-5) * theta).detach().numpy())
+    # ⟨τ⟩^(−1/2) = (2 (b0 + θ²/2)/(2 a0 + 1))^½ = 4.5e-3 for θ = 1e-4: off at tolerance 1e-2, not at 1e-3
+    assert prior.switched_off(1e-2) == pytest.approx(1 / 3) and prior.switched_off(1e-3) == 0
+
+
+def test_laplace_precision_is_the_hessian_where_residuals_vanish(vae, training_states):
+    """With targets replaced by the decoder's own means, the GGN is the exact Hessian of the
+    negative log-likelihood; its diagonal (plus the ARD precisions) is the Laplace precision."""
+    laplace = DiagonalLaplace(vae).fit(training_states[:40])
+    decoder = vae.networks_["decoder"]
+    z = torch.as_tensor(vae.encode(training_states[:40]))
+    names = [name for name, _ in decoder.mean.named_parameters()]
+    shapes = [p.shape for p in decoder.mean.parameters()]
+    flat = torch.cat([p.detach().reshape(-1) for p in decoder.mean.parameters()])
+    with torch.no_grad():
+        target = decoder(z)
+
+    def nll(vector):
+        params, start = {}, 0
+        for name, shape in zip(names, shapes):
+            params[name] = vector[start:start + math.prod(shape)].reshape(shape)
+            start += math.prod(shape)
+        mean = torch.func.functional_call(decoder.mean, params, (z,))
+        return 0.5 * (((mean - target) ** 2) * torch.exp(-decoder.log_var.detach())).sum()
+
+    hessian = torch.autograd.functional.hessian(nll, flat).diagonal()
+    prior = torch.cat([vae.ard_precisions_[f"decoder.mean.{name}"].reshape(-1) for name in names])
+    precision = torch.cat([laplace.precision_[name].reshape(-1) for name in names])
+    np.testing.assert_allclose(precision.numpy(), (hessian + prior).numpy(), rtol=1e-9, atol=1e-9)
+    # the data term is a sum over states: duplicating them doubles it
+    doubled = DiagonalLaplace(vae).fit(np.concatenate([training_states[:40]] * 2))
+    for name in names:
+        np.testing.assert_allclose((doubled.precision_[name] - vae.ard_precisions_[f"decoder.mean.{name}"]).numpy(),
+                                   2 * (laplace.precision_[name] - vae.ard_precisions_[f"decoder.mean.{name}"]).numpy(),
+                                   rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(doubled.precision_["log_var"].numpy(), 40.0)
+
+
+def test_laplace_band_is_a_band_of_posterior_draws(vae, training_states):
+    laplace = DiagonalLaplace(vae).fit(training_states[:500])
+    band = laplace.predictive(lambda x: right(x).astype(float), n_theta=20, n_x=2000, seed=3)
+    low, high = band.interval
+    assert band.draws.shape == (20,) and low <= band.mean <= high
+    again = laplace.predictive(lambda x: right(x).astype(float), n_theta=20, n_x=2000, seed=3)
+    np.testing.assert_array_equal(again.draws, band.draws)
+
+
+# -- invariances, persistence, operators ----------------------------------------------------------
+
+@settings(max_examples=20, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1))
+def test_loss_terms_are_invariant_to_the_batch_order(vae, reverse, seed):
+    rng = np.random.default_rng(seed)
+    order = torch.as_tensor(rng.permutation(64))
+    x = torch.as_tensor(exact_samples(64, seed))
+    noise = torch.as_tensor(rng.standard_normal((64, 2)))
+    with torch.no_grad():
+        forward = vae.forward_terms(x, noise)
+        np.testing.assert_allclose(vae.forward_terms(x[order], noise[order]).numpy(), forward[order].numpy(), rtol=1e-12)
+        z, eps = torch.as_tensor(rng.standard_normal((64, 2))), torch.as_tensor(rng.standard_normal((64, 2)))
+        _, _, terms = reverse.reverse_terms(WELL.potential, 1.0, z, eps)
+        _, _, permuted = reverse.reverse_terms(WELL.potential, 1.0, z[order], eps[order])
+    np.testing.assert_allclose(permuted.numpy(), terms[order].numpy(), rtol=1e-12)
+    assert permuted.mean().item() == pytest.approx(terms.mean().item(), rel=1e-12)
+
+
+@pytest.fixture(scope="module")
+def saved(vae, reverse, tmp_path_factory):
+    root = tmp_path_factory.mktemp("models")
+    return {"vae": (vae, load_variational(vae.save(root / "vae"))),
+            "reverse_kl": (reverse, load_variational(reverse.save(root / "reverse")))}
+
+
+@settings(max_examples=10, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), which=st.sampled_from(["vae", "reverse_kl"]),
+       z=st.tuples(st.floats(-3, 3), st.floats(-3, 3)))
+def test_saved_model_reloads_to_identical_samples(saved, seed, which, z):
+    model, loaded = saved[which]
+    assert type(loaded) is type(model) and loaded.params == model.params
+    np.testing.assert_array_equal(loaded.sample(50, seed=seed), model.sample(50, seed=seed))
+    np.testing.assert_array_equal(loaded(np.array(z), 20, seed=seed), model(np.array(z), 20, seed=seed))
+    x = model.sample(10, seed=seed)
+    np.testing.assert_array_equal(loaded.encode(x), model.encode(x))
+    assert not np.array_equal(model.sample(50, seed=seed), model.sample(50, seed=seed + 1))
+
+
+def test_saved_model_keeps_its_training_record(saved):
+    vae, loaded = saved["vae"]
+    assert loaded.switched_off_ == vae.switched_off_ and loaded.history_["loss"].tolist() == vae.history_["loss"].tolist()
+    for name, tau in vae.ard_precisions_.items():
+        torch.testing.assert_close(loaded.ard_precisions_[name], tau)
+    reverse, loaded = saved["reverse_kl"]
+    np.testing.assert_array_equal(loaded.schedule_[1], reverse.schedule_[1])
+
+
+def test_decoder_is_a_lift_and_encoder_mean_a_restriction(vae):
+    restriction = vae.encoder_restriction()
+    assert isinstance(vae, Lift) and isinstance(restriction, Restrict) and restriction.names == ["z1", "z2"]
+    x = exact_samples(30, seed=5)
+    assert restriction(x).shape == (30, 2) and restriction(x.reshape(3, 10, 2)).shape == (3, 10, 2)
+    lifted = vae(np.array([0.5, -0.2]), 4000, seed=1)
+    assert lifted.shape == (4000, 2) and lifted.dtype == np.float64
+    # q(x|z) is Gaussian around the decoder mean with the learned variance
+    sigma = vae.data_.scale * np.exp(0.5 * vae.networks_["decoder"].log_var.detach().numpy())
+    np.testing.assert_allclose(lifted.mean(axis=0), vae.decode(np.array([0.5, -0.2])), atol=5 * sigma.max() / math.sqrt(4000))
+    np.testing.assert_allclose(lifted.std(axis=0), sigma, rtol=5 / math.sqrt(2 * 4000))
+
+
+def test_kish_ess_of_equal_and_degenerate_weights():
+    assert kish_ess(np.zeros(100)) == pytest.approx(100)
+    assert kish_ess(np.array([0.0, -800.0, -900.0])) == pytest.approx(1)
+    assert kish_ess(np.log([1.0, 3.0])) == pytest.approx(16 / 10)
+
+
+# -- bad input ------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("latent", [0, -1, 1.5, True])
+def test_latent_dimension_below_one_is_refused(latent):
+    for cls in (VAE, ReverseKL):
+        with pytest.raises(ValueError, match="latent dimension must be an integer >= 1"):
+            cls(latent_dim=latent)
+
+
+def test_non_finite_energy_steps_are_rejected_and_reported():
+    def holed(x):  # NaN beyond x1 = 2.8: the far side of the minor well, visited now and then
+        u = WELL.potential(x)
+        return torch.where(x[:, 0] > 2.8, torch.full_like(u, math.nan), u)
+
+    model = ReverseKL(widths=SMALL, steps=300, beta_start=0.2, steps_at_target=300)
+    with pytest.warns(RejectedStepWarning, match=r"\d+ of 300 training steps were rejected"), \
+            pytest.warns(TemperingWarning, match="tempering reached beta"):
+        model.fit(holed, dim=2, seed=0, progress=False)
+    rejected = model.training_["rejected_steps"]
+    assert 0 < rejected == int(np.isnan(model.history_["loss"]).sum())
+    assert all(torch.isfinite(p).all() for p in model.networks_.parameters())
+
+    with pytest.raises(FloatingPointError, match="50 consecutive training steps"):
+        ReverseKL(widths=SMALL, steps=100).fit(lambda x: x[:, 0] * math.inf, dim=2, seed=0, progress=False)
+
+
+def test_other_bad_input_is_refused(vae):
+    with pytest.raises(ValueError, match=r"the energy returned shape \(256, 1\)"):
+        ReverseKL(widths=SMALL, steps=5).fit(lambda x: x[:, :1], dim=2, seed=0, progress=False)
+    with pytest.raises(ValueError, match="mixed objective needs both data X and 0 < alpha < 1"):
+        ReverseKL(widths=SMALL, steps=5, alpha=0.5).fit(WELL.potential, dim=2, seed=0, progress=False)
+    with pytest.raises(ValueError, match="alpha weighs the forward"):
+        ReverseKL(alpha=1.0)
+    with pytest.raises(ValueError, match=r"X has non-finite values in 1 sample\(s\) \(first at index 2\)"):
+        VAE(steps=5).fit(np.where(np.arange(10)[:, None] == 2, np.nan, np.ones((10, 2))), seed=0, progress=False)
+    with pytest.raises(ValueError, match=r"lifting takes one finite latent value of shape \(2,\)"):
+        vae(np.zeros(3), 5, seed=0)
+    with pytest.raises(RuntimeError, match="not trained"):
+        VAE().sample(5, seed=0)
+    with pytest.raises(TypeError, match="pass one explicitly"):
+        vae.sample(5, seed=None)
+    with pytest.warns(TemperingWarning, match="tempering reached beta"):
+        ReverseKL(widths=SMALL, steps=20, temper_every=10).fit(WELL.potential, dim=2, seed=0, progress=False)
+
+
+def test_load_refuses_what_is_not_a_model(tmp_path):
+    with pytest.raises(ValueError, match="not a saved eqfree variational model"):
+        load_variational(tmp_path)
