@@ -57,7 +57,7 @@ def test_bad_requests_fail_with_a_message(store, tmp_path, capsys):
     assert main([*base, "--cv", "x1", "--preset", "table9", "--out", str(tmp_path / "c")]) == 2
     assert "unknown network preset 'table9'" in capsys.readouterr().err
     assert main(["lift", "--model", str(tmp_path), "--at", "1", "--n", "5", "--seed", "0", "--out", str(tmp_path / "d")]) == 2
-    assert "not a saved eqfree generator" in capsys.readouterr().err
+    assert "not a saved eqfree conditional generator" in capsys.readouterr().err
 
 
 def test_assisted_lift_and_exploration_commands(tmp_path, capsys):

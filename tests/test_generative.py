@@ -106,7 +106,7 @@ def test_bad_sampling_requests_are_refused(model):
 
 
 def test_load_refuses_what_is_not_a_model(tmp_path):
-    with pytest.raises(ValueError, match="not a saved eqfree generator"):
+    with pytest.raises(ValueError, match="not a saved eqfree conditional generator"):
         load_generator(tmp_path)
     (tmp_path / "config.json").write_text(json.dumps({"format": "something", "method": "gan"}))
     with pytest.raises(ValueError, match="does not describe an eqfree conditional generator"):

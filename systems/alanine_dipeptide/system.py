@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from eqfree.evolve.molecular import OpenMMEvolver, import_openmm
+from eqfree.evolve.molecular import MOLAR_GAS_CONSTANT, OpenMMEvolver, import_openmm
 from eqfree.lift import CollectiveVariable, TorsionUmbrella
 from eqfree.periodic import wrapped_difference
 from eqfree.restrict import Dihedrals
@@ -217,10 +217,10 @@ class AlanineDipeptide:
         return OpenMMEvolver(self.openmm_system, temperature=self.temperature, friction=self.friction,
                              dt=self.dt if dt is None else dt, coords=self.coords, **options)
 
-    @cached_property
+    @property
     def beta(self) -> float:
-        """β = 1/(k_B T) in mol/kJ."""
-        return self.evolver().beta
+        """β = 1/(k_B T) = 1/(RT) in mol/kJ."""
+        return 1.0 / (MOLAR_GAS_CONSTANT * self.temperature)
 
     def energy(self, x) -> np.ndarray:
         """Potential energy (kJ/mol) of states ``(n, 66)``."""

@@ -19,7 +19,6 @@ record — readable without torch) and ``weights.pt`` (the state dicts).
 
 from __future__ import annotations
 
-import json
 import time
 import warnings
 from dataclasses import asdict, dataclass
@@ -31,6 +30,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ...evolve import coordinate_names
+from ...io.model_folder import read_model_folder, write_model_folder
 from ...seeding import SeedLike, child_int
 from ...validation import checked_count
 
@@ -210,41 +210,25 @@ class ConditionalGenerator:
     # -- persistence ------------------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:
         """Write the model to the folder ``path`` (``config.json`` + ``weights.pt``); returns it."""
-        from ... import __version__
-
         self._check_fitted()
-        path = Path(path)
-        path.mkdir(parents=True, exist_ok=True)
         config = {
             "format": FORMAT, "method": self.method, "params": self.params, "dim": self.dim_, "coords": self.coords_,
             "labels": asdict(self.labels_), "label_range": self.label_range_, "data": asdict(self.data_),
             "training": self.training_,
             "history": {name: values.tolist() for name, values in self.history_.items()},
-            "eqfree_version": __version__,
         }
-        (path / "config.json").write_text(json.dumps(config, indent=1))
-        torch.save(self.networks_.state_dict(), path / "weights.pt")
-        return path
+        return write_model_folder(path, config, self.networks_.state_dict())
 
     @staticmethod
     def load(path: str | Path, device: str | torch.device = "cpu") -> "ConditionalGenerator":
         """A model saved by :meth:`save`, of whichever method it records, on ``device``."""
-        path = Path(path)
-        try:
-            config = json.loads((path / "config.json").read_text())
-        except (OSError, json.JSONDecodeError) as error:
-            raise ValueError(f"{path} is not a saved eqfree generator (no readable config.json): {error}") from None
-        if config.get("format") != FORMAT or config.get("method") not in ConditionalGenerator.registry:
-            raise ValueError(f"{path}/config.json does not describe an eqfree conditional generator "
-                             f"(format {config.get('format')!r}, method {config.get('method')!r})")
-        model = ConditionalGenerator.registry[config["method"]](**config["params"], device=device)
-        model.labels_, model.data_, model.dim_ = LabelScaler(**config["labels"]), DataScaler(
-            **{k: tuple(v) for k, v in config["data"].items()}), config["dim"]
-        model.coords_, model.training_ = config["coords"], config["training"]
+        config, model, weights = read_model_folder(path, format=FORMAT, registry=ConditionalGenerator.registry,
+                                                   kind="conditional generator", device=device)
+        model.labels_ = LabelScaler(**config["labels"])
+        model.data_ = DataScaler(**{k: tuple(v) for k, v in config["data"].items()})
         model.label_range_ = tuple(config["label_range"])
-        model.history_ = {name: np.asarray(values, dtype=float) for name, values in config["history"].items()}
         model.networks_ = model._build(model.dim_).to(model.device)
-        model.networks_.load_state_dict(torch.load(path / "weights.pt", map_location=model.device, weights_only=True))
+        model.networks_.load_state_dict(weights)
         model.networks_.eval()
         return model
 

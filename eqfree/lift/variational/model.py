@@ -24,7 +24,6 @@ A saved model is a folder: ``config.json`` (method, parameters, scaling, trainin
 
 from __future__ import annotations
 
-import json
 import time
 import warnings
 from pathlib import Path
@@ -35,6 +34,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ...evolve import coordinate_names
+from ...io.model_folder import read_model_folder, write_model_folder
 from ...seeding import SeedLike, child_int
 from ...validation import checked_count
 from ..generative.base import DataScaler
@@ -275,40 +275,23 @@ class LatentVariableModel:
     # -- persistence --------------------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:
         """Write the model to the folder ``path`` (``config.json`` + ``weights.pt``); returns it."""
-        from ... import __version__
-
         self._check_fitted()
-        path = Path(path)
-        path.mkdir(parents=True, exist_ok=True)
         config = {"format": FORMAT, "method": self.method, "params": self.params, "dim": self.dim_,
                   "coords": self.coords_, "data": {"mean": list(self.data_.mean), "scale": list(self.data_.scale)},
                   "training": self.training_,
-                  "history": {name: values.tolist() for name, values in self.history_.items()},
-                  "eqfree_version": __version__}
-        (path / "config.json").write_text(json.dumps(config, indent=1))
-        torch.save({"networks": self.networks_.state_dict(), **self._extra_state()}, path / "weights.pt")
-        return path
+                  "history": {name: values.tolist() for name, values in self.history_.items()}}
+        return write_model_folder(path, config, {"networks": self.networks_.state_dict(), **self._extra_state()})
 
     @staticmethod
     def load(path: str | Path, device: str | torch.device = "cpu") -> "LatentVariableModel":
         """A model saved by :meth:`save`, of whichever method it records, on ``device``."""
-        path = Path(path)
-        try:
-            config = json.loads((path / "config.json").read_text())
-        except (OSError, json.JSONDecodeError) as error:
-            raise ValueError(f"{path} is not a saved eqfree variational model (no readable config.json): {error}") from None
-        if config.get("format") != FORMAT or config.get("method") not in LatentVariableModel.registry:
-            raise ValueError(f"{path}/config.json does not describe an eqfree variational model "
-                             f"(format {config.get('format')!r}, method {config.get('method')!r})")
-        model = LatentVariableModel.registry[config["method"]](**config["params"], device=device)
-        model.dim_, model.coords_, model.training_ = config["dim"], config["coords"], config["training"]
+        config, model, weights = read_model_folder(path, format=FORMAT, registry=LatentVariableModel.registry,
+                                                   kind="variational model", device=device)
         model.data_ = DataScaler(tuple(config["data"]["mean"]), tuple(config["data"]["scale"]))
-        model.history_ = {name: np.asarray(values, dtype=float) for name, values in config["history"].items()}
         model.networks_ = model._build()
-        state = torch.load(path / "weights.pt", map_location=model.device, weights_only=True)
-        model.networks_.load_state_dict(state.pop("networks"))
+        model.networks_.load_state_dict(weights.pop("networks"))
         model.networks_.eval()
-        model._load_extra_state(state)
+        model._load_extra_state(weights)
         return model
 
 
