@@ -14,7 +14,7 @@
     eqfree train-lift --data PATH.zarr --cv SPEC --method ccgan|score [--loss hard|soft] [--noise-dim D]
                     [--epochs N] --seed S --out MODEL
     eqfree train-cg [--data PATH.zarr] [--system NAME [--alpha A]] [--latent-dim 2] [--steps N]
-                    --seed S --out MODEL
+                    [--importance-samples K] --seed S --out MODEL
     eqfree lift --model MODEL --at Z[,Z...] --n N --seed S --out PATH.zarr
                     [--method assisted --system NAME --kappa K --steps N --runs R]
     eqfree explore --system NAME --data PATH.zarr --cv SPEC --to Z --step D --kappa K --steps N
@@ -414,10 +414,12 @@ def cmd_train_cg(args) -> int:
             dataset = dataset.sel(time=slice(args.discard, None))
         states = dataset[args.variable]
         X, coords = states.values.reshape(-1, states.shape[-1]), [str(c) for c in states[states.dims[-1]].values]
-    options = {"latent_dim": args.latent_dim, "widths": args.widths, "steps": args.steps, "device": args.device}
+    options = {"latent_dim": args.latent_dim, "widths": args.widths, "steps": args.steps, "device": args.device,
+               "importance_samples": args.importance_samples}
     options.update({k: v for k, v in (("batch_size", args.batch_size), ("lr", args.lr)) if v is not None})
     if args.system is None:
-        model = VAE(ard=not args.no_ard, **options).fit(X, seed=args.seed, coords=coords, progress=not args.quiet)
+        model = VAE(ard=not args.no_ard, kl_warmup=args.kl_warmup, **options)
+        model.fit(X, seed=args.seed, coords=coords, progress=not args.quiet)
         model.training_.update(data=str(args.data), variable=args.variable, discard=args.discard)
         summary = f"VAE on {len(X)} states, ARD switched off {model.switched_off_:.1%} of the decoder parameters"
     else:
@@ -675,6 +677,9 @@ def parser() -> argparse.ArgumentParser:
     cg.add_argument("--batch-size", type=_positive_int, default=None)
     cg.add_argument("--lr", type=float, default=None, help="learning rate (default: the model's)")
     cg.add_argument("--no-ard", action="store_true", help="VAE without the ARD prior (maximum likelihood)")
+    cg.add_argument("--kl-warmup", type=int, default=0, help="VAE: steps of KL warm-up before the ARD prior starts")
+    cg.add_argument("--importance-samples", type=_positive_int, default=1,
+                    help="K of the data term's bound (1: the ELBO; more: tighter, for rare states)")
     cg.add_argument("--beta-start", type=float, default=1e-10, help="first inverse temperature of the tempering")
     cg.add_argument("--threshold", type=float, default=2e-3, help="largest predicted KL increase per tempering step")
     cg.add_argument("--temper-every", type=_positive_int, default=50)

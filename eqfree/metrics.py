@@ -11,6 +11,8 @@ A lifting operator L(z, n) should return n fine states distributed as the condit
                            the set the samples fill: a collapsed generator fills fewer)
     running_wasserstein    W1 of the samples gathered so far against a reference, as a run goes on
                            (when does a sampler reach a given accuracy?)
+    linear_separability    the accuracy of Fisher's linear discriminant between two sets of CV
+                           values (does a learned CV tell two basins apart?)
 
 Samples have shape ``(n, dim)``; a 1-D array is read as ``(n, 1)``. A *reference* is either an
 array of reference samples ``(m, dim)`` or, for the marginal metrics, one frozen
@@ -33,7 +35,7 @@ from .seeding import as_seed_sequence, child
 from .validation import checked_count
 
 __all__ = ["label_consistency", "wasserstein_marginals", "ks_marginals", "energy_distance", "local_spectra",
-           "running_wasserstein"]
+           "running_wasserstein", "linear_separability"]
 
 # Gauss–Legendre rule used on each piece of the exact-law W1 integral, and its adaptive controls.
 _GL_NODES, _GL_WEIGHTS = np.polynomial.legendre.leggauss(8)
@@ -346,3 +348,21 @@ def running_wasserstein(frames, reference, *, points: int = 20) -> tuple[np.ndar
     ends = ends[ends > 0]
     curve = np.array([wasserstein_marginals(frames[:end].reshape(-1), laws)[0] for end in ends])
     return ends * frames.shape[1], curve
+
+
+def linear_separability(z, in_a) -> float:
+    """Fraction of states classified right by the best threshold on Fisher's discriminant w·z,
+    w = S⁻¹(z̄_a − z̄_b) with S the pooled within-set covariance; 1 when a line in CV space separates
+    the sets ``in_a`` (boolean, (n,)) and its complement, about the larger set's share when nothing does."""
+    z = _as_samples(z, "z")
+    in_a = np.asarray(in_a, dtype=bool).reshape(-1)
+    if in_a.shape != (len(z),) or in_a.all() or not in_a.any():
+        raise ValueError(f"in_a must be a boolean mask of the {len(z)} states with both sets non-empty")
+    a, b = z[in_a], z[~in_a]
+    pooled = np.vstack([a - a.mean(axis=0), b - b.mean(axis=0)])
+    w = np.linalg.lstsq(np.atleast_2d(np.cov(pooled.T)), a.mean(axis=0) - b.mean(axis=0), rcond=None)[0]
+    order = np.argsort(z @ w, kind="stable")
+    labels = in_a[order]
+    # a cut after the first k projections: the b's among them and the a's after them are right
+    right = np.concatenate([[0], np.cumsum(~labels)]) + np.concatenate([np.cumsum(labels[::-1])[::-1], [0]])
+    return float(right.max() / len(z))

@@ -23,13 +23,15 @@ def store(tmp_path_factory):
 
 def test_train_cg_on_data_is_the_library_vae(store, tmp_path, capsys):
     out = tmp_path / "vae"
-    assert main(["train-cg", "--data", str(store), "--discard", "1", "--steps", "40", *SMALL, "--seed", "3",
-                 "--out", str(out), "--quiet"]) == 0
+    assert main(["train-cg", "--data", str(store), "--discard", "1", "--steps", "40", *SMALL, "--kl-warmup", "10",
+                 "--importance-samples", "4", "--seed", "3", "--out", str(out), "--quiet"]) == 0
     assert "VAE on 180 states, ARD switched off" in capsys.readouterr().out
     states = open_zarr(store).x.sel(time=slice(1, None)).values.reshape(-1, 2)
-    direct = VAE(widths=[4, 8, 8], steps=40, batch_size=32).fit(states, seed=3, progress=False)
+    direct = VAE(widths=[4, 8, 8], steps=40, batch_size=32, kl_warmup=10, importance_samples=4)
+    direct.fit(states, seed=3, progress=False)
     loaded = load_variational(out)
     assert loaded.coords_ == ["x1", "x2"] and loaded.training_["data"] == str(store)
+    assert loaded.params["importance_samples"] == 4 and loaded.params["kl_warmup"] == 10
     np.testing.assert_array_equal(loaded.sample(100, seed=5), direct.sample(100, seed=5))
 
 

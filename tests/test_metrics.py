@@ -324,3 +324,33 @@ def test_local_spectra_tell_a_curve_from_a_region():
     assert 0.25 < np.median(region[:, 1]) < 0.8
     with pytest.raises(ValueError, match="k = 30 neighbours but only 20 samples"):
         metrics.local_spectra(disc[:20], k=30)
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st_h.integers(0, 2**32 - 1), shift=st_h.floats(0.0, 3.0))
+def test_linear_separability_is_the_best_threshold_in_one_dimension_and_affine_invariant(seed, shift):
+    rng = np.random.default_rng(seed)
+    in_a = rng.random(300) < 0.3
+    z = rng.normal(size=300) + shift * in_a
+    # in 1-D Fisher's direction is the sign of the mean difference: the best cut, by brute force
+    values, labels = np.sort(z), in_a[np.argsort(z)]
+    sign = 1 if z[in_a].mean() >= z[~in_a].mean() else -1
+    cuts = [np.sum(~labels[:k]) + np.sum(labels[k:]) if sign > 0 else np.sum(labels[:k]) + np.sum(~labels[k:])
+            for k in range(len(z) + 1)]
+    assert metrics.linear_separability(z, in_a) == pytest.approx(max(cuts) / len(z), abs=1e-12)
+    # Fisher's discriminant commutes with invertible affine maps of the CV space
+    z2 = np.column_stack([z, rng.normal(size=300)])
+    matrix = np.array([[2.0, 0.5], [-1.0, 3.0]])
+    assert metrics.linear_separability(z2 @ matrix.T + 7.0, in_a) == pytest.approx(
+        metrics.linear_separability(z2, in_a), abs=1e-12)
+
+
+def test_linear_separability_of_separated_sets_and_bad_masks():
+    rng = np.random.default_rng(0)
+    z = rng.normal(size=(200, 2))
+    in_a = z @ np.array([1.0, -2.0]) > 0.3
+    assert metrics.linear_separability(z + 5.0 * in_a[:, None] * np.array([1.0, -2.0]), in_a) == 1.0
+    with pytest.raises(ValueError, match="both sets non-empty"):
+        metrics.linear_separability(z, np.ones(200, bool))
+    with pytest.raises(ValueError, match="boolean mask of the 200 states"):
+        metrics.linear_separability(z, np.ones(3, bool))

@@ -122,3 +122,10 @@ def test_variational_cg_tutorial(fast_mode):
     assert abs(report["dF"] - run["delta_f"]) < 0.3
     assert report["gap"] > -4 * report["loss_stderr"]
     assert len(run["chain"]) == report["evaluations"]  # Metropolis had the same energy budget
+    for name in ("cg_alanine_rg_band", "cg_alanine_latent"):
+        assert (fast_mode / f"{name}.png").stat().st_size > 20_000
+    alanine = report["alanine"]
+    assert alanine["frames"] == 2 * (10_000 // 20 + 1 - 10)
+    for n, fit in alanine["fits"].items():
+        low, high = fit["band"]
+        assert low < fit["mean"] < high and fit["z"].shape == (alanine["frames"], 2) and len(fit["chosen"]) == n

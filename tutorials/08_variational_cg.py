@@ -13,8 +13,10 @@
 # `tutorials/output`).
 
 # %%
+import contextlib
 import math
 import os
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import matplotlib
@@ -26,6 +28,9 @@ from scipy import integrate
 
 import systems
 from eqfree.lift.variational import VAE, DiagonalLaplace, ReverseKL
+from eqfree.metrics import linear_separability
+from eqfree.periodic import wrap_into
+from eqfree.restrict.alignment import kabsch_align
 
 FAST = os.environ.get("EQFREE_FAST") == "1"
 OUT = Path(os.environ.get("EQFREE_OUT", Path(__file__).parent / "output"))
@@ -163,12 +168,15 @@ print(f"largest |corr(z_k, x1)| on exact samples: {report['cv_correlation']:.3f}
 # ## Data-driven: a VAE on exact samples, with ARD and a Laplace credible band
 # The VAE (forward KL, MAP with the ARD prior) trained on N exact samples; the diagonal Laplace
 # approximation of the decoder posterior gives a credible band of P(x1 > 0): sample θ, then x.
+# The data term is the importance-weighted bound with K = 8 samples: with the ELBO (K = 1) the encoder
+# parks the 0.8 % well far in the prior's tail, and q(x1 > 0) came out ten times too small.
 
 # %%
 bands = {}
 for n in ((500, 5000) if FAST else (500, 2000, 10_000)):
     data = exact_samples(n, seed=6)
-    vae = VAE(widths=(8, 16, 16), steps=2000 if FAST else 6000, lr=3e-3, kl_warmup=500).fit(data, seed=7)
+    vae = VAE(widths=(8, 16, 16), steps=2000 if FAST else 6000, lr=3e-3, kl_warmup=500,
+              importance_samples=8).fit(data, seed=7, progress=not FAST)
     laplace = DiagonalLaplace(vae).fit(data)
     prediction = laplace.predictive(lambda x: right(x).astype(float), n_theta=50, n_x=20_000, seed=8)
     bands[n] = (prediction.mean, *prediction.interval, right(vae.sample(200_000, seed=9)).mean(), vae.switched_off_)
@@ -181,14 +189,104 @@ values = np.array(list(bands.values()))
 ax.fill_between(sizes, values[:, 1], values[:, 2], alpha=0.3, label="Laplace 95 % band")
 ax.plot(sizes, values[:, 3], "o-", label="MAP model")
 ax.axhline(p_right, color="k", ls="--", label="exact")
-ax.set(xscale="log", xlabel="training samples N", ylabel="P(x1 > 0)", title="VAE: population of the minor well")
+ax.set(xscale="log", xlabel="training samples N", ylabel="P(x1 > 0)", title="VAE: population of the minor well",
+       ylim=(0, 4 * p_right))
 ax.legend()
 fig.tight_layout()
 fig.savefig(OUT / "cg_double_well_vae_band.png", dpi=120)
 
 # %% [markdown]
-# ## Alanine dipeptide: radius-of-gyration credible bands for N = 50, 200, 500
-# **To be added** once the OpenMM alanine-dipeptide system (66 Cartesian coordinates) is in
-# `systems/`: a VAE with ARD on N = 50, 200 and 500 MD frames, the 2-D latent against (φ, ψ), and
-# the Laplace credible band of Rg for each N against the long-run MD mean (seed slides, Figure 16).
-# Nothing is computed here yet.
+# ## Alanine dipeptide: learned CVs and radius-of-gyration credible bands (Figures 16–17)
+# Data: unbiased Langevin MD of `systems.alanine_dipeptide` (Amber14 with OBC2 implicit solvent,
+# 300 K), walkers started from the minimized structure, a frame every picosecond (full mode: 8 × 0.5
+# ns; fast mode: 2 × 10 ps, a frame every 20 fs). The long run is the reference; training sets of
+# N = 50, 200 and 500 frames are drawn from it at random.
+#
+# One preprocessing step: every frame is Kabsch-aligned onto the minimized structure. U is invariant
+# under rigid motion, and the six rigid-body coordinates diffuse freely in MD; unaligned, they would
+# take the latent space. The VAE then sees the 66 aligned Cartesian coordinates (nm). Its ARD prior
+# starts after the KL warm-up: switched on from the first step, it pruned the decoder's latent inputs
+# to 1e-19 at N = 50 (the latent was ignored and separated nothing).
+#
+# R_g is mass-weighted, as in the slides. Its credible band comes from the diagonal Laplace
+# posterior of the decoder: 100 draws of θ, 500 states from q(x | θ) each.
+
+# %%
+alanine = systems.get("alanine_dipeptide")
+WALKERS, STEPS, SAVE = (2, 10_000, 20) if FAST else (8, 500_000, 1000)
+with ProcessPoolExecutor(2) if not FAST else contextlib.nullcontext() as pool:
+    md = alanine.simulate(WALKERS, STEPS, seed=1, save_every=SAVE, executor=pool, progress=not FAST)
+trajectory = md.values[10:]  # (time, walker, coord); the first 10 frames discarded
+frames = trajectory.reshape(-1, alanine.dim)
+aligned, _ = kabsch_align(frames, alanine.x0)
+
+
+def gyration(x):
+    return alanine.radius_of_gyration(x, mass_weighted=True) * 10  # Å
+
+
+walker_means = gyration(trajectory).mean(axis=0)
+rg_reference, rg_reference_se = walker_means.mean(), walker_means.std(ddof=1) / math.sqrt(WALKERS)
+basins = alanine.basins(frames)
+psi = wrap_into(alanine.restriction("psi")(frames)[:, 0], math.radians(-110))  # cut at the β/αR barrier
+phi = alanine.restriction("phi")(frames)[:, 0]
+report["alanine"] = {"frames": len(frames), "rg": rg_reference, "rg_se": rg_reference_se,
+                     **{name: float(np.mean(basins == name)) for name in ("beta", "alpha_R", "alpha_L")}}
+print(f"MD reference: {len(frames)} frames, Rg = {rg_reference:.4f} ± {rg_reference_se:.4f} Å (walker s.e.); "
+      f"beta {report['alanine']['beta']:.3f}, alpha_R {report['alanine']['alpha_R']:.3f}")
+
+rng = np.random.default_rng(3)
+fits = {}
+for n in ((50, 200) if FAST else (50, 200, 500)):
+    chosen = rng.choice(len(frames), n, replace=False)
+    steps = 300 if FAST else 3000
+    vae = VAE(steps=steps, batch_size=64, lr=1e-3, kl_warmup=steps // 4).fit(aligned[chosen], seed=1, progress=not FAST)
+    z = vae.encode(aligned)
+    band = DiagonalLaplace(vae).fit(aligned[chosen]).predictive(gyration, n_theta=100, n_x=500, seed=2)
+    both = np.isin(basins, ("alpha_R", "beta"))
+    visited = {"alpha_R", "beta"} <= set(basins)  # fast mode's 10 ps from the β minimum stay in β
+    fit = {"z": z, "chosen": chosen, "band": band.interval, "mean": band.mean,
+           "data_mean": gyration(frames[chosen]).mean(),
+           "separation": linear_separability(z[both], basins[both] == "alpha_R") if visited else math.nan,
+           "corr_psi": [np.corrcoef(z[:, k], psi)[0, 1] for k in (0, 1)],
+           "corr_phi": [np.corrcoef(z[:, k], phi)[0, 1] for k in (0, 1)]}
+    fits[n] = fit
+    print(f"N = {n}: alpha_R/beta separated by the latent {fit['separation']:.3f}; corr(z, psi) "
+          f"{np.round(fit['corr_psi'], 3)}, corr(z, phi) {np.round(fit['corr_phi'], 3)}; Rg 95 % band "
+          f"[{band.interval[0]:.4f}, {band.interval[1]:.4f}] Å (width {band.interval[1] - band.interval[0]:.4f}); "
+          f"the training frames' own mean {fit['data_mean']:.4f} Å")
+report["alanine"]["fits"] = fits
+
+fig, ax = plt.subplots(figsize=(6, 4))
+sizes = np.array(list(fits))
+lows, highs = (np.array([fits[n]["band"][k] for n in sizes]) for k in (0, 1))
+ax.fill_between(sizes, lows, highs, alpha=0.3, label="VAE: Laplace 95 % band")
+ax.plot(sizes, [fits[n]["mean"] for n in sizes], "o-", label="VAE: posterior-predictive mean")
+ax.plot(sizes, [fits[n]["data_mean"] for n in sizes], "kx", label="training frames' mean")
+ax.axhspan(rg_reference - 2 * rg_reference_se, rg_reference + 2 * rg_reference_se, color="k", alpha=0.15)
+ax.axhline(rg_reference, color="k", ls="--", label=f"MD, {len(frames)} frames (± 2 s.e.)")
+ax.set(xscale="log", xlabel="training frames N", ylabel="$R_g$ (Å)", title="Figure 16: radius of gyration")
+ax.legend()
+fig.tight_layout()
+fig.savefig(OUT / "cg_alanine_rg_band.png", dpi=120)
+
+fig, axes = plt.subplots(1, len(fits), figsize=(5 * len(fits), 4.2), squeeze=False)
+colours = {"beta": "tab:blue", "alpha_R": "k", "alpha_L": "tab:red"}
+for ax, (n, fit) in zip(axes[0], fits.items()):
+    for name, colour in colours.items():
+        mask = basins == name
+        ax.scatter(*fit["z"][mask].T, s=2, color=colour, label=name)
+    ax.scatter(*fit["z"][fit["chosen"]].T, marker="D", s=12, color="gold", edgecolor="k", lw=0.3, label="training")
+    ax.set(xlabel="$z_1$", ylabel="$z_2$", title=f"Figure 17: N = {n}")
+axes[0][0].legend(markerscale=3)
+fig.tight_layout()
+fig.savefig(OUT / "cg_alanine_latent.png", dpi=120)
+
+# %% [markdown]
+# What the bands hold, measured in full mode (MD: Rg = 2.3649 ± 0.0046 Å, walker s.e.): for
+# N = 50, 200, 500 the 95 % bands were [2.329, 2.353], [2.375, 2.401] and [2.365, 2.387] Å. The
+# latent separated αR from β at every N (Fisher accuracy 0.969, 0.996, 0.998). The model's R_g
+# sits up to 0.017 Å from its own training frames' mean (the crosses), about the band's
+# half-width: the band carries the uncertainty of θ, not the bias of a Gaussian decoder in
+# Cartesian coordinates. Its mean structures are too compact (2.351 against 2.363 Å at N = 500: the
+# mean of a rotating group lies inside its arc), and its independent noise inflates R_g (to 2.371 Å).

@@ -7,7 +7,8 @@ its use as a Lift (decoder) and a Restrict (encoder mean), importance sampling, 
 The networks see standardized states x̃ = (x − shift)/scale; densities are in physical units
 (log q(x|z) includes −Σ log scale). Per-sample loss terms, both upper bounds in expectation:
 
-- forward (data x): ℓ_f = −log q(x|z) + KL(r(·|x) || q(z)), z ~ r(z|x)   (E ℓ_f ≥ −log q(x));
+- forward (data x): ℓ_f = −log q(x|z) + KL(r(·|x) || q(z)), z ~ r(z|x)   (E ℓ_f ≥ −log q(x)), or with
+  K = ``importance_samples`` > 1 the tighter ℓ_f = −log (1/K) Σ_k q(x|z_k) q(z_k)/r(z_k|x);
 - reverse (energy U at inverse temperature β): ℓ_r = βU(x) + log q(x|z) + log q(z) − log r(z|x),
   (x, z) ~ q(x|z) q(z)   (E ℓ_r ≥ −log Z, Z = ∫ exp(−βU)).
 
@@ -24,6 +25,7 @@ A saved model is a folder: ``config.json`` (method, parameters, scaling, trainin
 
 from __future__ import annotations
 
+import math
 import time
 import warnings
 from pathlib import Path
@@ -124,7 +126,7 @@ class LatentVariableModel:
         super().__init_subclass__(**kwargs)
         cls.registry[cls.method] = cls
 
-    def __init__(self, *, latent_dim: int, widths, steps: int, batch_size: int, lr: float,
+    def __init__(self, *, latent_dim: int, widths, steps: int, batch_size: int, lr: float, importance_samples: int,
                  device: str | torch.device = "cpu", **params):
         if isinstance(latent_dim, bool) or not isinstance(latent_dim, (int, np.integer)) or latent_dim < 1:
             raise ValueError(f"the latent dimension must be an integer >= 1, got latent_dim = {latent_dim!r}")
@@ -134,7 +136,8 @@ class LatentVariableModel:
         if not (np.isfinite(lr) and lr > 0):
             raise ValueError(f"lr must be a finite positive number, got {lr!r}")
         self.params = {"latent_dim": int(latent_dim), "widths": widths, "steps": checked_count(steps, "steps"),
-                       "batch_size": checked_count(batch_size, "batch_size"), "lr": float(lr), **params}
+                       "batch_size": checked_count(batch_size, "batch_size"), "lr": float(lr),
+                       "importance_samples": checked_count(importance_samples, "importance_samples"), **params}
         self.device = torch.device(device)
 
     def __repr__(self) -> str:
@@ -173,14 +176,26 @@ class LatentVariableModel:
 
     # -- loss terms (torch, physical units) ---------------------------------------------------------
     def forward_terms(self, x: torch.Tensor, noise: torch.Tensor, kl_weight: float = 1.0) -> torch.Tensor:
-        """ℓ_f per sample (n,) for states ``x`` (n, dim), with z = μ_φ + σ_φ ⊙ ``noise`` (n, latent);
-        ``kl_weight`` < 1 scales the KL term (warm-up; ℓ_f is a bound only at 1)."""
+        """ℓ_f per sample (n,) for states ``x`` (n, dim), with z = μ_φ + σ_φ ⊙ ``noise``.
+
+        ``noise`` (n, latent): the ELBO with the KL term in closed form. ``noise`` (K, n, latent):
+        the importance-weighted bound ℓ_f = −log (1/K) Σ_k q(x|z_k) q(z_k)/r(z_k|x) (Burda et al.
+        2016), tighter as K grows. ``kl_weight`` < 1 scales the prior-over-encoder term (warm-up;
+        ℓ_f is a bound only at 1)."""
         encoder, decoder = self.networks_["encoder"], self.networks_["decoder"]
         x_tilde = (x - self._shift) / self._scale
         mean, log_var = encoder(x_tilde)
         z = mean + torch.exp(0.5 * log_var) * noise
         log_likelihood = gaussian_log_density(x_tilde, decoder(z), decoder.log_var) - torch.log(self._scale).sum()
-        return kl_weight * kl_to_standard_normal(mean, log_var) - log_likelihood
+        if noise.ndim == 2:
+            return kl_weight * kl_to_standard_normal(mean, log_var) - log_likelihood
+        log_ratio = standard_normal_log_density(z) - gaussian_log_density(z, mean, log_var)
+        return math.log(len(noise)) - torch.logsumexp(log_likelihood + kl_weight * log_ratio, dim=0)
+
+    def _forward_noise(self, n: int, generator: torch.Generator) -> torch.Tensor:
+        """Encoder noise for ``forward_terms``: (n, latent) for the ELBO, (K, n, latent) for K > 1."""
+        k, latent = self.params["importance_samples"], self.params["latent_dim"]
+        return self._normal((n, latent) if k == 1 else (k, n, latent), generator)
 
     def reverse_terms(self, energy: Energy, beta: float, z: torch.Tensor, noise: torch.Tensor):
         """(x, U(x), ℓ_r) per sample for latent draws ``z`` (n, latent) and decoder ``noise`` (n, dim)."""

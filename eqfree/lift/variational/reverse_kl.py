@@ -73,6 +73,7 @@ class ReverseKL(LatentVariableModel):
     beta_start, threshold, temper_every : tempering (module doc).
     steps_at_target : steps trained at the target β before training stops.
     alpha : weight of the forward (data) term of the mixed objective; 0 without data.
+    importance_samples : K of the forward term's bound (1: the ELBO; :mod:`.model`).
     scale : characteristic length(s) of x without data (x = scale · x̃); with data the
         standardization of X is used.
     max_rejected : consecutive rejected steps (non-finite energy, loss or gradient) that stop training.
@@ -87,8 +88,8 @@ class ReverseKL(LatentVariableModel):
 
     def __init__(self, *, latent_dim: int = 2, widths=WIDTHS, steps: int = 10_000, batch_size: int = 256,
                  lr: float = 3e-3, beta_start: float = 1e-10, threshold: float = 2e-3, temper_every: int = 50,
-                 steps_at_target: int = 500, alpha: float = 0.0, scale=1.0, max_rejected: int = 50,
-                 device: str | torch.device = "cpu"):
+                 steps_at_target: int = 500, alpha: float = 0.0, importance_samples: int = 1, scale=1.0,
+                 max_rejected: int = 50, device: str | torch.device = "cpu"):
         for name, value in (("beta_start", beta_start), ("threshold", threshold)):
             if not (math.isfinite(value) and value > 0):
                 raise ValueError(f"{name} must be a finite positive number, got {value!r}")
@@ -98,7 +99,8 @@ class ReverseKL(LatentVariableModel):
         if scale.ndim != 1 or not (np.isfinite(scale).all() and (scale > 0).all()):
             raise ValueError(f"scale must be positive and finite (a number or one per coordinate), got {scale.tolist()}")
         super().__init__(latent_dim=latent_dim, widths=widths, steps=steps, batch_size=batch_size, lr=lr,
-                         device=device, beta_start=float(beta_start), threshold=float(threshold),
+                         importance_samples=importance_samples, device=device, beta_start=float(beta_start),
+                         threshold=float(threshold),
                          temper_every=checked_count(temper_every, "temper_every"),
                          steps_at_target=checked_count(steps_at_target, "steps_at_target", minimum=0),
                          alpha=float(alpha), scale=scale.tolist(),
@@ -151,7 +153,7 @@ class ReverseKL(LatentVariableModel):
                 loss = terms.mean()
                 if data is not None:
                     batch = data[torch.randint(len(X), (p["batch_size"],), generator=generator).to(self.device)]
-                    forward = self.forward_terms(batch, self._normal((len(batch), p["latent_dim"]), generator)).mean()
+                    forward = self.forward_terms(batch, self._forward_noise(len(batch), generator)).mean()
                     history["forward"].append(forward.item())
                     loss = p["alpha"] * forward + (1 - p["alpha"]) * loss
                 finite = bool(torch.isfinite(u).all())
