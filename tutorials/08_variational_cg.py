@@ -30,7 +30,7 @@ import systems
 from eqfree.lift.variational import VAE, DiagonalLaplace, ReverseKL
 from eqfree.metrics import linear_separability
 from eqfree.periodic import wrap_into
-from eqfree.restrict.alignment import kabsch_align
+from eqfree.restrict import kabsch_align
 
 FAST = os.environ.get("EQFREE_FAST") == "1"
 OUT = Path(os.environ.get("EQFREE_OUT", Path(__file__).parent / "output"))
@@ -235,6 +235,8 @@ report["alanine"] = {"frames": len(frames), "rg": rg_reference, "rg_se": rg_refe
 print(f"MD reference: {len(frames)} frames, Rg = {rg_reference:.4f} ± {rg_reference_se:.4f} Å (walker s.e.); "
       f"beta {report['alanine']['beta']:.3f}, alpha_R {report['alanine']['alpha_R']:.3f}")
 
+both = np.isin(basins, ("alpha_R", "beta"))
+visited = {"alpha_R", "beta"} <= set(basins)  # fast mode's 10 ps from the β minimum stay in β
 rng = np.random.default_rng(3)
 fits = {}
 for n in ((50, 200) if FAST else (50, 200, 500)):
@@ -243,8 +245,6 @@ for n in ((50, 200) if FAST else (50, 200, 500)):
     vae = VAE(steps=steps, batch_size=64, lr=1e-3, kl_warmup=steps // 4).fit(aligned[chosen], seed=1, progress=not FAST)
     z = vae.encode(aligned)
     band = DiagonalLaplace(vae).fit(aligned[chosen]).predictive(gyration, n_theta=100, n_x=500, seed=2)
-    both = np.isin(basins, ("alpha_R", "beta"))
-    visited = {"alpha_R", "beta"} <= set(basins)  # fast mode's 10 ps from the β minimum stay in β
     fit = {"z": z, "chosen": chosen, "band": band.interval, "mean": band.mean,
            "data_mean": gyration(frames[chosen]).mean(),
            "separation": linear_separability(z[both], basins[both] == "alpha_R") if visited else math.nan,
