@@ -36,10 +36,10 @@ from concurrent.futures import Executor, Future, ProcessPoolExecutor
 
 import numpy as np
 import torch
+from machine import cpu_model
 from scipy import stats
 
-import systems
-from machine import cpu_model
+from eqfree import systems
 from eqfree.lift import AssistedUmbrella, ConditionalScoreModel, UmbrellaSampling
 from eqfree.metrics import running_wasserstein
 
@@ -289,7 +289,7 @@ def main() -> None:
 
     generator, n_data, data_seconds, train_seconds = train_generator(system, args.epochs)
     batched, singles = draw_times(generator, max(args.repeats, 3))
-    print(f"\n1. up-front costs (paid once, before any run)")
+    print("\n1. up-front costs (paid once, before any run)")
     print(f"   training data: {n_data} states simulated in {data_seconds:.1f} s")
     print(f"   generator: ConditionalScoreModel, {args.epochs} epochs, hidden (64, 64, 64): "
           f"trained in {train_seconds:.1f} s")

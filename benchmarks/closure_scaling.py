@@ -20,9 +20,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-import systems
-from closures import BurstEstimator, estimate_closure
-from eqfree import CoarseTimeStepper, Coordinates
+from eqfree import CoarseTimeStepper, Coordinates, systems
+from eqfree.closures import BurstEstimator, estimate_closure
 from eqfree.coarse import ReplicaBursts, projective_integrate
 
 SYSTEM = systems.get("averaging_cubic")
@@ -75,7 +74,7 @@ def scaling(args, directory: Path) -> None:
           f"(machine cores: {multiprocessing.cpu_count()})")
     if args.dask:
         print(f"  speed-up 2 vs 1 dask workers: {times['dask, 1 worker(s)'] / times['dask, 2 worker(s)']:.2f}x")
-    from closures import load
+    from eqfree.closures import load
 
     same = load(directory / "pool1.zarr")["drift"].equals(load(directory / "pool2.zarr")["drift"])
     print(f"  same numbers with 1 and 2 workers: {same}")

@@ -31,10 +31,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from machine import cpu_model
 from scipy import stats
 
-import systems
-from machine import cpu_model
+from eqfree import systems
 from eqfree.lift import UmbrellaSampling
 from eqfree.lift.generative import CcGAN, ConditionalScoreModel
 from eqfree.metrics import label_consistency, wasserstein_marginals
@@ -184,7 +184,7 @@ def sampling_times(ccgan, score, system, sizes, repeats, budget):
             cells.append(f"{np.median(s):8.3g} [{s.min():.2g}-{s.max():.2g}] ({len(s)})".rjust(30))
         print(f"{n:7.0e} " + " ".join(cells))
     base = [np.median(s) for s in results["CcGAN"]]
-    print(f"\nratios of medians to the CcGAN at each n")
+    print("\nratios of medians to the CcGAN at each n")
     others = [name for name in methods if name != "CcGAN"]
     print(f"{'n':>7} " + " ".join(f"{name + ' / CcGAN':>18}" for name in others))
     for i, n in enumerate(sizes):

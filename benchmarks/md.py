@@ -39,9 +39,9 @@ import time
 
 import numpy as np
 import torch
-
-import systems
 from machine import cpu_model
+
+from eqfree import systems
 from eqfree.evolve.molecular import import_openmm
 from eqfree.lift import AssistedUmbrella, CcGAN
 from eqfree.metrics import label_consistency, wasserstein_marginals

@@ -19,8 +19,7 @@ import time
 import numpy as np
 import torch
 
-import systems
-from eqfree import euler_maruyama
+from eqfree import euler_maruyama, systems
 
 TARGET = 5e7
 

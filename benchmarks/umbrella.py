@@ -19,7 +19,7 @@ import time
 import numpy as np
 import torch
 
-import systems
+from eqfree import systems
 from eqfree.lift import UmbrellaSampling
 from eqfree.timeseries import statistical_inefficiency
 

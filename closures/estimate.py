@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
+from eqfree.errors import InputError
 from eqfree.io import provenance
 from eqfree.parallel import run_tasks
 from eqfree.seeding import SeedLike, as_seed_sequence, child
@@ -28,15 +29,15 @@ def check_grid(grid, lift=None) -> np.ndarray:
     """
     grid = np.asarray(grid, dtype=float)
     if grid.ndim != 1 or grid.size < 1 or not np.all(np.isfinite(grid)):
-        raise ValueError(f"grid must be a non-empty 1-D array of finite values, got shape {grid.shape}")
+        raise InputError(f"grid must be a non-empty 1-D array of finite values, got shape {grid.shape}")
     if np.any(np.diff(grid) <= 0):
-        raise ValueError("grid must be strictly increasing; sort it and drop repeated values")
+        raise InputError("grid must be strictly increasing; sort it and drop repeated values")
     valid = getattr(lift, "valid_range", None)
     if valid is not None:
         low, high = map(float, valid)
         outside = grid[(grid < low) | (grid > high)]
         if outside.size:
-            raise ValueError(
+            raise InputError(
                 f"grid values {outside[:5].tolist()}{' ...' if outside.size > 5 else ''} lie outside the lift's "
                 f"valid range [{low:g}, {high:g}]; restrict the grid to that range or use a lift valid there"
             )

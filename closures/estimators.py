@@ -27,13 +27,14 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
+from eqfree.errors import InputError, InputTypeError
 from eqfree.operators import CoarseTimeStepper, Evolve, Lift, Restrict, steps_for
 from eqfree.seeding import SeedLike, child
-from eqfree.validation import checked_count, checked_duration
+from eqfree.validation import checked_count, checked_positive
 
 SlowDrift = Callable[[np.ndarray], np.ndarray]
 
@@ -52,9 +53,9 @@ def describe(operator) -> object:
 def _lifted(lift: Lift, z: float, n: int, seed: SeedLike) -> np.ndarray:
     x = np.asarray(lift(np.array([z]), n, seed=seed), dtype=float)
     if x.ndim != 2 or x.shape[0] != n:
-        raise ValueError(f"lift returned shape {x.shape} at z = {z}; a Lift must return (n, dim) = ({n}, dim)")
+        raise InputError(f"lift returned shape {x.shape} at z = {z}; a Lift must return (n, dim) = ({n}, dim)")
     if not np.all(np.isfinite(x)):
-        raise ValueError(f"lift returned non-finite states at z = {z}; check the lift's valid range")
+        raise InputError(f"lift returned non-finite states at z = {z}; check the lift's valid range")
     return x
 
 
@@ -65,7 +66,7 @@ class BurstEstimator:
 
     def __init__(self, lift: Lift, evolve: Evolve, restrict: Restrict, *, tau: float, n_replicas: int):
         self.lift, self.evolve, self.restrict = lift, evolve, restrict
-        self.tau = checked_duration(tau, "tau (the burst length)")
+        self.tau = checked_positive(tau, "tau (the burst length)")
         self.n_steps = steps_for(self.tau, evolve.dt)
         self.n_replicas = checked_count(n_replicas, "n_replicas", 2)
         self._stepper = CoarseTimeStepper(lift, evolve, restrict)
@@ -81,11 +82,11 @@ class BurstEstimator:
         """Estimates at ``z`` from R ∘ E_τ ∘ L (lift with child 0 of ``seed``, burst with child 1)."""
         burst = self._stepper(z, self.tau, self.n_replicas, seed=seed, save_every=self.n_steps)
         if burst.sizes["cv"] != 1:
-            raise ValueError(f"restriction gives {burst.sizes['cv']} CVs; closures need one collective variable: "
+            raise InputError(f"restriction gives {burst.sizes['cv']} CVs; closures need one collective variable: "
                              "restrict to a single coordinate")
         step = (burst[-1] - burst[0]).values[:, 0]
         if not np.all(np.isfinite(step)):
-            raise ValueError(f"the burst at z = {z} left non-finite CV values; check the lift's valid range")
+            raise InputError(f"the burst at z = {z} left non-finite CV values; check the lift's valid range")
         n = self.n_replicas
         deviation2 = (step - step.mean()) ** 2 * n / (n - 1)
         return {
@@ -104,7 +105,7 @@ class ConditionalAverageEstimator:
 
     def __init__(self, lift: Lift, slow_drift: SlowDrift, *, n_samples: int):
         if not callable(slow_drift):
-            raise TypeError(f"slow_drift must be callable as slow_drift(x) -> (n,), got {type(slow_drift).__name__}")
+            raise InputTypeError(f"slow_drift must be callable as slow_drift(x) -> (n,), got {type(slow_drift).__name__}")
         self.lift, self.slow_drift = lift, slow_drift
         self.n_samples = checked_count(n_samples, "n_samples", 2)
 
@@ -118,9 +119,9 @@ class ConditionalAverageEstimator:
         x = _lifted(self.lift, z, self.n_samples, child(seed, 0))
         mu = np.asarray(self.slow_drift(x), dtype=float)
         if mu.shape not in {(self.n_samples,), (self.n_samples, 1)}:
-            raise ValueError(f"slow_drift returned shape {mu.shape}; expected ({self.n_samples},) for one collective variable")
+            raise InputError(f"slow_drift returned shape {mu.shape}; expected ({self.n_samples},) for one collective variable")
         mu = mu.reshape(-1)
         if not np.all(np.isfinite(mu)):
-            raise ValueError(f"slow_drift returned non-finite values at z = {z}")
+            raise InputError(f"slow_drift returned non-finite values at z = {z}")
         return {"drift": mu.mean(), "drift_stderr": mu.std(ddof=1) / math.sqrt(self.n_samples),
                 "n_samples": self.n_samples}

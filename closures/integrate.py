@@ -15,6 +15,7 @@ import numpy as np
 import xarray as xr
 from scipy.integrate import solve_ivp
 
+from eqfree.errors import InputError
 from eqfree.operators import steps_for
 from eqfree.seeding import SeedLike, as_seed_sequence
 from eqfree.validation import checked_count
@@ -25,7 +26,7 @@ from .model import Closure
 def _span(t_span) -> tuple[float, float]:
     t0, t1 = map(float, t_span)
     if not (math.isfinite(t0) and math.isfinite(t1) and t1 > t0):
-        raise ValueError(f"t_span must be (t0, t1) with finite t1 > t0, got {t_span!r}")
+        raise InputError(f"t_span must be (t0, t1) with finite t1 > t0, got {t_span!r}")
     return t0, t1
 
 
@@ -59,7 +60,7 @@ def integrate(
             try:
                 return closure.drift(z)
             except ValueError as error:
-                raise ValueError(f"closed ODE at t = {t:g}: {error}") from None
+                raise InputError(f"closed ODE at t = {t:g}: {error}") from None
 
         solution = solve_ivp(rhs, (t0, t1), [z0], method=method, t_eval=t_eval, rtol=rtol, atol=atol)
         if not solution.success:
@@ -68,12 +69,12 @@ def integrate(
                             attrs={**units, "model": "closed ODE dz/dt = B(z)", "method": method})
 
     if seed is None or dt is None:
-        raise ValueError("the SDE needs an explicit seed and a time step dt")
+        raise InputError("the SDE needs an explicit seed and a time step dt")
     n_paths = checked_count(n_paths, "n_paths")
     n_steps = steps_for(t1 - t0, dt)
     saved = np.arange(n_steps + 1) if t_eval is None else np.array([steps_for(t - t0, dt) for t in np.atleast_1d(t_eval)])
     if saved.size == 0 or saved.max() > n_steps:
-        raise ValueError(f"t_eval must be times in [{t0:g}, {t1:g}]")
+        raise InputError(f"t_eval must be times in [{t0:g}, {t1:g}]")
     rng = np.random.default_rng(as_seed_sequence(seed))
     z = np.full(n_paths, z0)
     out = np.empty((saved.size, n_paths))
@@ -83,7 +84,7 @@ def integrate(
         z = z + closure.drift(z) * dt + np.sqrt(closure.diffusion(z) * dt) * rng.standard_normal(n_paths)
         outside = np.flatnonzero((z < low) | (z > high))
         if outside.size:
-            raise ValueError(
+            raise InputError(
                 f"SDE path {outside[0]} left the closure's grid [{low:g}, {high:g}] at step {step} "
                 f"(t = {t0 + step * dt:g}); estimate the closure on a wider grid or shorten t_span"
             )

@@ -13,6 +13,8 @@ import numpy as np
 import xarray as xr
 from scipy.interpolate import PchipInterpolator
 
+from eqfree.errors import InputError
+
 from . import store as closure_store
 
 INTERPOLATIONS = ("pchip", "linear")
@@ -23,21 +25,21 @@ class Closure:
 
     def __init__(self, dataset: xr.Dataset, *, interpolation: str = "pchip"):
         if interpolation not in INTERPOLATIONS:
-            raise ValueError(f"interpolation must be one of {INTERPOLATIONS}, got {interpolation!r}")
+            raise InputError(f"interpolation must be one of {INTERPOLATIONS}, got {interpolation!r}")
         if "cv" not in dataset.dims or not {"drift", "done"} <= set(dataset.data_vars):
-            raise ValueError("a closure dataset needs 'drift' and 'done' on a 'cv' dimension (see closures.store)")
+            raise InputError("a closure dataset needs 'drift' and 'done' on a 'cv' dimension (see closures.store)")
         self.dataset = dataset
         self.interpolation = interpolation
         self.grid = np.asarray(dataset["cv"].values, dtype=float)
         self.done = np.asarray(dataset["done"].values, dtype=bool)
         if self.grid.size < 2:
-            raise ValueError(f"a closure needs at least 2 grid points to interpolate, got {self.grid.size}")
+            raise InputError(f"a closure needs at least 2 grid points to interpolate, got {self.grid.size}")
         self.has_diffusion = "diffusion" in dataset.data_vars
         self._drift = self._interpolant(dataset["drift"].values)
         self._diffusion = self._interpolant(dataset["diffusion"].values) if self.has_diffusion else None
 
     @classmethod
-    def from_zarr(cls, path: str | Path, **options) -> "Closure":
+    def from_zarr(cls, path: str | Path, **options) -> Closure:
         return cls(closure_store.load(path), **options)
 
     def _interpolant(self, values):
@@ -63,11 +65,11 @@ class Closure:
         """``z`` as a float array, or a ValueError if any value is outside the grid or between points not done."""
         z = np.asarray(z, dtype=float)
         if not np.all(np.isfinite(z)):
-            raise ValueError("closure evaluated at a non-finite z")
+            raise InputError("closure evaluated at a non-finite z")
         low, high = self.grid[0], self.grid[-1]
         outside = z[(z < low) | (z > high)]
         if outside.size:
-            raise ValueError(
+            raise InputError(
                 f"z = {outside.flat[0]:g} is outside the closure's grid [{low:g}, {high:g}]; "
                 "estimate the closure on a wider grid (closures never extrapolate)"
             )
@@ -76,7 +78,7 @@ class Closure:
         usable = self.done[left] & ((self.grid[left] == z) | self.done[right])
         if not np.all(usable):
             bad = z[~usable].flat[0]
-            raise ValueError(
+            raise InputError(
                 f"the closure is not estimated around z = {bad:g} (grid points not done: "
                 f"{self.grid[~self.done][:5].tolist()}); resume the estimation to complete the store"
             )
@@ -90,7 +92,7 @@ class Closure:
     def diffusion(self, z) -> np.ndarray:
         """D(z) ≥ 0, same shape as ``z``; only for closures estimated with a diffusion (bursts)."""
         if not self.has_diffusion:
-            raise ValueError("this closure has no diffusion (its estimator gives the drift only); "
+            raise InputError("this closure has no diffusion (its estimator gives the drift only); "
                              "estimate it with BurstEstimator to integrate the SDE")
         z = self.check(z)
         return self._diffusion(z.reshape(-1)).reshape(z.shape)

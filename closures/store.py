@@ -20,6 +20,7 @@ import numpy as np
 import xarray as xr
 import zarr
 
+from eqfree.errors import InputError
 from eqfree.io import open_zarr, parameters_of, write_zarr
 
 ESTIMATES = ("drift", "drift_stderr", "diffusion", "diffusion_stderr")
@@ -64,7 +65,7 @@ def load(path: str | Path) -> xr.Dataset:
     """Read a closure store into memory."""
     dataset = open_zarr(path).load()
     if "cv" not in dataset.dims or not {"drift", "done"} <= set(dataset.data_vars):
-        raise ValueError(f"{path} is not a closure store (it needs 'drift' and 'done' on a 'cv' dimension)")
+        raise InputError(f"{path} is not a closure store (it needs 'drift' and 'done' on a 'cv' dimension)")
     return dataset
 
 
@@ -99,7 +100,7 @@ def check_resumable(path: str | Path, parameters: dict) -> xr.Dataset:
     dataset = load(path)
     differences = recipe_differences(parameters_of(dataset.attrs), parameters)
     if differences:
-        raise ValueError(
+        raise InputError(
             f"{path} was written by a different recipe, so it cannot be resumed; differences (stored → now): "
             + "; ".join(differences) + ". Use another store, or overwrite=True (CLI: --overwrite) to start afresh"
         )

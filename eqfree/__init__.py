@@ -1,21 +1,27 @@
 """eqfree — equation-free multiscale modelling: lift, evolve, restrict, and coarse closures."""
 
-from importlib.metadata import PackageNotFoundError, version
-
 from .coarse import CoarseRHS, ReplicaBursts, coarse_derivative, projective_integrate
 from .evolve import SDE, DivergenceError, SDEEvolver, euler_maruyama, ito_transform
-from .lift import (VAE, AssistedUmbrella, CcGAN, CollectiveVariable, ConditionalScoreModel, DiagonalLaplace,
-                   ReverseKL, ReweightedUmbrella, UmbrellaSampling, explore, load_generator, load_variational)
+from .lift import (
+                   VAE,
+                   AssistedUmbrella,
+                   CcGAN,
+                   CollectiveVariable,
+                   ConditionalScoreModel,
+                   DiagonalLaplace,
+                   ReverseKL,
+                   ReweightedUmbrella,
+                   UmbrellaSampling,
+                   explore,
+                   load_generator,
+                   load_variational,
+)
 from .operators import CoarseTimeStepper, Evolve, Lift, Restrict
 from .parallel import run_tasks
 from .restrict import Coordinates
 from .reweight import MBAR, WHAM
 from .seeding import as_seed_sequence, child
-
-try:
-    __version__ = version("eqfree")
-except PackageNotFoundError:  # running from a source tree that is not installed
-    __version__ = "0.0.0+unknown"
+from .version import __version__
 
 __all__ = [
     "SDE", "SDEEvolver", "DivergenceError", "euler_maruyama", "ito_transform",

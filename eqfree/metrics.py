@@ -30,6 +30,7 @@ from scipy.integrate import quad
 from scipy.spatial import cKDTree
 from scipy.spatial.distance import cdist
 
+from .errors import InputError
 from .periodic import check_period, wrapped_difference
 from .seeding import as_seed_sequence, child
 from .validation import checked_count
@@ -54,19 +55,19 @@ def _as_samples(values, name: str) -> np.ndarray:
     try:
         array = np.asarray(values, dtype=float)
     except (TypeError, ValueError) as error:
-        raise ValueError(f"{name} must be a numeric array of shape (n, dim) or (n,): {error}") from None
+        raise InputError(f"{name} must be a numeric array of shape (n, dim) or (n,): {error}") from None
     if array.ndim == 1:
         array = array[:, None]
     if array.ndim != 2:
-        raise ValueError(f"{name} must have shape (n, dim) or (n,), got shape {array.shape}")
+        raise InputError(f"{name} must have shape (n, dim) or (n,), got shape {array.shape}")
     if array.shape[0] == 0:
-        raise ValueError(f"{name} is empty (shape {array.shape}); pass at least one sample")
+        raise InputError(f"{name} is empty (shape {array.shape}); pass at least one sample")
     if array.shape[1] == 0:
-        raise ValueError(f"{name} has no coordinates (shape {array.shape}); pass at least one column")
+        raise InputError(f"{name} has no coordinates (shape {array.shape}); pass at least one column")
     finite = np.isfinite(array).all(axis=1)
     if not finite.all():
         rows = np.flatnonzero(~finite)
-        raise ValueError(
+        raise InputError(
             f"{name} contains non-finite values in {rows.size} row(s), first rows {rows[:5].tolist()}; "
             "drop or fix diverged samples before comparing"
         )
@@ -79,7 +80,7 @@ def _is_distribution(obj) -> bool:
 
 def _check_distribution(obj, index: int):
     if not (_is_distribution(obj) and isinstance(obj.dist, scipy.stats.rv_continuous)):
-        raise ValueError(
+        raise InputError(
             f"reference distribution {index} must be a frozen scipy.stats continuous distribution "
             f"(e.g. scipy.stats.norm(0, 1)), got {obj!r}"
         )
@@ -93,14 +94,14 @@ def _reference(reference, dim: int):
     if isinstance(reference, (list, tuple)) and any(_is_distribution(r) or r is None for r in reference):
         laws = [_check_distribution(r, i) for i, r in enumerate(reference)]
         if len(laws) != dim:
-            raise ValueError(
+            raise InputError(
                 f"got {len(laws)} reference distribution(s) for {dim} coordinate(s); pass exactly one frozen "
                 "distribution per column, or slice the samples to the columns you want to compare"
             )
         return "laws", laws
     array = _as_samples(reference, "reference")
     if array.shape[1] != dim:
-        raise ValueError(
+        raise InputError(
             f"reference has {array.shape[1]} coordinate(s) but samples have {dim}; "
             "both must have the same number of columns"
         )
@@ -122,24 +123,24 @@ def label_consistency(restrict, samples, z, *, period=None) -> float:
     x = _as_samples(samples, "samples")
     period = check_period(period)
     if not callable(restrict):
-        raise ValueError(f"restrict must be a callable mapping (n, dim) -> (n,) or (n, n_cv), got {restrict!r}")
+        raise InputError(f"restrict must be a callable mapping (n, dim) -> (n,) or (n, n_cv), got {restrict!r}")
     target = np.atleast_1d(np.asarray(z, dtype=float))
     if target.ndim != 1 or not np.isfinite(target).all():
-        raise ValueError(f"z must be a finite scalar or a 1-D array of CV values, got {z!r}")
+        raise InputError(f"z must be a finite scalar or a 1-D array of CV values, got {z!r}")
     raw = np.asarray(restrict(x), dtype=float)
     labels = raw[:, None] if raw.ndim == 1 else raw
     if labels.ndim != 2 or labels.shape[0] != x.shape[0]:
-        raise ValueError(
+        raise InputError(
             f"restrict returned shape {raw.shape} for {x.shape[0]} samples; "
             "it must return (n,) or (n, n_cv), one row per sample"
         )
     if labels.shape[1] != target.size:
-        raise ValueError(
+        raise InputError(
             f"restrict returned {labels.shape[1]} CV component(s) but z has {target.size}; "
             "pass z with one value per CV component"
         )
     if not np.isfinite(labels).all():
-        raise ValueError("restrict returned non-finite values; check the samples and the restriction")
+        raise InputError("restrict returned non-finite values; check the samples and the restriction")
     difference = wrapped_difference(labels, target, period)
     return float(np.linalg.norm(difference, axis=1).mean())
 
@@ -190,7 +191,7 @@ def _w1_to_law(x: np.ndarray, law) -> float:
     """
     mean = float(law.mean())
     if not np.isfinite(mean):
-        raise ValueError(f"W1 to {law.dist.name} is undefined: its mean is not finite; use ks_marginals instead")
+        raise InputError(f"W1 to {law.dist.name} is undefined: its mean is not finite; use ks_marginals instead")
     x = np.sort(x)
     n = x.size
     lower, upper = (float(v) for v in law.support())
@@ -287,12 +288,12 @@ def energy_distance(samples, reference, *, max_samples=None, seed=None) -> float
     x = _as_samples(samples, "samples")
     kind, y = _reference(reference, x.shape[1])
     if kind != "samples":
-        raise ValueError("energy_distance needs reference samples of shape (m, dim), not distributions; "
+        raise InputError("energy_distance needs reference samples of shape (m, dim), not distributions; "
                          "draw a reference sample from the law (e.g. law.rvs(size=m, random_state=seed))")
     if max_samples is not None:
         max_samples = checked_count(max_samples, "max_samples", minimum=1)
         if seed is None:
-            raise ValueError("max_samples subsamples the sets at random and needs an explicit seed= (an int); "
+            raise InputError("max_samples subsamples the sets at random and needs an explicit seed= (an int); "
                              "eqfree never draws an implicit seed")
         seed = as_seed_sequence(seed)
         sets = []
@@ -318,7 +319,7 @@ def local_spectra(samples, k: int = 20) -> np.ndarray:
     x = _as_samples(samples, "samples")
     k = checked_count(k, "k (neighbours)", 2)
     if k > len(x):
-        raise ValueError(f"k = {k} neighbours but only {len(x)} samples: lower k or pass more samples")
+        raise InputError(f"k = {k} neighbours but only {len(x)} samples: lower k or pass more samples")
     scale = x.std(axis=0)
     x = (x - x.mean(axis=0)) / np.where(scale > 0, scale, 1.0)
     _, neighbours = cKDTree(x).query(x, k)
@@ -340,7 +341,7 @@ def running_wasserstein(frames, reference, *, points: int = 20) -> tuple[np.ndar
     if frames.ndim == 1:
         frames = frames[:, None]
     if frames.ndim != 2:
-        raise ValueError(f"frames must have shape (time, walker), got {frames.shape}")
+        raise InputError(f"frames must have shape (time, walker), got {frames.shape}")
     _as_samples(frames.reshape(-1), "frames")
     points = checked_count(points, "points")
     laws = [reference] if _is_distribution(reference) else np.asarray(reference, dtype=float).reshape(-1, 1)
@@ -357,7 +358,7 @@ def linear_separability(z, in_a) -> float:
     z = _as_samples(z, "z")
     in_a = np.asarray(in_a, dtype=bool).reshape(-1)
     if in_a.shape != (len(z),) or in_a.all() or not in_a.any():
-        raise ValueError(f"in_a must be a boolean mask of the {len(z)} states with both sets non-empty")
+        raise InputError(f"in_a must be a boolean mask of the {len(z)} states with both sets non-empty")
     a, b = z[in_a], z[~in_a]
     pooled = np.vstack([a - a.mean(axis=0), b - b.mean(axis=0)])
     w = np.linalg.lstsq(np.atleast_2d(np.cov(pooled.T)), a.mean(axis=0) - b.mean(axis=0), rcond=None)[0]

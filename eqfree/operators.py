@@ -21,24 +21,63 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 import xarray as xr
 
+from .errors import InputError
 from .seeding import SeedLike, child
 from .validation import checked_count
 
 
 @runtime_checkable
+class System(Protocol):
+    """A fine system: what every SDE model and molecular system declares (never probed).
+
+    ``name``; ``dim`` and ``coords`` (the fine coordinates' count and names); ``slow`` (the slow
+    CVs' names); ``beta`` = 1/kT in the system's energy units; ``x0`` ``(dim,)``, a typical state;
+    ``dt``, the default fine step; ``params``, the model parameters by name; ``evolver(dt)``, its
+    :class:`Evolve`. SDE systems are also SDEs (``drift``, ``diffusion``, ``noise``)."""
+
+    name: str
+    dim: int
+    coords: list[str]
+    slow: tuple[str, ...]
+    beta: float
+    x0: np.ndarray
+    dt: float
+    params: dict[str, float]
+
+    def evolver(self, dt: float | None = None) -> Evolve: ...
+
+
+@runtime_checkable
 class Lift(Protocol):
+    """``lift(z, n, *, seed) -> (n, dim)``; ``valid_range``: (low, high) of the CV where the lift was
+    built (a learned lift's training labels), or ``None`` where it holds everywhere."""
+
+    valid_range: tuple[float, float] | None
+
     def __call__(self, z: np.ndarray, n: int, *, seed: SeedLike) -> np.ndarray: ...
 
 
 @runtime_checkable
 class Evolve(Protocol):
+    """Bursts of the fine dynamics at step ``dt`` over states with coordinate names ``coords``, at
+    inverse temperature ``beta``; ``biased(bias)`` is the same dynamics with the potential ``bias``
+    added (umbrella sampling)."""
+
     dt: float
+    coords: list[str]
+    beta: float
 
     def __call__(self, x: np.ndarray, n_steps: int, *, seed: SeedLike, save_every: int = 1) -> xr.DataArray: ...
+
+    def biased(self, bias) -> Evolve: ...
 
 
 @runtime_checkable
 class Restrict(Protocol):
+    """``restrict(x) -> (..., n_cv)`` with ``names`` the CVs' names."""
+
+    names: list[str]
+
     def __call__(self, x): ...
 
 
@@ -46,7 +85,7 @@ def steps_for(duration: float, dt: float) -> int:
     """Number of steps of length dt in ``duration``; refuses durations that are not multiples of dt."""
     steps = round(duration / dt)
     if not (math.isfinite(duration) and duration >= 0) or not math.isclose(steps * dt, duration, rel_tol=1e-9, abs_tol=1e-12):
-        raise ValueError(f"duration {duration} must be a non-negative multiple of the fine step dt = {dt}")
+        raise InputError(f"duration {duration} must be a non-negative multiple of the fine step dt = {dt}")
     return steps
 
 
@@ -62,12 +101,12 @@ class CoarseTimeStepper:
         """Restricted burst trajectories, dims ``(time, replica, cv)``; time counts from the lift."""
         z = np.atleast_1d(np.asarray(z, dtype=float))
         if z.ndim != 1 or not np.all(np.isfinite(z)):
-            raise ValueError(f"coarse state z must be a finite scalar or 1-D array, got {z!r}")
+            raise InputError(f"coarse state z must be a finite scalar or 1-D array, got {z!r}")
         n_replicas = checked_count(n_replicas, "n_replicas")
         n_steps = steps_for(tau, self.evolve.dt)
         x0 = np.asarray(self.lift(z, n_replicas, seed=child(seed, 0)), dtype=float)
         if x0.ndim != 2 or x0.shape[0] != n_replicas:
-            raise ValueError(f"lift returned shape {x0.shape}; expected ({n_replicas}, dim)")
+            raise InputError(f"lift returned shape {x0.shape}; expected ({n_replicas}, dim)")
         burst = self.evolve(x0, n_steps, seed=child(seed, 1), save_every=save_every)
         coarse = np.asarray(self.restrict(burst.values))
         names = getattr(self.restrict, "names", None) or [f"z{i + 1}" for i in range(coarse.shape[-1])]

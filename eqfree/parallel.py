@@ -12,8 +12,9 @@ A dask cluster is an executor too: ``distributed.Client(address).get_executor()`
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor, as_completed
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any
 
 from tqdm.auto import tqdm
 

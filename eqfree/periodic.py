@@ -7,13 +7,15 @@ import math
 import numpy as np
 import torch
 
+from .errors import InputError
+
 
 def check_period(period) -> float | None:
     """``None`` (not periodic) or a finite positive period, as a float."""
     if period is None:
         return None
     if isinstance(period, bool) or not (isinstance(period, (int, float, np.number)) and math.isfinite(period) and period > 0):
-        raise ValueError(f"period must be a positive number (e.g. 2π for an angle) or None, got {period!r}")
+        raise InputError(f"period must be a positive number (e.g. 2π for an angle) or None, got {period!r}")
     return float(period)
 
 

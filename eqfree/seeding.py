@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .errors import InputTypeError
+
 SeedLike = int | np.random.SeedSequence
 
 
@@ -19,7 +21,7 @@ def as_seed_sequence(seed: SeedLike) -> np.random.SeedSequence:
         return seed
     if isinstance(seed, (int, np.integer)) and not isinstance(seed, bool) and seed >= 0:
         return np.random.SeedSequence(int(seed))
-    raise TypeError(
+    raise InputTypeError(
         f"seed must be a non-negative int or a numpy.random.SeedSequence, got {seed!r}; "
         "eqfree never draws an implicit seed: pass one explicitly"
     )

@@ -14,6 +14,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from .errors import InputError
+
 
 class EnsembleMoments(NamedTuple):
     mean: float
@@ -27,7 +29,7 @@ def ensemble_moments(samples) -> EnsembleMoments:
     """Mean and variance of ``samples`` of shape ``(time, walker)`` with their standard errors."""
     x = np.asarray(samples, dtype=float)
     if x.ndim != 2 or x.shape[0] < 1 or x.shape[1] < 2:
-        raise ValueError(f"samples must have shape (time, walker) with at least 2 walkers, got {x.shape}")
+        raise InputError(f"samples must have shape (time, walker) with at least 2 walkers, got {x.shape}")
     walkers = x.shape[1]
     per_walker_mean = x.mean(axis=0)
     mean = per_walker_mean.mean()

@@ -29,6 +29,7 @@ import numpy as np
 from scipy import fft
 
 from ._pymbar import import_pymbar
+from .errors import InputError
 from .validation import checked_count
 
 #: shortest series (per walker) whose inefficiency is estimated
@@ -47,7 +48,7 @@ def statistical_inefficiency(series, *, method: str = "eqfree") -> float:
     """g of a stationary ``(time,)`` or ``(time, walker)`` series (walkers pooled)."""
     x = _as_series(series)
     if not np.ptp(x) > 0:
-        raise ValueError("series is constant: its statistical inefficiency is undefined")
+        raise InputError("series is constant: its statistical inefficiency is undefined")
     return _inefficiency(x, series_is_1d=np.ndim(series) == 1, method=_resolve(method))
 
 
@@ -67,7 +68,7 @@ def detect_warmup(series, *, nskip: int | None = None, method: str = "eqfree") -
         if n_effective > best.n_effective:
             best = Warmup(start, g, n_effective)
     if best.start < 0:
-        raise ValueError("series is constant: no warm-up can be detected")
+        raise InputError("series is constant: no warm-up can be detected")
     return best
 
 
@@ -102,9 +103,9 @@ def decorrelate(series, warmup: Warmup | None = None, *, nskip: int | None = Non
         warmup = detect_warmup(series, nskip=nskip, method=method)
     start, g = int(warmup.start), float(warmup.inefficiency)
     if not 0 <= start < x.shape[0]:
-        raise ValueError(f"warm-up start {start} lies outside the series of length {x.shape[0]}")
+        raise InputError(f"warm-up start {start} lies outside the series of length {x.shape[0]}")
     if not (math.isfinite(g) and g >= 1):
-        raise ValueError(f"inefficiency must be a finite number >= 1, got {g}")
+        raise InputError(f"inefficiency must be a finite number >= 1, got {g}")
     return np.arange(start, x.shape[0], math.ceil(g))
 
 
@@ -112,19 +113,19 @@ def _as_series(series) -> np.ndarray:
     """``(time, walker)`` float64 view of a ``(time,)`` or ``(time, walker)`` series, checked."""
     x = np.asarray(series, dtype=float)
     if x.ndim not in (1, 2):
-        raise ValueError(f"series must have shape (time,) or (time, walker), got {x.shape}")
+        raise InputError(f"series must have shape (time,) or (time, walker), got {x.shape}")
     if x.ndim == 1:
         x = x[:, None]
     if x.shape[0] < MIN_LENGTH or x.shape[1] < 1:
-        raise ValueError(f"series needs at least {MIN_LENGTH} time points and one walker, got shape {x.shape}")
+        raise InputError(f"series needs at least {MIN_LENGTH} time points and one walker, got shape {x.shape}")
     if not np.isfinite(x).all():
-        raise ValueError("series contains NaN or infinite values: drop or repair those samples first")
+        raise InputError("series contains NaN or infinite values: drop or repair those samples first")
     return x
 
 
 def _resolve(method: str) -> str:
     if method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+        raise InputError(f"method must be one of {METHODS}, got {method!r}")
     return method
 
 

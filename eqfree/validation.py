@@ -1,4 +1,4 @@
-"""Checks of scalar arguments shared by every module: counts and durations."""
+"""Checks of scalar arguments shared by every module: counts and positive numbers."""
 
 from __future__ import annotations
 
@@ -6,20 +6,23 @@ import math
 
 import numpy as np
 
+from .errors import InputError
+
 
 def checked_count(value, name: str, minimum: int = 1) -> int:
-    """``value`` as an int, or a ValueError naming ``name`` unless it is an integer >= ``minimum``."""
+    """``value`` as an int, or an InputError naming ``name`` unless it is an integer >= ``minimum``."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+        raise InputError(f"{name} must be an integer >= {minimum}, got {value!r}")
     return int(value)
 
 
-def checked_duration(value, name: str) -> float:
-    """``value`` as a float, or a ValueError naming ``name`` unless it is finite and positive."""
+def checked_positive(value, name: str) -> float:
+    """``value`` as a float, or an InputError naming ``name`` unless it is finite and positive (a step,
+    a duration, a temperature, a learning rate)."""
     try:
         value = float(value)
     except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a finite positive number, got {value!r}") from None
+        raise InputError(f"{name} must be a finite positive number, got {value!r}") from None
     if not (math.isfinite(value) and value > 0):
-        raise ValueError(f"{name} must be a finite positive number, got {value}")
+        raise InputError(f"{name} must be a finite positive number, got {value}")
     return value

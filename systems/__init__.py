@@ -1,10 +1,12 @@
 """Fine-scale model systems of the seed documents, each with its analytic facts.
 
->>> import systems
+>>> from eqfree import systems
 >>> systems.available()
 ['alanine_dipeptide', 'averaging_cubic', 'caps', 'double_well', 'fast_slow_linear', 'half_moons']
 >>> system = systems.get("fast_slow_linear", a3=0.2)
 """
+
+from eqfree.errors import InputError
 
 from .alanine_dipeptide import AlanineDipeptide
 from .averaging_cubic import AveragingCubic
@@ -27,7 +29,7 @@ def get(name: str, **params) -> System:
     try:
         cls = _REGISTRY[name]
     except KeyError:
-        raise ValueError(f"unknown system {name!r}; available systems: {available()}") from None
+        raise InputError(f"unknown system {name!r}; available systems: {available()}") from None
     return cls(**params)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from eqfree.errors import InputError
 from eqfree.lift import LinearGaussianLift
 
 from .base import System, columns, euler_maruyama_ou_variance
@@ -27,7 +28,7 @@ class AveragingCubic(System):
     def __init__(self, **params):
         super().__init__(**params)
         if self.eps <= 0 or self.s < 0:
-            raise ValueError(f"averaging_cubic needs eps > 0 and s >= 0, got eps={self.eps}, s={self.s}")
+            raise InputError(f"averaging_cubic needs eps > 0 and s >= 0, got eps={self.eps}, s={self.s}")
         self.dt = 0.1 * self.eps
 
     @property

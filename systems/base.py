@@ -13,6 +13,7 @@ import numpy as np
 import torch
 import xarray as xr
 
+from eqfree.errors import InputError
 from eqfree.evolve import SDEEvolver, coordinate_names, euler_maruyama
 from eqfree.validation import checked_count
 
@@ -33,7 +34,7 @@ class System:
     def __init__(self, **params):
         unknown = sorted(set(params) - set(self.defaults))
         if unknown:
-            raise ValueError(
+            raise InputError(
                 f"unknown parameter(s) {unknown} for system {self.name!r}; "
                 f"valid parameters: {sorted(self.defaults)}"
             )
@@ -42,9 +43,9 @@ class System:
             try:
                 self.params[key] = float(value)
             except (TypeError, ValueError):
-                raise ValueError(f"parameter {key!r} of system {self.name!r} must be a number, got {value!r}") from None
+                raise InputError(f"parameter {key!r} of system {self.name!r} must be a number, got {value!r}") from None
             if not np.isfinite(self.params[key]):
-                raise ValueError(f"parameter {key!r} of system {self.name!r} must be finite, got {value!r}")
+                raise InputError(f"parameter {key!r} of system {self.name!r} must be finite, got {value!r}")
         for key, value in self.params.items():
             setattr(self, key, value)
         self.dt = self.default_dt
@@ -76,7 +77,7 @@ class System:
     def exact_lift(self, dt: float | None = None):
         """The exact conditional law of the fast coordinates given the slow one, as a Lift (where known;
         ``dt``: the invariant law of Euler–Maruyama with that step)."""
-        raise ValueError(f"system {self.name!r} has no exact conditional law: lift by umbrella sampling instead")
+        raise InputError(f"system {self.name!r} has no exact conditional law: lift by umbrella sampling instead")
 
     def evolver(self, dt: float | None = None, **options) -> SDEEvolver:
         """The Evolve operator of this system (Euler–Maruyama with step ``dt``)."""
@@ -91,7 +92,7 @@ class System:
         else:
             x0 = np.asarray(x0, dtype=float)
             if x0.shape not in {(self.dim,), (n_walkers, self.dim)}:
-                raise ValueError(
+                raise InputError(
                     f"x0 for {self.name} must have shape ({self.dim},) or ({n_walkers}, {self.dim}), got {x0.shape}"
                 )
             x0 = np.broadcast_to(x0, (n_walkers, self.dim))

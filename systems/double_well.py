@@ -12,6 +12,8 @@ import numpy as np
 import torch
 from scipy import integrate
 
+from eqfree.errors import InputError
+
 from .base import System, columns
 
 
@@ -26,7 +28,7 @@ class DoubleWell(System):
     def __init__(self, **params):
         super().__init__(**params)
         if self.a <= 0 or self.d <= 0 or self.beta <= 0:
-            raise ValueError(f"double_well needs a > 0, d > 0 and beta > 0 for a normalizable law, got {self.params}")
+            raise InputError(f"double_well needs a > 0, d > 0 and beta > 0 for a normalizable law, got {self.params}")
 
     def potential(self, x):
         """U(x) for states ``(..., 2)`` (numpy or torch)."""

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-import systems
+from eqfree import systems
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -10,11 +10,13 @@ from scipy.spatial.transform import Rotation
 
 pytest.importorskip("openmm")
 
-import systems  # noqa: E402
-from eqfree import DivergenceError  # noqa: E402
+from eqfree import (
+    DivergenceError,  # noqa: E402
+    systems,  # noqa: E402
+)
 from eqfree.lift import TorsionUmbrella  # noqa: E402
 from eqfree.periodic import wrapped_difference  # noqa: E402
-from systems.alanine_dipeptide import basin_of, radius_of_gyration  # noqa: E402
+from eqfree.systems.alanine_dipeptide import basin_of, radius_of_gyration  # noqa: E402
 
 
 @pytest.fixture(scope="module")

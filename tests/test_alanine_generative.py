@@ -13,7 +13,7 @@ from scipy.spatial.transform import Rotation
 
 pytest.importorskip("openmm")
 
-import systems  # noqa: E402
+from eqfree import systems  # noqa: E402
 from eqfree.lift import AssistedUmbrella, CcGAN, UmbrellaSampling, load_generator  # noqa: E402
 from eqfree.metrics import wasserstein_marginals  # noqa: E402
 from eqfree.periodic import wrap_into, wrapped_difference  # noqa: E402

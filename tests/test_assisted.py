@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-import systems
+from eqfree import systems
 from eqfree.io import open_zarr
 from eqfree.lift import AssistedUmbrella, ConditionalScoreModel, ExplorationStopped, UmbrellaSampling, explore
 from eqfree.metrics import running_wasserstein, wasserstein_marginals

@@ -7,7 +7,7 @@ import pytest
 import torch
 from scipy import stats
 
-import systems
+from eqfree import systems
 from eqfree.lift.generative import CcGAN
 from eqfree.lift.generative.ccgan import largest_gap, silverman_bandwidth
 from eqfree.lift.generative.networks import PRESETS, fold_batchnorm, generator_network

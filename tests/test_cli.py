@@ -1,6 +1,5 @@
 """The eqfree command: zarr v3 output with provenance, statistics, clear errors."""
 
-import json
 import subprocess
 import sys
 
@@ -8,7 +7,7 @@ import numpy as np
 import pytest
 import zarr
 
-import systems
+from eqfree import systems
 from eqfree.cli import main
 from eqfree.io import open_zarr, parameters_of
 

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-import systems
+from eqfree import systems
 from eqfree.cli import main
 from eqfree.io import open_zarr
 from eqfree.lift.variational import VAE, ReverseKL, load_variational

@@ -4,10 +4,9 @@ import math
 import sys
 
 import numpy as np
-import pytest
 from scipy import integrate
 
-import systems
+from eqfree import systems
 from eqfree.cli import main
 from eqfree.io import open_zarr, parameters_of
 from eqfree.lift import UmbrellaSampling

@@ -33,9 +33,8 @@ import numpy as np
 import pytest
 import xarray as xr
 
-import systems
-from closures import (BurstEstimator, Closure, ConditionalAverageEstimator, estimate_closure, integrate, load)
-from eqfree import Coordinates
+from eqfree import Coordinates, systems
+from eqfree.closures import BurstEstimator, Closure, ConditionalAverageEstimator, estimate_closure, integrate, load
 from eqfree.io import parameters_of
 from eqfree.lift import LinearGaussianLift
 
@@ -215,7 +214,7 @@ KILLED_RUN = """
 import sys
 sys.path.insert(0, {tests!r})
 from test_closures import GRID, burst_setup
-from closures import estimate_closure
+from eqfree.closures import estimate_closure
 estimate_closure(burst_setup(2000, 100), GRID, seed=9, store={store!r})
 """
 

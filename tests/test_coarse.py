@@ -8,12 +8,10 @@ from scipy.integrate import solve_ivp
 from scipy.linalg import expm
 from scipy.optimize import brentq
 
-import systems
-from eqfree import CoarseTimeStepper, Coordinates
+from eqfree import CoarseTimeStepper, Coordinates, systems
 from eqfree.coarse import CoarseRHS, ODEBursts, ReplicaBursts, coarse_derivative, projective_integrate
 from eqfree.coarse.projective import TABLEAUS
 from eqfree.seeding import as_seed_sequence
-
 
 # -- linear stiff ODE, inner forward Euler ------------------------------------------------------------
 

@@ -8,8 +8,7 @@ from hypothesis import strategies as st
 from scipy import stats
 from scipy.special import ive
 
-import systems
-from eqfree import Restrict
+from eqfree import Restrict, systems
 from eqfree.restrict import DiffusionMaps, local_noise_covariances, mahalanobis_squared_distances
 
 

@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-import systems
-from eqfree import SDE, DivergenceError, euler_maruyama, SDEEvolver
+from eqfree import SDE, DivergenceError, SDEEvolver, euler_maruyama, systems
 from eqfree.restrict import Coordinates, parse_coordinate
 
 

@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-import systems
-from eqfree import SDE, euler_maruyama
+from eqfree import SDE, euler_maruyama, systems
 from eqfree.statistics import ensemble_moments
 
 THETA, SIGMA, X0, T = 2.0, 0.5, 10.0, 1.0

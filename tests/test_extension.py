@@ -4,8 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-import systems
-from eqfree import Restrict
+from eqfree import Restrict, systems
 from eqfree.evolve.euler_maruyama import bias_force
 from eqfree.restrict import DiffusionMaps, GaussianProcessRegression, GeometricHarmonics
 

@@ -4,13 +4,12 @@ import json
 import math
 
 import numpy as np
-import torch
 import pytest
+import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import systems
-from eqfree import Lift
+from eqfree import Lift, systems
 from eqfree.lift.generative import CcGAN, ConditionalScoreModel, ExtrapolationWarning, LabelScaler, load_generator
 from eqfree.metrics import label_consistency
 from eqfree.restrict import DiffusionMaps, GeometricHarmonics, local_noise_covariances

@@ -6,9 +6,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
-import systems
-from eqfree import SDE, euler_maruyama, ito_transform
-from systems.half_moons import moons, moons_inverse
+from eqfree import SDE, euler_maruyama, ito_transform, systems
+from eqfree.systems.half_moons import moons, moons_inverse
 
 A1 = A2 = 1e-3
 A3 = A4 = 0.1

@@ -12,8 +12,8 @@ from scipy.spatial.transform import Rotation
 from scipy.special import ndtr
 
 import eqfree.metrics as metrics
-from eqfree.seeding import child
 from eqfree.metrics import energy_distance, ks_marginals, label_consistency, wasserstein_marginals
+from eqfree.seeding import child
 
 
 def normal_abs_deviation(c, mu, s):

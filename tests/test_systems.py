@@ -5,7 +5,7 @@ import pytest
 import torch
 from scipy import integrate
 
-import systems
+from eqfree import systems
 from eqfree.statistics import ensemble_moments
 
 

@@ -8,11 +8,10 @@ import pytest
 import xarray as xr
 from hypothesis import given, settings
 
-import systems
-from closures import load, save
-from eqfree import Coordinates
-from eqfree.seeding import as_seed_sequence
+from eqfree import Coordinates, systems
+from eqfree.closures import load, save
 from eqfree.lift import LinearGaussianLift
+from eqfree.seeding import as_seed_sequence
 from eqfree.testing import check_micro_macro_consistency
 from eqfree.testing.strategies import closure_datasets, cv_grids, cv_values, seeds
 

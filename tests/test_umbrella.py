@@ -9,8 +9,7 @@ import pytest
 import torch
 from scipy import integrate, stats
 
-import systems
-from eqfree import SDE
+from eqfree import SDE, systems
 from eqfree.lift import CollectiveVariable, ReweightedUmbrella, UmbrellaSampling, wrapped_difference
 from eqfree.restrict import DiffusionMaps, GeometricHarmonics, local_noise_covariances
 from eqfree.testing import check_micro_macro_consistency

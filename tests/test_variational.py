@@ -14,10 +14,18 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import integrate, optimize
 
-import systems
-from eqfree import Lift, Restrict
-from eqfree.lift.variational import (VAE, DiagonalLaplace, RejectedStepWarning, ReverseKL, TemperingWarning,
-                                     ard_precision, kish_ess, load_variational, tempering_increment)
+from eqfree import Lift, Restrict, systems
+from eqfree.lift.variational import (
+    VAE,
+    DiagonalLaplace,
+    RejectedStepWarning,
+    ReverseKL,
+    TemperingWarning,
+    ard_precision,
+    kish_ess,
+    load_variational,
+    tempering_increment,
+)
 from eqfree.lift.variational.ard import ARDPrior
 
 WELL = systems.get("double_well")

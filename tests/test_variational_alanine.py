@@ -8,7 +8,7 @@ from concurrent.futures import ProcessPoolExecutor
 import numpy as np
 import pytest
 
-import systems
+from eqfree import systems
 from eqfree.lift.variational import VAE, DiagonalLaplace
 from eqfree.metrics import linear_separability
 from eqfree.periodic import wrap_into

@@ -23,7 +23,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
-import systems
+from eqfree import systems
 from eqfree.statistics import ensemble_moments
 
 FAST = os.environ.get("EQFREE_FAST") == "1"

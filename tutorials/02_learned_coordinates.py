@@ -22,7 +22,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from scipy import stats
 
-import systems
+from eqfree import systems
 from eqfree.restrict import DiffusionMaps, GeometricHarmonics, local_noise_covariances
 
 FAST = os.environ.get("EQFREE_FAST") == "1"

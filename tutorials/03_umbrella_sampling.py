@@ -22,7 +22,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from scipy import integrate, stats
 
-import systems
+from eqfree import systems
 from eqfree.lift import UmbrellaSampling
 from eqfree.restrict import DiffusionMaps, GeometricHarmonics
 

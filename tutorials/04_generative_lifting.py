@@ -24,7 +24,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from scipy import stats
 
-import systems
+from eqfree import systems
 from eqfree.lift import CcGAN, ConditionalScoreModel, ExtrapolationWarning
 from eqfree.metrics import energy_distance, label_consistency, local_spectra, wasserstein_marginals
 

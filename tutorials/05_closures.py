@@ -27,9 +27,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
-import systems
-from closures import BurstEstimator, Closure, ConditionalAverageEstimator, estimate_closure, integrate
-from eqfree import Coordinates
+from eqfree import Coordinates, systems
+from eqfree.closures import BurstEstimator, Closure, ConditionalAverageEstimator, estimate_closure, integrate
 from eqfree.lift import LinearGaussianLift
 
 FAST = os.environ.get("EQFREE_FAST") == "1"

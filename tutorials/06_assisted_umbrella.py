@@ -28,7 +28,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from scipy import stats
 
-import systems
+from eqfree import systems
 from eqfree.lift import AssistedUmbrella, ConditionalScoreModel, ExtrapolationWarning, UmbrellaSampling, explore
 from eqfree.metrics import energy_distance, label_consistency, running_wasserstein, wasserstein_marginals
 
@@ -252,7 +252,7 @@ for r, z in enumerate(rounds.z.values):
     lifted = cap_generator.sample(float(z), 400, seed=10 + r)
     ax.scatter(lifted[:, 0], lifted[:, 1], s=2, color=colour[r], label=f"round {r}: G($x_1$ = {z:.1f}) after exploring")
 ax.scatter(rounds.x.values[::25, 0], rounds.x.values[::25, 1], s=2, color="k", marker="x",
-           label=f"last round's refined states")
+           label="last round's refined states")
 ax.scatter(guess[:400, 0], guess[:400, 1], s=2, color="tab:green", alpha=0.5, label="G($x_1$ = 20) before exploring")
 ax.set(xlabel="$x_1$", ylabel="$x_2$", title="caps: the generator's reach, round by round")
 ax.legend(fontsize=7, markerscale=4, loc="upper left")

@@ -29,7 +29,7 @@ import numpy as np
 import xarray as xr
 from scipy import stats
 
-import systems
+from eqfree import systems
 from eqfree.io import write_zarr
 from eqfree.lift import CcGAN
 from eqfree.periodic import wrap_into, wrapped_difference

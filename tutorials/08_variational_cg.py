@@ -26,7 +26,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from scipy import integrate
 
-import systems
+from eqfree import systems
 from eqfree.lift.variational import VAE, DiagonalLaplace, ReverseKL
 from eqfree.metrics import linear_separability
 from eqfree.periodic import wrap_into

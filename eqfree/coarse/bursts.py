@@ -9,23 +9,24 @@ numbers whatever else was run. Deterministic bursts ignore the key.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 import xarray as xr
 
+from ..errors import InputError, InputTypeError
 from ..operators import CoarseTimeStepper, steps_for
 from ..seeding import SeedLike, as_seed_sequence, child
-from ..validation import checked_count, checked_duration
+from ..validation import checked_count, checked_positive
 from .derivative import CoarseDerivative, coarse_derivative, tail_mask
 
 
 def burst_steps(tau: float, dt: float, t_heal: float, save_every: int = 1) -> int:
     """Fine steps in a burst of duration τ; checks that the tail [t_heal, τ] holds two saved states."""
-    steps = steps_for(checked_duration(tau, "tau (burst duration)"), dt)
+    steps = steps_for(checked_positive(tau, "tau (burst duration)"), dt)
     if isinstance(save_every, bool) or not isinstance(save_every, (int, np.integer)) or save_every < 1 or steps % save_every:
-        raise ValueError(
+        raise InputError(
             f"save_every = {save_every!r} must be a positive integer dividing the {steps} fine steps of the burst, "
             "so that z(tau) is saved"
         )
@@ -75,19 +76,19 @@ class ODEBursts:
 
     def __post_init__(self):
         if not callable(self.fn):
-            raise TypeError(f"fn must be callable as fn(z, n_steps), got {type(self.fn)}")
-        checked_duration(self.dt, "dt (fine step)")
+            raise InputTypeError(f"fn must be callable as fn(z, n_steps), got {type(self.fn)}")
+        checked_positive(self.dt, "dt (fine step)")
         object.__setattr__(self, "steps", burst_steps(self.tau, self.dt, self.t_heal))
 
     def burst(self, z, key: tuple[int, ...] = ()) -> xr.DataArray:
         z = np.atleast_1d(np.asarray(z, dtype=float))
         if z.ndim != 1 or not np.all(np.isfinite(z)):
-            raise ValueError(f"coarse state z must be a finite scalar or 1-D array, got {z!r}")
+            raise InputError(f"coarse state z must be a finite scalar or 1-D array, got {z!r}")
         values = np.asarray(self.fn(z, self.steps), dtype=float)
         if values.ndim == 1:
             values = values[:, None]
         if values.shape != (self.steps + 1, z.size):
-            raise ValueError(f"fn returned shape {values.shape}; expected (n_steps + 1, n_cv) = {(self.steps + 1, z.size)}")
+            raise InputError(f"fn returned shape {values.shape}; expected (n_steps + 1, n_cv) = {(self.steps + 1, z.size)}")
         return xr.DataArray(
             values,
             dims=("time", "cv"),

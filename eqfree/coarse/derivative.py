@@ -20,6 +20,8 @@ from dataclasses import dataclass
 import numpy as np
 import xarray as xr
 
+from ..errors import InputError, InputTypeError
+
 
 @dataclass(frozen=True)
 class CoarseDerivative:
@@ -74,10 +76,10 @@ def tail_mask(times: np.ndarray, t_heal: float) -> np.ndarray:
     """Which burst times lie in the tail [t_heal, τ] (τ = the last time); at least two must."""
     tau, t_heal = float(times[-1]), float(t_heal)
     if not (math.isfinite(t_heal) and 0 <= t_heal < tau):
-        raise ValueError(f"t_heal = {t_heal} must satisfy 0 <= t_heal < tau = {tau}: heal for less than the burst")
+        raise InputError(f"t_heal = {t_heal} must satisfy 0 <= t_heal < tau = {tau}: heal for less than the burst")
     tail = times >= t_heal - 1e-9 * tau
     if tail.sum() < 2:
-        raise ValueError(
+        raise InputError(
             f"the tail t in [t_heal, tau] = [{t_heal}, {tau}] holds fewer than 2 saved states; "
             "lower t_heal or save more often"
         )
@@ -88,14 +90,14 @@ def coarse_derivative(burst: xr.DataArray, t_heal: float = 0.0) -> CoarseDerivat
     """Fit the tail t ∈ [t_heal, τ] of a restricted burst, dims ``(time, replica, cv)`` or, for a
     deterministic burst, ``(time, cv)``; time counts from the lift, τ is its last value."""
     if not isinstance(burst, xr.DataArray):
-        raise TypeError(f"burst must be an xarray.DataArray with dims (time, replica, cv) or (time, cv), got {type(burst)}")
+        raise InputTypeError(f"burst must be an xarray.DataArray with dims (time, replica, cv) or (time, cv), got {type(burst)}")
     deterministic = burst.dims == ("time", "cv")
     if deterministic:
         burst = burst.expand_dims("replica", axis=1)
     elif burst.dims != ("time", "replica", "cv"):
-        raise ValueError(f"burst dims must be (time, replica, cv) or (time, cv), got {burst.dims}")
+        raise InputError(f"burst dims must be (time, replica, cv) or (time, cv), got {burst.dims}")
     elif burst.sizes["replica"] < 2:
-        raise ValueError(
+        raise InputError(
             "a standard error needs at least 2 replicas; pass more replicas, "
             "or a deterministic burst with dims (time, cv)"
         )
@@ -104,7 +106,7 @@ def coarse_derivative(burst: xr.DataArray, t_heal: float = 0.0) -> CoarseDerivat
     z = np.asarray(burst.values, dtype=float)
     if not np.all(np.isfinite(z)):
         step, replica, _ = np.argwhere(~np.isfinite(z))[0]
-        raise ValueError(
+        raise InputError(
             f"burst is non-finite at time {times[step]:g}, replica {replica}: the fine simulation diverged; "
             "reduce its step, or check that the coarse state is within the model's range"
         )

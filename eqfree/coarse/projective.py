@@ -42,6 +42,7 @@ import math
 import numpy as np
 import xarray as xr
 
+from ..errors import InputError
 from ..validation import checked_count
 from .bursts import ODEBursts, ReplicaBursts
 
@@ -56,11 +57,11 @@ TABLEAUS = {
 def _macro_steps(t0: float, t_end: float, macro_step: float, tau: float) -> int:
     macro_step = float(macro_step)
     if not (math.isfinite(macro_step) and macro_step >= tau):
-        raise ValueError(f"macro_step = {macro_step} must be at least the burst duration tau = {tau}")
+        raise InputError(f"macro_step = {macro_step} must be at least the burst duration tau = {tau}")
     span = float(t_end) - float(t0)
     n = round(span / macro_step) if math.isfinite(span) else 0
     if n < 1 or not math.isclose(n * macro_step, span, rel_tol=1e-9, abs_tol=1e-12):
-        raise ValueError(f"t_end - t0 = {span} must be a positive multiple of macro_step = {macro_step}")
+        raise InputError(f"t_end - t0 = {span} must be a positive multiple of macro_step = {macro_step}")
     return n
 
 
@@ -77,13 +78,13 @@ def projective_integrate(
     replica and realization (times ``n_replicas · realizations`` for all fine steps).
     """
     if method not in TABLEAUS:
-        raise ValueError(f"unknown method {method!r}; choose one of {sorted(TABLEAUS)}")
+        raise InputError(f"unknown method {method!r}; choose one of {sorted(TABLEAUS)}")
     z0 = np.atleast_1d(np.asarray(z0, dtype=float))
     if z0.ndim != 1 or not np.all(np.isfinite(z0)):
-        raise ValueError(f"z0 must be a finite scalar or 1-D array, got {z0!r}")
+        raise InputError(f"z0 must be a finite scalar or 1-D array, got {z0!r}")
     realizations = checked_count(realizations, "realizations")
     if realizations == 1 and not isinstance(bursts, ODEBursts):
-        raise ValueError("one stochastic realization has no error estimate: pass realizations >= 2 "
+        raise InputError("one stochastic realization has no error estimate: pass realizations >= 2 "
                          "(independent runs whose spread gives z_stderr)")
     n_steps = _macro_steps(t0, t_end, macro_step, bursts.tau)
     tableau = TABLEAUS[method]

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..errors import InputError
 from .bursts import ODEBursts, ReplicaBursts
 
 
@@ -29,7 +30,7 @@ class CoarseRHS:
     def __call__(self, t: float, z) -> np.ndarray:
         z = np.asarray(z, dtype=float)
         if z.ndim != 1:
-            raise ValueError(
+            raise InputError(
                 f"CoarseRHS evaluates one state of shape (n_cv,), got shape {z.shape}; call solve_ivp with vectorized=False"
             )
         key = tuple(int(w) for w in np.ascontiguousarray(z).view(np.uint32))

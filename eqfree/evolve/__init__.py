@@ -2,8 +2,8 @@
 
 from .euler_maruyama import DivergenceError, coordinate_names, euler_maruyama
 from .evolver import SDEEvolver
-from .molecular import OpenMMEvolver
 from .ito import ItoTransformedSDE, ito_transform
+from .molecular import OpenMMEvolver
 from .sde import SDE, SDEProtocol, diffusion_matrix
 
 __all__ = [

@@ -9,22 +9,24 @@ gradient taken by autograd. Strong order 1/2, weak order 1.
 from __future__ import annotations
 
 import math
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
 import xarray as xr
 from tqdm.auto import tqdm
 
+from .. import errors
+from ..errors import InputError
 from ..seeding import SeedLike, as_seed_sequence
-from ..validation import checked_count, checked_duration
+from ..validation import checked_count, checked_positive
 from .noise import BlockNoise
 from .sde import SDEProtocol, check_noise_type
 
 Potential = Callable[[torch.Tensor], torch.Tensor]
 
 
-class DivergenceError(FloatingPointError):
+class DivergenceError(errors.DivergenceError):
     """A walker became non-finite; ``walker`` and ``step`` say which and when."""
 
     def __init__(self, walker: int, step: int, t: float):
@@ -48,13 +50,13 @@ def as_ensemble(x0, device=None) -> torch.Tensor:
     else:
         x = torch.tensor(np.asarray(x0, dtype=np.float64), device=device)
     if x.ndim != 2 or x.shape[0] == 0 or x.shape[1] == 0:
-        raise ValueError(
+        raise InputError(
             f"initial states must have shape (walkers, dim) with walkers, dim >= 1, got {tuple(x.shape)}; "
             "for one walker use x0[None, :]"
         )
     if not torch.isfinite(x).all():
         rows = torch.nonzero(~torch.isfinite(x).all(dim=1)).flatten().tolist()
-        raise ValueError(f"initial states must be finite; walkers {rows[:10]} are not")
+        raise InputError(f"initial states must be finite; walkers {rows[:10]} are not")
     return x
 
 
@@ -70,7 +72,7 @@ def _broadcast_field(value: torch.Tensor, shape: tuple[int, ...], what: str) -> 
         return torch.broadcast_to(value, shape)
     except (RuntimeError, TypeError) as error:
         got = tuple(value.shape) if torch.is_tensor(value) else type(value).__name__
-        raise ValueError(f"{what} returned {got}, which does not broadcast to {shape}") from error
+        raise InputError(f"{what} returned {got}, which does not broadcast to {shape}") from error
 
 
 def bias_force(bias: Potential, x: torch.Tensor) -> torch.Tensor:
@@ -79,7 +81,7 @@ def bias_force(bias: Potential, x: torch.Tensor) -> torch.Tensor:
         xg = x.detach().requires_grad_(True)
         energy = bias(xg)
         if energy.shape != (x.shape[0],):
-            raise ValueError(f"bias potential must return shape (walkers,) = ({x.shape[0]},), got {tuple(energy.shape)}")
+            raise InputError(f"bias potential must return shape (walkers,) = ({x.shape[0]},), got {tuple(energy.shape)}")
         (grad,) = torch.autograd.grad(energy.sum(), xg)
     return -grad
 
@@ -124,18 +126,18 @@ def euler_maruyama(
     naming the first walker and step at which a state became non-finite.
     """
     check_noise_type(sde.noise)
-    dt = checked_duration(dt, "dt")
+    dt = checked_positive(dt, "dt")
     n_steps = checked_count(n_steps, "n_steps", 0)
     save_every = checked_count(save_every, "save_every")
     seed = as_seed_sequence(seed)
     if noise_dtype not in (torch.float32, torch.float64):
-        raise ValueError(f"noise_dtype must be torch.float32 or torch.float64, got {noise_dtype}")
+        raise InputError(f"noise_dtype must be torch.float32 or torch.float64, got {noise_dtype}")
     device = torch.device(device or "cpu")
     x = as_ensemble(x0, device)
     walkers, dim = x.shape
     names = list(coords) if coords is not None else coordinate_names(dim)
     if len(names) != dim:
-        raise ValueError(f"{len(names)} coordinate names given for states of dimension {dim}")
+        raise InputError(f"{len(names)} coordinate names given for states of dimension {dim}")
 
     diffusion = sde.diffusion(x, t0)
     if sde.noise == "diagonal":
@@ -143,7 +145,7 @@ def euler_maruyama(
         _broadcast_field(diffusion, (walkers, dim), "diffusion (diagonal noise)")
     else:
         if not torch.is_tensor(diffusion) or diffusion.ndim < 2:
-            raise ValueError("diffusion with general noise must return shape (walkers, dim, m) or (dim, m)")
+            raise InputError("diffusion with general noise must return shape (walkers, dim, m) or (dim, m)")
         m = diffusion.shape[-1]
         _broadcast_field(diffusion, (walkers, dim, m), "diffusion (general noise)")
     _broadcast_field(sde.drift(x, t0), (walkers, dim), "drift")

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import torch
 import xarray as xr
 
 from ..seeding import SeedLike
-from ..validation import checked_duration
+from ..validation import checked_positive
 from .euler_maruyama import Potential, euler_maruyama
 from .sde import SDEProtocol
 
@@ -26,7 +26,7 @@ class SDEEvolver:
     coords: Sequence[str] | None = None
 
     def __post_init__(self):
-        self.dt = checked_duration(self.dt, "dt")
+        self.dt = checked_positive(self.dt, "dt")
 
     def __call__(self, x, n_steps: int, *, seed: SeedLike, save_every: int = 1, progress: bool = False) -> xr.DataArray:
         return euler_maruyama(

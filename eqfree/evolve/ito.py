@@ -13,12 +13,13 @@ row by row; only a local inverse is needed (any branch on which Df and D²f agre
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 from torch.func import jvp
 
+from ..errors import InputTypeError
 from .sde import SDEProtocol, diffusion_matrix
 
 Map = Callable[[torch.Tensor], torch.Tensor]
@@ -57,5 +58,5 @@ class ItoTransformedSDE:
 def ito_transform(sde: SDEProtocol, f: Map, f_inv: Map) -> ItoTransformedSDE:
     """The SDE satisfied by Y = f(X) when X solves ``sde`` (eq. D.2)."""
     if not (callable(f) and callable(f_inv)):
-        raise TypeError("f and f_inv must be callables mapping (walkers, dim) tensors to (walkers, dim)")
+        raise InputTypeError("f and f_inv must be callables mapping (walkers, dim) tensors to (walkers, dim)")
     return ItoTransformedSDE(sde, f, f_inv)

@@ -13,15 +13,16 @@ from __future__ import annotations
 
 import copy
 import threading
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import xarray as xr
 from tqdm.auto import tqdm
 
+from ..errors import InputError, InputTypeError, MissingDependencyError
 from ..parallel import run_tasks
 from ..seeding import SeedLike, as_seed_sequence, child
-from ..validation import checked_count, checked_duration
+from ..validation import checked_count, checked_positive
 from .euler_maruyama import DivergenceError
 
 #: the molar gas constant R = N_A k_B, kJ/(mol K)
@@ -33,7 +34,7 @@ def import_openmm():
     try:
         import openmm
     except ImportError:
-        raise ImportError("molecular dynamics needs OpenMM: pip install 'eqfree[md]'") from None
+        raise MissingDependencyError("molecular dynamics needs OpenMM: pip install 'eqfree[md]'") from None
     return openmm
 
 
@@ -59,16 +60,16 @@ class OpenMMEvolver:
                  platform: str = "CPU", threads: int | None = 1, coords: Sequence[str] | None = None):
         openmm = import_openmm()
         if not isinstance(system, openmm.System):
-            raise TypeError(f"system must be an openmm.System, got {type(system).__name__}")
+            raise InputTypeError(f"system must be an openmm.System, got {type(system).__name__}")
         self.system = system
-        self.temperature = checked_duration(temperature, "temperature (K)")
-        self.friction = checked_duration(friction, "friction (1/ps)")
-        self.dt = checked_duration(dt, "dt (ps)")
+        self.temperature = checked_positive(temperature, "temperature (K)")
+        self.friction = checked_positive(friction, "friction (1/ps)")
+        self.dt = checked_positive(dt, "dt (ps)")
         self.platform, self.threads = platform, threads
         self.dim = 3 * system.getNumParticles()
         self.coords = list(coords) if coords is not None else [f"x{i + 1}" for i in range(self.dim)]
         if len(self.coords) != self.dim:
-            raise ValueError(f"{len(self.coords)} coordinate names for {self.dim} coordinates")
+            raise InputError(f"{len(self.coords)} coordinate names for {self.dim} coordinates")
         self._local = threading.local()
 
     @property
@@ -76,7 +77,7 @@ class OpenMMEvolver:
         """β = 1/(k_B T) in mol/kJ."""
         return 1.0 / (MOLAR_GAS_CONSTANT * self.temperature)
 
-    def with_forces(self, *forces) -> "OpenMMEvolver":
+    def with_forces(self, *forces) -> OpenMMEvolver:
         """A copy whose system also holds ``forces`` (e.g. a bias; its global parameters can then be set
         per walker through ``parameters=`` of a call)."""
         twin = copy.copy(self)
@@ -101,7 +102,7 @@ class OpenMMEvolver:
                 platform = openmm.Platform.getPlatformByName(self.platform)
             except Exception:
                 names = [openmm.Platform.getPlatform(i).getName() for i in range(openmm.Platform.getNumPlatforms())]
-                raise ValueError(f"OpenMM platform {self.platform!r} is not available here; available: {names}") from None
+                raise InputError(f"OpenMM platform {self.platform!r} is not available here; available: {names}") from None
             properties = {"Threads": str(self.threads)} if self.platform == "CPU" and self.threads else {}
             self._local.context = openmm.Context(self.system, integrator, platform, properties)
         return self._local.context
@@ -111,9 +112,9 @@ class OpenMMEvolver:
         if x.ndim == 1:
             x = x[None]
         if x.ndim != 2 or x.shape[1] != self.dim:
-            raise ValueError(f"states must have shape (walkers, {self.dim}) in nm, got {x.shape}")
+            raise InputError(f"states must have shape (walkers, {self.dim}) in nm, got {x.shape}")
         if not np.isfinite(x).all():
-            raise ValueError(f"state {int(np.nonzero(~np.isfinite(x).all(axis=1))[0][0])} has non-finite coordinates")
+            raise InputError(f"state {int(np.nonzero(~np.isfinite(x).all(axis=1))[0][0])} has non-finite coordinates")
         return x
 
     def potential_energy(self, x) -> np.ndarray:

@@ -17,10 +17,13 @@ derivatives of an Itô change of variables); integrators then call it once per s
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 import torch
+
+from ..errors import InputError, InputTypeError
 
 NOISE_TYPES = ("diagonal", "general")
 
@@ -50,7 +53,7 @@ class SDE:
         check_noise_type(self.noise)
         for name in ("drift_fn", "diffusion_fn"):
             if not callable(getattr(self, name)):
-                raise TypeError(f"SDE {name} must be callable as f(x, t), got {type(getattr(self, name))}")
+                raise InputTypeError(f"SDE {name} must be callable as f(x, t), got {type(getattr(self, name))}")
 
     def drift(self, x: torch.Tensor, t: float) -> torch.Tensor:
         return self.drift_fn(x, t)
@@ -61,7 +64,7 @@ class SDE:
 
 def check_noise_type(noise: str) -> None:
     if noise not in NOISE_TYPES:
-        raise ValueError(f"noise must be one of {NOISE_TYPES}, got {noise!r}")
+        raise InputError(f"noise must be one of {NOISE_TYPES}, got {noise!r}")
 
 
 def diffusion_matrix(sde: SDEProtocol, x: torch.Tensor, t: float) -> torch.Tensor:

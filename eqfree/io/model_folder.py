@@ -14,6 +14,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..errors import InputError
+
 
 def write_model_folder(path: str | Path, config: dict, weights) -> Path:
     """Write ``config`` (plus the eqfree version) and ``weights`` to the folder ``path``; returns it."""
@@ -33,9 +35,9 @@ def read_model_folder(path: str | Path, *, format: str, registry: dict, kind: st
     try:
         config = json.loads((path / "config.json").read_text())
     except (OSError, json.JSONDecodeError) as error:
-        raise ValueError(f"{path} is not a saved eqfree {kind} (no readable config.json): {error}") from None
+        raise InputError(f"{path} is not a saved eqfree {kind} (no readable config.json): {error}") from None
     if config.get("format") != format or config.get("method") not in registry:
-        raise ValueError(f"{path}/config.json does not describe an eqfree {kind} "
+        raise InputError(f"{path}/config.json does not describe an eqfree {kind} "
                          f"(format {config.get('format')!r}, method {config.get('method')!r})")
     model = registry[config["method"]](**config["params"], device=device)
     model.dim_, model.coords_, model.training_ = config["dim"], config["coords"], config["training"]

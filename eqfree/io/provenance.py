@@ -7,14 +7,14 @@ import platform
 import sys
 from datetime import datetime, timezone
 
+from ..version import __version__
+
 
 def provenance(title: str, parameters: dict, command: list[str] | None = None) -> dict:
     """Global attributes: CF ``Conventions``/``title``/``history``/``source`` and the full parameters.
 
     ``parameters`` is stored as JSON under ``eqfree_parameters`` (zarr attributes must be flat).
     """
-    from .. import __version__
-
     now = datetime.now(timezone.utc).isoformat(timespec="seconds")
     invocation = " ".join(command if command is not None else sys.argv)
     return {

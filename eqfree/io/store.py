@@ -6,6 +6,8 @@ from pathlib import Path
 
 import xarray as xr
 
+from ..errors import MissingInputError, OutputExistsError
+
 
 def write_zarr(dataset: xr.Dataset, path: str | Path, *, overwrite: bool = False) -> Path:
     """Write ``dataset`` as a zarr format-3 store; refuses to replace an existing store unless asked.
@@ -14,7 +16,7 @@ def write_zarr(dataset: xr.Dataset, path: str | Path, *, overwrite: bool = False
     """
     path = Path(path)
     if path.exists() and not overwrite:
-        raise FileExistsError(f"{path} exists; choose another path or pass overwrite=True (CLI: --overwrite)")
+        raise OutputExistsError(f"{path} exists; choose another path or pass overwrite=True (CLI: --overwrite)")
     path.parent.mkdir(parents=True, exist_ok=True)
     # fixed-width numpy strings have no zarr v3 spec; variable-length strings do
     labels = {name: var.astype(object) for name, var in dataset.variables.items() if var.dtype.kind == "U"}
@@ -28,5 +30,5 @@ def open_zarr(path: str | Path) -> xr.Dataset:
     """Open an eqfree zarr store (lazily)."""
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"no zarr store at {path}")
+        raise MissingInputError(f"no zarr store at {path}")
     return xr.open_zarr(path, zarr_format=3, consolidated=False)

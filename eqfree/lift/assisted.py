@@ -27,11 +27,12 @@ import warnings
 import numpy as np
 import xarray as xr
 
+from ..errors import InputError, InputTypeError
 from ..parallel import run_tasks
 from ..periodic import wrapped_difference
 from ..reweight import kish_ess
 from ..seeding import SeedLike, as_seed_sequence, child
-from ..validation import checked_count, checked_duration
+from ..validation import checked_count, checked_positive
 from .umbrella import UmbrellaSampling
 
 
@@ -64,15 +65,15 @@ class AssistedUmbrella:
     @classmethod
     def from_umbrella(cls, generator, umbrella: UmbrellaSampling, *, runs: int = 10, n_steps: int | None = None,
                       warmup: int | str = 0, bandwidth: float | None = None,
-                      max_label_error: float | None = 10.0) -> "AssistedUmbrella":
+                      max_label_error: float | None = 10.0) -> AssistedUmbrella:
         """Generator-seeded runs of an existing umbrella sampler: its dynamics, CV, κ, β and save interval
         (e.g. a :class:`~eqfree.lift.TorsionUmbrella` biasing ψ of an OpenMM molecule), with ``runs``
         walkers started from ``generator`` and ``n_steps`` each (default: the sampler's); ``umbrella`` is
         left unchanged."""
         if not isinstance(umbrella, UmbrellaSampling):
-            raise TypeError(f"umbrella must be an UmbrellaSampling (e.g. system.umbrella(...)), got {type(umbrella).__name__}")
+            raise InputTypeError(f"umbrella must be an UmbrellaSampling (e.g. system.umbrella(...)), got {type(umbrella).__name__}")
         if not (warmup == "auto" or (isinstance(warmup, (int, np.integer)) and warmup >= 0)):
-            raise ValueError(f"warmup must be 'auto' or a non-negative number of saved frames, got {warmup!r}")
+            raise InputError(f"warmup must be 'auto' or a non-negative number of saved frames, got {warmup!r}")
         sampler = copy.copy(umbrella)
         sampler.walkers, sampler.initial, sampler.warmup = checked_count(runs, "runs", 2), generator, warmup
         if n_steps is not None:
@@ -85,12 +86,12 @@ class AssistedUmbrella:
         """Checks the generator against the sampler's system and keeps both (the constructors' shared part)."""
         dim, system_dim = getattr(generator, "dim_", None), getattr(sampler.sde, "dim", None)
         if dim is not None and system_dim is not None and dim != system_dim:
-            raise ValueError(f"the generator was trained on {dim}-dimensional states but the system has {system_dim}: "
+            raise InputError(f"the generator was trained on {dim}-dimensional states but the system has {system_dim}: "
                              "train it on this system's states (its `x`, not observed coordinates)")
         self.generator, self.sampler, self.runs = generator, sampler, sampler.walkers
         self.width = 1.0 / math.sqrt(self.sampler.beta * self.sampler.kappa)
-        self.bandwidth = self.width if bandwidth is None else checked_duration(bandwidth, "bandwidth")
-        self.max_label_error = None if max_label_error is None else checked_duration(max_label_error, "max_label_error")
+        self.bandwidth = self.width if bandwidth is None else checked_positive(bandwidth, "bandwidth")
+        self.max_label_error = None if max_label_error is None else checked_positive(max_label_error, "max_label_error")
         self.valid_range = getattr(generator, "valid_range", None)
 
     @property
@@ -115,7 +116,7 @@ class AssistedUmbrella:
         start = self.sampler.cv(trajectories.values[0])
         label_error = float(np.abs(wrapped_difference(start, z, self.cv.period)).mean())
         if self.max_label_error is not None and label_error > self.max_label_error * self.width:
-            raise ValueError(
+            raise InputError(
                 f"the generator's states at {self.cv.name} = {z:g} lie {label_error:.3g} from it on average "
                 f"({label_error / self.width:.1f} window widths 1/sqrt(beta kappa)): was the generator trained "
                 f"on this CV ({self.cv.name})? (raise max_label_error to accept poorer starts)")
@@ -144,7 +145,7 @@ class AssistedUmbrella:
         """n fine states of the unbiased conditional law at z, resampled from the runs (module doc)."""
         z = np.atleast_1d(np.asarray(z, dtype=float))
         if z.shape != (1,):
-            raise ValueError(f"assisted umbrella sampling lifts one CV value at a time, got z of shape {z.shape}")
+            raise InputError(f"assisted umbrella sampling lifts one CV value at a time, got z of shape {z.shape}")
         window = self.run(z[0], seed=child(seed, 0))
         states, weights = self.samples(window)[0], self.weights(window)
         if kish_ess(weights) < n:

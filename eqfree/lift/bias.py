@@ -10,11 +10,12 @@ diffusion-map coordinate Φ(x) (:class:`~eqfree.restrict.KernelExpansion`).
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import torch
 
+from ..errors import InputError, InputTypeError
 from ..periodic import check_period, wrapped_difference
 from ..restrict import Coordinates, KernelExpansion, parse_coordinate
 
@@ -44,7 +45,7 @@ class CollectiveVariable:
         if value.ndim == x.ndim and value.shape[-1] == 1:
             value = value[..., 0]
         if value.shape != x.shape[:-1]:
-            raise ValueError(f"the CV must return one value per state, shape {tuple(x.shape[:-1])}; got {tuple(value.shape)}")
+            raise InputError(f"the CV must return one value per state, shape {tuple(x.shape[:-1])}; got {tuple(value.shape)}")
         return value
 
     def __repr__(self) -> str:
@@ -62,16 +63,16 @@ def collective_variable(spec, *, dim: int | None = None, period: float | None = 
         spec = Coordinates(parse_coordinate(spec, dim))
     if isinstance(spec, Coordinates):
         if len(spec.indices) != 1:
-            raise ValueError(f"an umbrella CV is one coordinate, got {spec.names}")
+            raise InputError(f"an umbrella CV is one coordinate, got {spec.names}")
         return CollectiveVariable(spec, name=spec.names[0], period=period)
     if isinstance(spec, KernelExpansion):
         if spec.coefficients.shape[1] != 1:
-            raise ValueError(f"an umbrella CV is one function; this expansion has {spec.coefficients.shape[1]} outputs")
+            raise InputError(f"an umbrella CV is one function; this expansion has {spec.coefficients.shape[1]} outputs")
         valid = None if spec.value_range is None else spec.value_range[:, 0]
         return CollectiveVariable(spec, name=spec.names[0], period=period, valid_range=valid)
     if callable(spec):
         return CollectiveVariable(spec, name=getattr(spec, "__name__", "xi"), period=period)
-    raise TypeError(f"a CV is a coordinate name ('x1'), an index, a KernelExpansion or a callable; got {spec!r}")
+    raise InputTypeError(f"a CV is a coordinate name ('x1'), an index, a KernelExpansion or a callable; got {spec!r}")
 
 
 class HarmonicBias:

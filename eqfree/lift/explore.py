@@ -22,11 +22,12 @@ import numpy as np
 import xarray as xr
 from tqdm.auto import tqdm
 
+from ..errors import InputError
 from ..io import provenance, write_zarr
 from ..metrics import energy_distance, label_consistency, wasserstein_marginals
 from ..periodic import wrapped_difference
 from ..seeding import SeedLike, child
-from ..validation import checked_count, checked_duration
+from ..validation import checked_count, checked_positive
 from .assisted import AssistedUmbrella
 from .bias import collective_variable
 
@@ -57,15 +58,15 @@ def explore(generator, X, sde, cv, *, to: float, step: float, kappa: float, dt: 
     ``w1`` (round, coord) and ``energy``; plus the final refined states ``x`` (sample, coord).
     """
     cv = collective_variable(cv, dim=getattr(sde, "dim", None))
-    step, to = checked_duration(step, "step"), float(to)
+    step, to = checked_positive(step, "step"), float(to)
     max_rounds, n_check = checked_count(max_rounds, "max_rounds"), checked_count(n_check, "n_check")
     X = np.asarray(X, dtype=float)
     labels = cv(X)
     low, high = float(labels.min()), float(labels.max())
     if low <= to <= high:
-        raise ValueError(f"to = {to:g} lies inside the training labels [{low:g}, {high:g}]: nothing to explore")
+        raise InputError(f"to = {to:g} lies inside the training labels [{low:g}, {high:g}]: nothing to explore")
     direction = 1.0 if to > high else -1.0
-    tolerance = 5 / math.sqrt(kappa * getattr(sde, "beta", 1.0)) if tolerance is None else checked_duration(
+    tolerance = 5 / math.sqrt(kappa * getattr(sde, "beta", 1.0)) if tolerance is None else checked_positive(
         tolerance, "tolerance")
     rounds, refined = [], None
     edge = high if direction > 0 else low

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..errors import InputError
 from ..seeding import SeedLike, as_seed_sequence
 
 
@@ -28,12 +29,12 @@ class LinearGaussianLift:
 
     def __post_init__(self):
         if not (np.isfinite(self.variance) and self.variance >= 0):
-            raise ValueError(f"variance must be finite and non-negative, got {self.variance}")
+            raise InputError(f"variance must be finite and non-negative, got {self.variance}")
 
     def __call__(self, z, n: int, *, seed: SeedLike) -> np.ndarray:
         z = np.asarray(z, dtype=float).reshape(-1)
         if z.shape != (1,):
-            raise ValueError(f"LinearGaussianLift lifts one slow coordinate; got z of shape {z.shape}")
+            raise InputError(f"LinearGaussianLift lifts one slow coordinate; got z of shape {z.shape}")
         rng = np.random.default_rng(as_seed_sequence(seed))
         fast = self.intercept + self.slope * z[0] + np.sqrt(self.variance) * rng.standard_normal(n)
         return np.column_stack([np.full(n, z[0]), fast])

@@ -16,6 +16,7 @@ import warnings
 import numpy as np
 import xarray as xr
 
+from ..errors import InputError
 from ..reweight import UmbrellaReweighting, kish_ess
 from ..seeding import SeedLike, as_seed_sequence
 
@@ -26,9 +27,9 @@ class ReweightedUmbrella:
 
     def __init__(self, windows: xr.Dataset, estimator: UmbrellaReweighting, bandwidth: float):
         if not hasattr(estimator, "log_weights_"):
-            raise ValueError("the estimator is not fitted: pass UmbrellaSampling.reweight(windows, ...)")
+            raise InputError("the estimator is not fitted: pass UmbrellaSampling.reweight(windows, ...)")
         if len(estimator.log_weights_) != windows.sizes["sample"]:
-            raise ValueError(f"the estimator was fitted on {len(estimator.log_weights_)} samples, "
+            raise InputError(f"the estimator was fitted on {len(estimator.log_weights_)} samples, "
                              f"the windows hold {windows.sizes['sample']}")
         self.states = windows.x.values
         self.estimator, self.bandwidth = estimator, bandwidth
@@ -41,7 +42,7 @@ class ReweightedUmbrella:
     def __call__(self, z, n: int, *, seed: SeedLike) -> np.ndarray:
         z = np.atleast_1d(np.asarray(z, dtype=float))
         if z.shape != (1,):
-            raise ValueError(f"umbrella sampling lifts one CV value at a time, got z of shape {z.shape}")
+            raise InputError(f"umbrella sampling lifts one CV value at a time, got z of shape {z.shape}")
         weights = self.weights(z[0])
         effective = kish_ess(weights)
         if effective < n:

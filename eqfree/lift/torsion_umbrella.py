@@ -13,11 +13,12 @@ evolver, so the stored bias βU is in kT.
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import xarray as xr
 
+from ..errors import InputError
 from ..evolve.molecular import OpenMMEvolver, import_openmm
 from ..restrict import Dihedrals
 from .bias import CollectiveVariable
@@ -54,7 +55,7 @@ class TorsionUmbrella(UmbrellaSampling):
     def __init__(self, evolver: OpenMMEvolver, atoms: Sequence[int], kappa: float, *, n_steps: int, initial,
                  name: str = "theta", walkers: int = 10, warmup: str | int = "auto", save_every: int = 1):
         if initial is None:
-            raise ValueError("give the walkers' start: initial = a state, data or a Lift")
+            raise InputError("give the walkers' start: initial = a state, data or a Lift")
         cv = CollectiveVariable(Dihedrals({name: atoms}), name=name, period=2 * math.pi)
         super().__init__(evolver, cv, kappa, dt=evolver.dt, n_steps=n_steps, walkers=walkers, beta=evolver.beta,
                          initial=initial, warmup=warmup, save_every=save_every, coords=evolver.coords)

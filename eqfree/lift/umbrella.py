@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import math
 import warnings
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
 import xarray as xr
 
+from ..errors import InputError
 from ..evolve import coordinate_names, euler_maruyama
 from ..evolve.euler_maruyama import as_ensemble, bias_force
 from ..parallel import run_tasks
@@ -29,7 +30,7 @@ from ..periodic import wrapped_difference
 from ..reweight import MBAR, WHAM, UmbrellaReweighting
 from ..seeding import SeedLike, child
 from ..timeseries import mser_warmup, statistical_inefficiency
-from ..validation import checked_count, checked_duration
+from ..validation import checked_count, checked_positive
 from .bias import CollectiveVariable, HarmonicBias, collective_variable
 
 
@@ -56,13 +57,13 @@ class UmbrellaSampling:
                  device=None, noise_dtype: torch.dtype = torch.float64, coords: Sequence[str] | None = None):
         kappa, beta = float(kappa), float(beta)
         if not (math.isfinite(kappa) and kappa > 0):
-            raise ValueError(f"the spring constant kappa must be a finite positive number, got {kappa}")
+            raise InputError(f"the spring constant kappa must be a finite positive number, got {kappa}")
         if not (math.isfinite(beta) and beta > 0):
-            raise ValueError(f"beta = 1/kT must be a finite positive number, got {beta}")
+            raise InputError(f"beta = 1/kT must be a finite positive number, got {beta}")
         if not (warmup == "auto" or (isinstance(warmup, (int, np.integer)) and 0 <= warmup)):
-            raise ValueError(f"warmup must be 'auto' or a non-negative number of saved frames, got {warmup!r}")
+            raise InputError(f"warmup must be 'auto' or a non-negative number of saved frames, got {warmup!r}")
         self.sde, self.kappa, self.beta = sde, kappa, beta
-        self.dt, self.n_steps = checked_duration(dt, "dt"), checked_count(n_steps, "n_steps")
+        self.dt, self.n_steps = checked_positive(dt, "dt"), checked_count(n_steps, "n_steps")
         self.walkers = checked_count(walkers, "walkers (independent walkers give the error bars)", 2)
         self.initial, self.warmup, self.save_every = initial, warmup, save_every
         self.device, self.noise_dtype = device, noise_dtype
@@ -88,16 +89,16 @@ class UmbrellaSampling:
             return np.broadcast_to(state, (walkers, state.size)).copy()
         if state.ndim == 2:
             if len(state) < walkers:
-                raise ValueError(f"initial data hold {len(state)} states; a window needs {walkers} walkers")
+                raise InputError(f"initial data hold {len(state)} states; a window needs {walkers} walkers")
             distance = np.abs(wrapped_difference(self.cv(state), z, self.cv.period))
             return state[np.argsort(distance, kind="stable")[:walkers]]
-        raise ValueError("initial must be None, a state (dim,), data (N, dim) or a Lift; "
+        raise InputError("initial must be None, a state (dim,), data (N, dim) or a Lift; "
                          f"got an array of shape {state.shape}")
 
     def _check_center(self, z: float) -> None:
         z = float(z)
         if not math.isfinite(z):
-            raise ValueError(f"window centre must be finite, got {z}")
+            raise InputError(f"window centre must be finite, got {z}")
         if self.cv.valid_range is not None:
             low, high = self.cv.valid_range
             if not low <= z <= high:
@@ -130,7 +131,7 @@ class UmbrellaSampling:
         force = bias_force(bias, x0)
         if not torch.isfinite(force).all():
             bad = int(torch.nonzero(~torch.isfinite(force).all(dim=1))[0])
-            raise ValueError(f"the gradient of the CV {self.cv.name} is not finite at x = {x0[bad].tolist()} "
+            raise InputError(f"the gradient of the CV {self.cv.name} is not finite at x = {x0[bad].tolist()} "
                              f"(window at {centers[bad]:g}): the bias force cannot be applied there")
         return euler_maruyama(
             self.sde, x0, dt=self.dt, n_steps=self.n_steps, seed=seed, save_every=self.save_every,
@@ -143,12 +144,12 @@ class UmbrellaSampling:
         offset = wrapped_difference(cv, z, self.cv.period)  # continuous across ±P/2 for an angle
         start = mser_warmup(offset) if self.warmup == "auto" else int(self.warmup)
         if start >= cv.shape[0] - 2:
-            raise ValueError(f"window at {z:g}: nothing left after a warm-up of {start} frames; increase n_steps")
+            raise InputError(f"window at {z:g}: nothing left after a warm-up of {start} frames; increase n_steps")
         if self.warmup == "auto" and start >= 0.45 * cv.shape[0]:
             warnings.warn(f"window at {self.cv.name} = {z:g} is still relaxing near half its run (warm-up detected "
                           f"until frame {start} of {cv.shape[0]}): increase n_steps", UserWarning, stacklevel=4)
         if not np.ptp(offset[start:]) > 0:
-            raise ValueError(f"window at {self.cv.name} = {z:g}: the CV does not change over the run (it stays at "
+            raise InputError(f"window at {self.cv.name} = {z:g}: the CV does not change over the run (it stays at "
                              f"{cv[-1, 0]:g}); the walkers sit where it is flat (beyond the data of a learned CV?): "
                              "start them elsewhere (initial=...)")
         inefficiency = statistical_inefficiency(offset[start:])
@@ -172,7 +173,7 @@ class UmbrellaSampling:
         """n fine states of the biased law at z: the final states of n walkers run for ``n_steps``."""
         z = np.atleast_1d(np.asarray(z, dtype=float))
         if z.shape != (1,):
-            raise ValueError(f"umbrella sampling lifts one CV value at a time, got z of shape {z.shape}")
+            raise InputError(f"umbrella sampling lifts one CV value at a time, got z of shape {z.shape}")
         return self.window(z[0], seed=seed, walkers=n).x.values[-1]
 
     # -- windows across a grid ------------------------------------------------------------------
@@ -188,7 +189,7 @@ class UmbrellaSampling:
         """
         centers = np.atleast_1d(np.asarray(grid, dtype=float))
         if centers.ndim != 1 or centers.size == 0:
-            raise ValueError(f"the grid of window centres must be a non-empty 1-D sequence, got shape {centers.shape}")
+            raise InputError(f"the grid of window centres must be a non-empty 1-D sequence, got shape {centers.shape}")
         default = len(centers) if executor is None else 1
         per_task = default if windows_per_task is None else checked_count(windows_per_task, "windows_per_task")
         starts = range(0, len(centers), per_task)
@@ -213,7 +214,7 @@ class UmbrellaSampling:
         whole walkers (the independent units); ``options`` go to the estimator."""
         estimators = {"wham": WHAM, "mbar": MBAR}
         if estimator not in estimators:
-            raise ValueError(f"estimator must be 'wham' or 'mbar', got {estimator!r}")
+            raise InputError(f"estimator must be 'wham' or 'mbar', got {estimator!r}")
         fitted = estimators[estimator](period=self.cv.period, **options)
         arguments = (self.reduced_bias(windows.xi.values, windows.center.values), windows.window_index.values,
                      windows.xi.values)

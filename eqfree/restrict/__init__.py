@@ -3,7 +3,11 @@
 from .alignment import kabsch_align
 from .coordinates import Coordinates, parse_coordinate
 from .diffusion_maps import (
-    DiffusionMaps, kernel_sum_bandwidth, local_linear_residuals, local_noise_covariances, mahalanobis_squared_distances,
+    DiffusionMaps,
+    kernel_sum_bandwidth,
+    local_linear_residuals,
+    local_noise_covariances,
+    mahalanobis_squared_distances,
 )
 from .dihedrals import Dihedrals, dihedral
 from .extension import GaussianProcessRegression, GeometricHarmonics, KernelExpansion

@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ..errors import InputError
 from .dihedrals import _as_atoms
 
 
@@ -24,7 +25,7 @@ def kabsch_align(x, reference):
     positions = _as_atoms(x if tensor else torch.as_tensor(np.asarray(x, dtype=float)))
     target = _as_atoms(torch.as_tensor(reference, dtype=positions.dtype, device=positions.device))
     if target.ndim != 2 or target.shape != positions.shape[-2:]:
-        raise ValueError(f"reference has {tuple(target.shape)} atom coordinates; the states have "
+        raise InputError(f"reference has {tuple(target.shape)} atom coordinates; the states have "
                          f"{tuple(positions.shape[-2:])}")
     centred, target_centre = positions - positions.mean(dim=-2, keepdim=True), target.mean(dim=0)
     u, _, vh = torch.linalg.svd(centred.transpose(-1, -2) @ (target - target_centre))

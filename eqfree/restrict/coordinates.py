@@ -7,7 +7,9 @@ Indexing works on numpy arrays and on torch tensors alike, so R is differentiabl
 from __future__ import annotations
 
 import re
-from typing import Sequence
+from collections.abc import Sequence
+
+from ..errors import InputError, InputTypeError
 
 
 def parse_coordinate(spec: str | int, dim: int | None = None) -> int:
@@ -20,13 +22,13 @@ def parse_coordinate(spec: str | int, dim: int | None = None) -> int:
         elif text.isdigit():
             index = int(text)
         else:
-            raise ValueError(f"coordinate {spec!r} not understood: use a name x1, x2, ... (1-based) or a 0-based index")
+            raise InputError(f"coordinate {spec!r} not understood: use a name x1, x2, ... (1-based) or a 0-based index")
     elif isinstance(spec, int) and not isinstance(spec, bool):
         index = spec
     else:
-        raise TypeError(f"coordinate must be a name like 'x1' or an int index, got {spec!r}")
+        raise InputTypeError(f"coordinate must be a name like 'x1' or an int index, got {spec!r}")
     if index < 0 or (dim is not None and index >= dim):
-        raise ValueError(f"coordinate {spec!r} is out of range for states of dimension {dim}")
+        raise InputError(f"coordinate {spec!r} is out of range for states of dimension {dim}")
     return index
 
 
@@ -38,7 +40,7 @@ class Coordinates:
             coordinates = [coordinates]
         self.indices = [parse_coordinate(c, dim) for c in coordinates]
         if not self.indices:
-            raise ValueError("Coordinates needs at least one coordinate")
+            raise InputError("Coordinates needs at least one coordinate")
 
     @property
     def names(self) -> list[str]:
@@ -46,7 +48,7 @@ class Coordinates:
 
     def __call__(self, x):
         if x.shape[-1] <= max(self.indices):
-            raise ValueError(f"states of dimension {x.shape[-1]} have no coordinate {self.names[self.indices.index(max(self.indices))]}")
+            raise InputError(f"states of dimension {x.shape[-1]} have no coordinate {self.names[self.indices.index(max(self.indices))]}")
         return x[..., self.indices]
 
     def __repr__(self) -> str:

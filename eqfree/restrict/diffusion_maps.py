@@ -26,6 +26,8 @@ from scipy.sparse.csgraph import connected_components
 from scipy.sparse.linalg import eigsh
 from scipy.spatial import cKDTree
 
+from ..errors import InputError
+
 #: the sparse kernel drops values below this by default: cut-off radius √(2ε ln(1/KERNEL_TOLERANCE))
 KERNEL_TOLERANCE = 1e-12
 
@@ -35,10 +37,10 @@ def as_samples(X, name: str = "X") -> np.ndarray:
     if X.ndim == 1:
         X = X[:, None]
     if X.ndim != 2 or X.shape[0] == 0:
-        raise ValueError(f"{name} must have shape (n_samples, n_features), got {X.shape}")
+        raise InputError(f"{name} must have shape (n_samples, n_features), got {X.shape}")
     bad = ~np.isfinite(X).all(axis=1)
     if bad.any():
-        raise ValueError(f"{name} has non-finite rows {np.flatnonzero(bad)[:10].tolist()}: drop or repair them first")
+        raise InputError(f"{name} has non-finite rows {np.flatnonzero(bad)[:10].tolist()}: drop or repair them first")
     return X
 
 
@@ -57,7 +59,7 @@ def kernel_sum_bandwidth(X: np.ndarray, *, n_samples: int = 1000, seed: int = 0)
 def _steepest_kernel_sum(squared: np.ndarray) -> float:
     positive = squared[squared > 0]
     if positive.size == 0:
-        raise ValueError("all points coincide: no bandwidth separates them")
+        raise InputError("all points coincide: no bandwidth separates them")
     grid = np.logspace(np.log10(positive.min()) - 1, np.log10(positive.max()) + 1, 50)
     log_sums = np.array([np.log(np.exp(-squared / (2 * eps)).sum()) for eps in grid])
     return float(grid[np.argmax(np.gradient(log_sums, np.log(grid)))])
@@ -86,7 +88,7 @@ def local_noise_covariances(evolve, X, *, n_steps: int, n_bursts: int, seed) -> 
     diffusion tensor σσᵀ, the drift contributing O(τ)."""
     X = as_samples(X)
     if n_bursts < 2:
-        raise ValueError(f"n_bursts must be at least 2 to estimate a covariance, got {n_bursts}")
+        raise InputError(f"n_bursts must be at least 2 to estimate a covariance, got {n_bursts}")
     starts = np.repeat(X, n_bursts, axis=0)
     ends = evolve(starts, n_steps, seed=seed, save_every=n_steps).values[-1]
     steps = (ends - starts).reshape(len(X), n_bursts, X.shape[1])
@@ -130,24 +132,24 @@ class DiffusionMaps:
     # -- fitting --------------------------------------------------------------------------------
     def _check_parameters(self, n_samples: int) -> int:
         if not (isinstance(self.n_components, (int, np.integer)) and self.n_components >= 1):
-            raise ValueError(f"n_components must be a positive integer, got {self.n_components!r}")
+            raise InputError(f"n_components must be a positive integer, got {self.n_components!r}")
         if not 0.0 <= self.alpha <= 1.0:
-            raise ValueError(f"alpha must lie in [0, 1], got {self.alpha}")
+            raise InputError(f"alpha must lie in [0, 1], got {self.alpha}")
         if self.kernel not in ("auto", "dense", "sparse"):
-            raise ValueError(f"kernel must be 'auto', 'dense' or 'sparse', got {self.kernel!r}")
+            raise InputError(f"kernel must be 'auto', 'dense' or 'sparse', got {self.kernel!r}")
         if self.cut_off is not None and not self.cut_off > 0:
-            raise ValueError(f"cut_off must be a positive radius, got {self.cut_off!r}")
+            raise InputError(f"cut_off must be a positive radius, got {self.cut_off!r}")
         if self.select not in ("nonharmonic", "leading"):
-            raise ValueError(f"select must be 'nonharmonic' or 'leading', got {self.select!r}")
+            raise InputError(f"select must be 'nonharmonic' or 'leading', got {self.select!r}")
         if not (self.epsilon == "auto" or (isinstance(self.epsilon, (int, float)) and np.isfinite(self.epsilon) and self.epsilon > 0)):
-            raise ValueError(f"epsilon must be a positive number or 'auto', got {self.epsilon!r}")
+            raise InputError(f"epsilon must be a positive number or 'auto', got {self.epsilon!r}")
         default = self.n_components if self.select == "leading" else max(2 * self.n_components + 4, 8)
         n_eigenpairs = self.n_eigenpairs or default
         if n_eigenpairs < self.n_components:
-            raise ValueError(f"n_eigenpairs = {n_eigenpairs} < n_components = {self.n_components}")
+            raise InputError(f"n_eigenpairs = {n_eigenpairs} < n_components = {self.n_components}")
         n_eigenpairs = min(n_eigenpairs, n_samples - 2)
         if n_eigenpairs < self.n_components:
-            raise ValueError(
+            raise InputError(
                 f"{n_samples} points give at most {n_samples - 2} nontrivial eigenpairs, fewer than "
                 f"n_components = {self.n_components}: provide more data"
             )
@@ -163,7 +165,7 @@ class DiffusionMaps:
         values = np.exp(-(distances.data**2) / (2 * self.epsilon_))
         return sparse.csr_matrix((values, (distances.row, distances.col)), shape=(len(Y), len(X)))
 
-    def fit(self, X, covariances=None) -> "DiffusionMaps":
+    def fit(self, X, covariances=None) -> DiffusionMaps:
         """Fit on data ``(N, d)``; with ``covariances`` ``(N, d, d)`` (the local noise covariances C(x_i),
         e.g. from :func:`local_noise_covariances`) the kernel uses the Mahalanobis distance (4.2) of
         Singer & Coifman (2008) instead of the Euclidean one (dense kernel)."""
@@ -184,7 +186,7 @@ class DiffusionMaps:
         graph = A if self.sparse_ else sparse.csr_matrix(A > KERNEL_TOLERANCE)
         n_parts, labels = connected_components(graph, directed=False)
         if n_parts > 1:
-            raise ValueError(
+            raise InputError(
                 f"the kernel graph at epsilon = {self.epsilon_:.3g} falls apart into {n_parts} disconnected "
                 f"pieces (sizes {np.bincount(labels)[:5].tolist()}...); choose a larger epsilon, e.g. "
                 f"{4 * self.epsilon_:.3g}, or check the data for separate clusters"
@@ -221,9 +223,9 @@ class DiffusionMaps:
     def _precisions(covariances, shape) -> np.ndarray:
         C = np.asarray(covariances, dtype=float)
         if C.shape != (shape[0], shape[1], shape[1]):
-            raise ValueError(f"covariances must have shape ({shape[0]}, {shape[1]}, {shape[1]}), got {C.shape}")
+            raise InputError(f"covariances must have shape ({shape[0]}, {shape[1]}, {shape[1]}), got {C.shape}")
         if not np.isfinite(C).all():
-            raise ValueError("covariances must be finite")
+            raise InputError("covariances must be finite")
         return np.linalg.pinv((C + C.transpose(0, 2, 1)) / 2, rcond=1e-10, hermitian=True)
 
     def _normalize(self, A, p_rows: np.ndarray, p_cols: np.ndarray):
@@ -239,7 +241,7 @@ class DiffusionMaps:
         if not hasattr(self, "eigenvectors_"):
             raise RuntimeError("DiffusionMaps is not fitted: call fit(X) first")
         if self.precisions_ is not None:
-            raise ValueError(
+            raise InputError(
                 "a Mahalanobis fit has no Nyström extension without the new points' noise covariances; "
                 "extend the coordinates with GeometricHarmonics or GaussianProcessRegression instead"
             )
@@ -253,12 +255,12 @@ class DiffusionMaps:
         self._check_extensible()
         X_new = as_samples(X_new, "X_new")
         if X_new.shape[1] != self.X_.shape[1]:
-            raise ValueError(f"X_new has {X_new.shape[1]} features, the fit had {self.X_.shape[1]}")
+            raise InputError(f"X_new has {X_new.shape[1]} features, the fit had {self.X_.shape[1]}")
         A = self._kernel(self.X_, X_new)
         p_new = np.asarray(A.sum(axis=1)).ravel()
         if np.any(p_new == 0):
             far = np.flatnonzero(p_new == 0)[:10].tolist()
-            raise ValueError(f"points {far} are farther than the kernel reaches from all training data at epsilon = {self.epsilon_:.3g}")
+            raise InputError(f"points {far} are farther than the kernel reaches from all training data at epsilon = {self.epsilon_:.3g}")
         A_bar = self._normalize(A, p_new, self._p)
         W = sparse.diags(1 / np.asarray(A_bar.sum(axis=1)).ravel()) @ A_bar if sparse.issparse(A_bar) else A_bar / A_bar.sum(axis=1, keepdims=True)
         return np.asarray(W @ self.eigenvectors_) / self.eigenvalues_

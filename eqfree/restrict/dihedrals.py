@@ -12,10 +12,12 @@ out; torch in, torch out (differentiable, for biases and losses).
 from __future__ import annotations
 
 import math
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import torch
+
+from ..errors import InputError
 
 
 def _as_atoms(x):
@@ -24,18 +26,18 @@ def _as_atoms(x):
     if x.shape[-1] == 3:
         return x
     if x.shape[-1] % 3:
-        raise ValueError(f"states must be flat (..., 3 n_atoms) or (..., n_atoms, 3); got shape {tuple(x.shape)}")
+        raise InputError(f"states must be flat (..., 3 n_atoms) or (..., n_atoms, 3); got shape {tuple(x.shape)}")
     return x.reshape(*x.shape[:-1], x.shape[-1] // 3, 3)
 
 
 def dihedral(x, atoms: Sequence[int]):
     """The dihedral angle of atoms (i, j, k, l) in every state (module doc), shape ``(...)``."""
     if len(atoms) != 4 or len(set(atoms)) != 4:
-        raise ValueError(f"a dihedral needs four distinct atom indices, got {tuple(atoms)}")
+        raise InputError(f"a dihedral needs four distinct atom indices, got {tuple(atoms)}")
     tensor = torch.is_tensor(x)
     positions = _as_atoms(x if tensor else torch.as_tensor(np.asarray(x, dtype=float)))
     if max(atoms) >= positions.shape[-2] or min(atoms) < -positions.shape[-2]:
-        raise ValueError(f"atom indices {tuple(atoms)} out of range for {positions.shape[-2]} atoms")
+        raise InputError(f"atom indices {tuple(atoms)} out of range for {positions.shape[-2]} atoms")
     p0, p1, p2, p3 = (positions[..., a, :] for a in atoms)
     b1, b2, b3 = p1 - p0, p2 - p1, p3 - p2
     n1, n2 = torch.linalg.cross(b1, b2), torch.linalg.cross(b2, b3)
@@ -52,11 +54,11 @@ class Dihedrals:
 
     def __init__(self, angles: Mapping[str, Sequence[int]]):
         if not angles:
-            raise ValueError("give at least one dihedral: {name: (i, j, k, l)}")
+            raise InputError("give at least one dihedral: {name: (i, j, k, l)}")
         self.angles = {str(name): tuple(int(a) for a in atoms) for name, atoms in angles.items()}
         for atoms in self.angles.values():
             if len(atoms) != 4 or len(set(atoms)) != 4:
-                raise ValueError(f"a dihedral needs four distinct atom indices, got {atoms}")
+                raise InputError(f"a dihedral needs four distinct atom indices, got {atoms}")
 
     @property
     def names(self) -> list[str]:

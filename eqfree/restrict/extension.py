@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from scipy import linalg, optimize
 
+from ..errors import InputError
 from .diffusion_maps import _squared_distances, as_samples
 
 
@@ -53,14 +54,14 @@ class KernelExpansion:
         return path
 
     @classmethod
-    def load(cls, path: str | Path) -> "KernelExpansion":
+    def load(cls, path: str | Path) -> KernelExpansion:
         """Read an expansion written by :meth:`save`."""
         try:
             with np.load(path) as data:
                 value_range = data["value_range"] if "value_range" in data else None
                 return cls(data["centers"], data["coefficients"], float(data["epsilon"]), value_range)
         except (KeyError, ValueError) as error:
-            raise ValueError(f"{path} is not a kernel expansion written by KernelExpansion.save: {error}") from None
+            raise InputError(f"{path} is not a kernel expansion written by KernelExpansion.save: {error}") from None
 
     @property
     def names(self) -> list[str]:
@@ -68,7 +69,7 @@ class KernelExpansion:
 
     def _weights(self, x: np.ndarray) -> np.ndarray:
         if x.shape[-1] != self.centers.shape[1]:
-            raise ValueError(f"states have {x.shape[-1]} coordinates, the extension was fitted on {self.centers.shape[1]}")
+            raise InputError(f"states have {x.shape[-1]} coordinates, the extension was fitted on {self.centers.shape[1]}")
         return np.exp(-_squared_distances(x, self.centers) / (2 * self.epsilon))
 
     def __call__(self, x):
@@ -97,9 +98,9 @@ def _check_targets(X, f):
     f = np.asarray(f, dtype=float)
     f = f[:, None] if f.ndim == 1 else f
     if f.ndim != 2 or len(f) != len(X):
-        raise ValueError(f"values must have shape (n_samples,) or (n_samples, n_outputs) with n_samples = {len(X)}, got {f.shape}")
+        raise InputError(f"values must have shape (n_samples,) or (n_samples, n_outputs) with n_samples = {len(X)}, got {f.shape}")
     if not np.isfinite(f).all():
-        raise ValueError("values to extend must be finite")
+        raise InputError("values to extend must be finite")
     return X, f
 
 
@@ -117,7 +118,7 @@ class GeometricHarmonics:
     def fit(self, X, f) -> KernelExpansion:
         X, f = _check_targets(X, f)
         if not (self.epsilon > 0 and 0 < self.delta < 1):
-            raise ValueError(f"need epsilon > 0 and 0 < delta < 1, got epsilon={self.epsilon}, delta={self.delta}")
+            raise InputError(f"need epsilon > 0 and 0 < delta < 1, got epsilon={self.epsilon}, delta={self.delta}")
         sigma, phi = linalg.eigh(np.exp(-_squared_distances(X, X) / (2 * self.epsilon)))
         keep = sigma >= self.delta * sigma[-1]
         sigma, phi = sigma[keep], phi[:, keep]
@@ -156,7 +157,7 @@ class GaussianProcessRegression:
         else:
             epsilon, noise = self.epsilon, self.noise
         if not (epsilon > 0 and noise >= 0):
-            raise ValueError(f"need epsilon > 0 and noise >= 0, got epsilon={epsilon}, noise={noise}")
+            raise InputError(f"need epsilon > 0 and noise >= 0, got epsilon={epsilon}, noise={noise}")
         self.epsilon_, self.noise_ = float(epsilon), float(noise)
         K = np.exp(-squared / (2 * epsilon)) + max(noise, 1e-12) * np.eye(len(X))
         return KernelExpansion(X, linalg.cho_solve(linalg.cho_factor(K, lower=True), f), float(epsilon), _value_range(f))

@@ -21,6 +21,7 @@ import numpy as np
 import xarray as xr
 from scipy.special import logsumexp
 
+from ..errors import InputError
 from ..periodic import check_period, wrapped_difference
 
 #: neighbouring windows whose overlap O_{k,k+1} or O_{k+1,k} falls below this are reported
@@ -31,24 +32,24 @@ def check_umbrella_data(reduced_bias, window, cv, groups=None):
     """Checked float64 ``(K, N)`` biases, int windows, float CVs, int groups (None: one per sample) and N_k."""
     u = np.asarray(reduced_bias, dtype=float)
     if u.ndim != 2 or u.shape[0] < 2 or u.shape[1] < 1:
-        raise ValueError(f"reduced_bias must have shape (windows, samples) with at least 2 windows, got {u.shape}")
+        raise InputError(f"reduced_bias must have shape (windows, samples) with at least 2 windows, got {u.shape}")
     n_windows, n_samples = u.shape
     if not np.isfinite(u).all():
         bad = np.unique(np.nonzero(~np.isfinite(u))[1])
-        raise ValueError(f"reduced_bias has non-finite values for samples {bad[:10].tolist()}: drop or repair them")
+        raise InputError(f"reduced_bias has non-finite values for samples {bad[:10].tolist()}: drop or repair them")
     window = _as_labels(window, "window", n_samples)
     if window.min() < 0 or window.max() >= n_windows:
-        raise ValueError(f"window labels must lie in [0, {n_windows}) to index the rows of reduced_bias, "
+        raise InputError(f"window labels must lie in [0, {n_windows}) to index the rows of reduced_bias, "
                          f"got values in [{window.min()}, {window.max()}]")
     n_k = np.bincount(window, minlength=n_windows)
     if (n_k == 0).any():
-        raise ValueError(f"windows {np.flatnonzero(n_k == 0).tolist()} have no samples: "
+        raise InputError(f"windows {np.flatnonzero(n_k == 0).tolist()} have no samples: "
                          "drop their rows from reduced_bias and renumber the windows")
     cv = np.asarray(cv, dtype=float)
     if cv.shape != (n_samples,):
-        raise ValueError(f"cv must have shape ({n_samples},), one value per sample, got {cv.shape}")
+        raise InputError(f"cv must have shape ({n_samples},), one value per sample, got {cv.shape}")
     if not np.isfinite(cv).all():
-        raise ValueError(f"cv has non-finite values at samples {np.flatnonzero(~np.isfinite(cv))[:10].tolist()}")
+        raise InputError(f"cv has non-finite values at samples {np.flatnonzero(~np.isfinite(cv))[:10].tolist()}")
     groups = np.arange(n_samples) if groups is None else _as_labels(groups, "groups", n_samples)
     return u, window, cv, groups, n_k
 
@@ -56,9 +57,9 @@ def check_umbrella_data(reduced_bias, window, cv, groups=None):
 def _as_labels(labels, name: str, n_samples: int) -> np.ndarray:
     labels = np.asarray(labels)
     if labels.shape != (n_samples,):
-        raise ValueError(f"{name} must have shape ({n_samples},), one label per sample, got {labels.shape}")
+        raise InputError(f"{name} must have shape ({n_samples},), one label per sample, got {labels.shape}")
     if not np.issubdtype(labels.dtype, np.integer):
-        raise ValueError(f"{name} must hold integers, got dtype {labels.dtype}")
+        raise InputError(f"{name} must hold integers, got dtype {labels.dtype}")
     return labels.astype(np.int64)
 
 
@@ -69,20 +70,20 @@ def histogram_edges(bins, cv: np.ndarray, period: float | None) -> np.ndarray:
     """
     if isinstance(bins, (int, np.integer)) and not isinstance(bins, bool):
         if bins < 1:
-            raise ValueError(f"bins must be a positive number of bins or an array of edges, got {bins}")
+            raise InputError(f"bins must be a positive number of bins or an array of edges, got {bins}")
         low, high = (-period / 2, period / 2) if period is not None else (cv.min(), cv.max())
         if not high > low:
-            raise ValueError("all samples share one CV value: no histogram can be built")
+            raise InputError("all samples share one CV value: no histogram can be built")
         return np.linspace(low, high, int(bins) + 1)
     edges = np.asarray(bins, dtype=float)
     if edges.ndim != 1 or edges.size < 2 or not np.isfinite(edges).all() or not (np.diff(edges) > 0).all():
-        raise ValueError("bins must be a positive int or a 1-D array of at least 2 finite, strictly increasing edges")
+        raise InputError("bins must be a positive int or a 1-D array of at least 2 finite, strictly increasing edges")
     if period is not None:
         if not math.isclose(edges[-1] - edges[0], period, rel_tol=1e-9):
-            raise ValueError(f"periodic bins must span exactly one period {period}, "
+            raise InputError(f"periodic bins must span exactly one period {period}, "
                              f"got edges from {edges[0]} to {edges[-1]}")
     elif cv.min() < edges[0] or cv.max() > edges[-1]:
-        raise ValueError(f"bins cover [{edges[0]}, {edges[-1]}] but the CV ranges over [{cv.min()}, {cv.max()}]: "
+        raise InputError(f"bins cover [{edges[0]}, {edges[-1]}] but the CV ranges over [{cv.min()}, {cv.max()}]: "
                          "widen the edges or pass a number of bins")
     return edges
 
@@ -125,7 +126,7 @@ def warn_low_overlap(overlap: np.ndarray, threshold: float) -> None:
 
 def check_threshold(threshold) -> float:
     if not (isinstance(threshold, (int, float, np.number)) and 0 <= threshold < 1):
-        raise ValueError(f"overlap_threshold must lie in [0, 1), got {threshold!r}")
+        raise InputError(f"overlap_threshold must lie in [0, 1), got {threshold!r}")
     return float(threshold)
 
 
@@ -163,7 +164,7 @@ def kish_ess(weights) -> float:
     """Kish's effective sample size (Σ w)² / Σ w² of non-negative weights."""
     w = np.asarray(weights, dtype=float)
     if w.ndim != 1 or w.size == 0 or not np.isfinite(w).all() or (w < 0).any() or not w.sum() > 0:
-        raise ValueError("weights must be a non-empty 1-D array of finite, non-negative numbers, not all zero")
+        raise InputError("weights must be a non-empty 1-D array of finite, non-negative numbers, not all zero")
     return float(w.sum() ** 2 / np.sum(w**2))
 
 
@@ -218,10 +219,10 @@ class UmbrellaReweighting:
         (:func:`kish_ess`) of the result before trusting it.
         """
         if not hasattr(self, "log_weights_"):
-            raise ValueError(f"{type(self).__name__} is not fitted: call fit(...) first")
+            raise InputError(f"{type(self).__name__} is not fitted: call fit(...) first")
         if not (np.ndim(z) == 0 and math.isfinite(z)):
-            raise ValueError(f"z must be a finite CV value, got {z!r}")
+            raise InputError(f"z must be a finite CV value, got {z!r}")
         if not (np.ndim(bandwidth) == 0 and math.isfinite(bandwidth) and bandwidth > 0):
-            raise ValueError(f"bandwidth must be a positive CV distance, got {bandwidth!r}")
+            raise InputError(f"bandwidth must be a positive CV distance, got {bandwidth!r}")
         log_w = self.log_weights_ - 0.5 * (wrapped_difference(self.cv_, z, self.period) / bandwidth) ** 2
         return np.exp(log_w - logsumexp(log_w))

@@ -17,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._pymbar import import_pymbar
+from ..errors import InputError
 from .common import OVERLAP_THRESHOLD, UmbrellaReweighting, check_threshold, pmf_dataset
 
 
@@ -79,11 +80,11 @@ class MBAR(UmbrellaReweighting):
         standard error: the free energies of the unbiased law restricted to each set (reduced potential 0
         inside, +∞ outside) as perturbed states."""
         if not hasattr(self, "mbar_"):
-            raise ValueError("MBAR is not fitted: call fit(...) first")
+            raise InputError("MBAR is not fitted: call fit(...) first")
         masks = np.array([np.asarray(in_a, bool), np.asarray(in_b, bool)])
         if masks.shape != (2, self.cv_.size):
-            raise ValueError(f"give one boolean per pooled sample ({self.cv_.size}) for each set, got {masks.shape[1:]}")
+            raise InputError(f"give one boolean per pooled sample ({self.cv_.size}) for each set, got {masks.shape[1:]}")
         if not masks.any(axis=1).all():
-            raise ValueError("each set must hold at least one sample: its probability cannot be estimated otherwise")
+            raise InputError("each set must hold at least one sample: its probability cannot be estimated otherwise")
         result = self.mbar_.compute_perturbed_free_energies(np.where(masks[:, self._order], 0.0, np.inf))
         return float(result["Delta_f"][0, 1]), float(result["dDelta_f"][0, 1])

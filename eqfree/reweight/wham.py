@@ -17,13 +17,10 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import logsumexp
 
+from ..errors import ConvergenceError, InputError
 from ..seeding import SeedLike, as_seed_sequence
 from ..validation import checked_count
 from .common import OVERLAP_THRESHOLD, UmbrellaReweighting, check_threshold, pmf_dataset
-
-
-class ConvergenceError(RuntimeError):
-    """A self-consistent iteration did not reach its tolerance."""
 
 
 class WHAM(UmbrellaReweighting):
@@ -61,7 +58,7 @@ class WHAM(UmbrellaReweighting):
         checked_count(self.n_bootstrap, "n_bootstrap (for the standard errors)", 2)
         checked_count(self.max_iterations, "max_iterations")
         if not self.tolerance > 0:
-            raise ValueError(f"tolerance must be positive, got {self.tolerance!r}")
+            raise InputError(f"tolerance must be positive, got {self.tolerance!r}")
         rng = np.random.default_rng(as_seed_sequence(self.seed))
         u, window, cv, groups, n_k, period, edges, sample_bin, counts, filled = self._histogram(
             reduced_bias, window, cv, groups)
@@ -124,7 +121,7 @@ def _log_product(matrix: np.ndarray, log_x: np.ndarray) -> np.ndarray:
     peak = log_x.max()
     sums = matrix @ np.exp(log_x - peak)
     if not (sums > 0).all():
-        raise ValueError("WHAM sums underflowed: the free energies span more than floating point can hold; "
+        raise InputError("WHAM sums underflowed: the free energies span more than floating point can hold; "
                          "restrict the CV range or the bias strengths")
     return peak + np.log(sums)
 

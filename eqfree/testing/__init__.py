@@ -8,7 +8,7 @@
   seeds, closure datasets); imported on its own, since hypothesis is a test dependency.
 """
 
-from .consistency import ConsistencyReport, check_micro_macro_consistency
 from ..lift import LinearGaussianLift
+from .consistency import ConsistencyReport, check_micro_macro_consistency
 
 __all__ = ["ConsistencyReport", "LinearGaussianLift", "check_micro_macro_consistency"]

@@ -15,6 +15,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from ..errors import InputError
 from ..operators import Lift, Restrict
 from ..seeding import SeedLike
 
@@ -39,13 +40,13 @@ def check_micro_macro_consistency(
     the mean and the largest error are within their tolerances (module doc); returns the errors."""
     z = np.atleast_1d(np.asarray(z, dtype=float))
     if z.ndim != 1 or not np.all(np.isfinite(z)):
-        raise ValueError(f"z must be a finite scalar or 1-D array, got {z!r}")
+        raise InputError(f"z must be a finite scalar or 1-D array, got {z!r}")
     if not tolerance >= 0:
-        raise ValueError(f"tolerance must be non-negative, got {tolerance}")
+        raise InputError(f"tolerance must be non-negative, got {tolerance}")
     sample_tolerance = 10 * tolerance if sample_tolerance is None else sample_tolerance
     valid = getattr(lift, "valid_range", None)
     if valid is not None and z.size == 1 and not valid[0] <= z[0] <= valid[1]:
-        raise ValueError(f"z = {z[0]:g} is outside the lift's valid range {tuple(valid)}; check inside it")
+        raise InputError(f"z = {z[0]:g} is outside the lift's valid range {tuple(valid)}; check inside it")
     x = np.asarray(lift(z, n, seed=seed), dtype=float)
     if x.ndim != 2 or x.shape[0] != n or not np.all(np.isfinite(x)):
         raise AssertionError(f"lift at z = {z.tolist()} returned shape {x.shape} (finite: {np.isfinite(x).all()}); "

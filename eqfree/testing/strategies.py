@@ -10,6 +10,8 @@
 
 from __future__ import annotations
 
+from ..errors import InputError
+
 try:
     from hypothesis import strategies as st
     from hypothesis.extra.numpy import arrays
@@ -25,10 +27,10 @@ def cv_values(lift=None, *, low: float | None = None, high: float | None = None)
     if low is None or high is None:
         valid = getattr(lift, "valid_range", None)
         if valid is None:
-            raise ValueError("give low and high, or a lift with a valid_range attribute")
+            raise InputError("give low and high, or a lift with a valid_range attribute")
         low, high = (valid[0] if low is None else low), (valid[1] if high is None else high)
     if not low <= high:
-        raise ValueError(f"need low <= high, got [{low}, {high}]")
+        raise InputError(f"need low <= high, got [{low}, {high}]")
     return st.floats(float(low), float(high), allow_nan=False, allow_infinity=False)
 
 
@@ -47,7 +49,7 @@ def cv_grids(low: float = -10.0, high: float = 10.0, *, min_size: int = 2, max_s
 @st.composite
 def closure_datasets(draw, *, diffusion: bool | None = None) -> xr.Dataset:
     """Closure datasets (layout of :mod:`closures.store`) with some points done, some not, and attrs."""
-    from closures.store import template
+    from eqfree.closures.store import template
 
     grid = draw(cv_grids())
     with_diffusion = draw(st.booleans()) if diffusion is None else diffusion

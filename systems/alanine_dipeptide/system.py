@@ -26,9 +26,9 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
+from eqfree.errors import InputError
 from eqfree.evolve.molecular import MOLAR_GAS_CONSTANT, OpenMMEvolver, import_openmm
 from eqfree.lift import CollectiveVariable, TorsionUmbrella
-from eqfree.periodic import wrapped_difference
 from eqfree.restrict import Dihedrals
 from eqfree.validation import checked_count
 
@@ -93,18 +93,18 @@ class AlanineDipeptide:
     def __init__(self, **params):
         unknown = sorted(set(params) - set(self.defaults))
         if unknown:
-            raise ValueError(f"unknown parameter(s) {unknown} for system {self.name!r}; valid: {sorted(self.defaults)}")
+            raise InputError(f"unknown parameter(s) {unknown} for system {self.name!r}; valid: {sorted(self.defaults)}")
         self.params = {**self.defaults, **params}
         for key in ("temperature", "friction"):
             value = float(self.params[key])
             if not (math.isfinite(value) and value > 0):
-                raise ValueError(f"{key} must be a positive number, got {self.params[key]!r}")
+                raise InputError(f"{key} must be a positive number, got {self.params[key]!r}")
             self.params[key] = value
         self.params["threads"] = int(self.params["threads"])
         if self.params["gb"] not in _FORCE_FIELDS:
-            raise ValueError(f"gb must be one of {sorted(_FORCE_FIELDS)}, got {self.params['gb']!r}")
+            raise InputError(f"gb must be one of {sorted(_FORCE_FIELDS)}, got {self.params['gb']!r}")
         if self.params["constraints"] not in ("none", "hbonds"):
-            raise ValueError(f"constraints must be 'none' or 'hbonds', got {self.params['constraints']!r}")
+            raise InputError(f"constraints must be 'none' or 'hbonds', got {self.params['constraints']!r}")
         #: the fine step in ps: 1 fs, or 2 fs with rigid bonds to hydrogen
         self.dt = 0.002 if self.params["constraints"] == "hbonds" else 0.001
         self.temperature, self.friction = self.params["temperature"], self.params["friction"]
@@ -163,12 +163,12 @@ class AlanineDipeptide:
         try:
             return self.atoms.index((residue, atom))
         except ValueError:
-            raise ValueError(f"no atom {atom} in residue {residue}; atoms: {self.atoms}") from None
+            raise InputError(f"no atom {atom} in residue {residue}; atoms: {self.atoms}") from None
 
     def torsion(self, name: str) -> tuple[int, int, int, int]:
         """Atom indices of the dihedral ``"phi"`` or ``"psi"``."""
         if name not in TORSIONS:
-            raise ValueError(f"unknown dihedral {name!r}; alanine dipeptide has {sorted(TORSIONS)}")
+            raise InputError(f"unknown dihedral {name!r}; alanine dipeptide has {sorted(TORSIONS)}")
         return tuple(self.atom_index(*atom) for atom in TORSIONS[name])
 
     def bonds(self) -> tuple[np.ndarray, np.ndarray]:
@@ -238,7 +238,7 @@ class AlanineDipeptide:
         n_walkers = checked_count(n_walkers, "n_walkers")
         start = self.x0 if x0 is None else np.asarray(x0, dtype=float)
         if start.shape not in {(self.dim,), (n_walkers, self.dim)}:
-            raise ValueError(f"x0 for {self.name} must have shape ({self.dim},) or ({n_walkers}, {self.dim}) in nm, "
+            raise InputError(f"x0 for {self.name} must have shape ({self.dim},) or ({n_walkers}, {self.dim}) in nm, "
                              f"got {start.shape}")
         result = self.evolver(dt)(np.broadcast_to(start, (n_walkers, self.dim)), n_steps, seed=seed,
                                   save_every=save_every, executor=executor, progress=progress)

@@ -29,6 +29,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from ...errors import InputError
 from ...evolve import coordinate_names
 from ...io.model_folder import read_model_folder, write_model_folder
 from ...seeding import SeedLike, child_int
@@ -49,7 +50,7 @@ class LabelScaler:
     high: float
 
     @classmethod
-    def fit(cls, y: np.ndarray) -> "LabelScaler":
+    def fit(cls, y: np.ndarray) -> LabelScaler:
         return cls(float(y.min()), float(y.max()))
 
     def transform(self, y):
@@ -67,7 +68,7 @@ class DataScaler:
     scale: tuple[float, ...]
 
     @classmethod
-    def fit(cls, x: np.ndarray) -> "DataScaler":
+    def fit(cls, x: np.ndarray) -> DataScaler:
         std = x.std(axis=0)
         return cls(tuple(x.mean(axis=0).tolist()), tuple(np.where(std > 0, std, 1.0).tolist()))
 
@@ -84,16 +85,16 @@ def checked_training_data(X, y) -> tuple[np.ndarray, np.ndarray]:
     if X.ndim == 1:
         X = X[:, None]
     if X.ndim != 2 or y.ndim != 1:
-        raise ValueError(f"X must have shape (N, dim) and y shape (N,); got {X.shape} and {y.shape}")
+        raise InputError(f"X must have shape (N, dim) and y shape (N,); got {X.shape} and {y.shape}")
     if X.shape[0] != y.shape[0]:
-        raise ValueError(f"X has {X.shape[0]} samples but y has {y.shape[0]} labels: give one label per sample")
+        raise InputError(f"X has {X.shape[0]} samples but y has {y.shape[0]} labels: give one label per sample")
     for name, values in (("X", X), ("y", y)):
         bad = ~np.isfinite(values.reshape(len(values), -1)).all(axis=1)
         if bad.any():
-            raise ValueError(f"{name} has non-finite values in {bad.sum()} sample(s) (first at index "
+            raise InputError(f"{name} has non-finite values in {bad.sum()} sample(s) (first at index "
                              f"{int(np.flatnonzero(bad)[0])}): drop or repair them before fitting")
     if np.unique(y).size < 2:
-        raise ValueError(f"all labels equal {y[0]:g}: a conditional generator needs samples at several CV values")
+        raise InputError(f"all labels equal {y[0]:g}: a conditional generator needs samples at several CV values")
     return X, y
 
 
@@ -101,7 +102,7 @@ class ConditionalGenerator:
     """Base class of the learned lifts (module doc). Subclasses set :attr:`method` and the hooks."""
 
     method: ClassVar[str]
-    registry: ClassVar[dict[str, type["ConditionalGenerator"]]] = {}
+    registry: ClassVar[dict[str, type[ConditionalGenerator]]] = {}
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -127,7 +128,7 @@ class ConditionalGenerator:
 
     # -- fitting ----------------------------------------------------------------------------------
     def fit(self, X, y, *, seed: SeedLike, coords=None, warm_start: bool = False,
-            progress: bool = True) -> "ConditionalGenerator":
+            progress: bool = True) -> ConditionalGenerator:
         """Train on states ``X`` (N, dim) labelled by CV values ``y`` (N,); returns self.
 
         ``warm_start=True`` continues training a fitted model on new data (e.g. the old data plus
@@ -142,12 +143,12 @@ class ConditionalGenerator:
         X, y = checked_training_data(X, y)
         if warm_start and hasattr(self, "networks_"):
             if X.shape[1] != self.dim_:
-                raise ValueError(f"warm start with {X.shape[1]}-dimensional states; the model generates {self.dim_}")
+                raise InputError(f"warm start with {X.shape[1]}-dimensional states; the model generates {self.dim_}")
         else:
             self.labels_, self.data_, self.dim_ = LabelScaler.fit(y), DataScaler.fit(X), X.shape[1]
             self.coords_ = coordinate_names(self.dim_) if coords is None else [str(c) for c in coords]
             if len(self.coords_) != self.dim_:
-                raise ValueError(f"{len(self.coords_)} coordinate names for {self.dim_} coordinates")
+                raise InputError(f"{len(self.coords_)} coordinate names for {self.dim_} coordinates")
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(child_int(seed, 0))
                 self.networks_ = self._build(self.dim_).to(self.device)
@@ -186,7 +187,7 @@ class ConditionalGenerator:
         self._check_fitted()
         z = np.asarray(z, dtype=float).reshape(-1)
         if z.shape != (1,) or not np.isfinite(z[0]):
-            raise ValueError(f"a conditional generator lifts one finite CV value; got z = {z.tolist()}")
+            raise InputError(f"a conditional generator lifts one finite CV value; got z = {z.tolist()}")
         n = checked_count(n, "n")
         low, high = self.valid_range
         if not low <= z[0] <= high:
@@ -220,7 +221,7 @@ class ConditionalGenerator:
         return write_model_folder(path, config, self.networks_.state_dict())
 
     @staticmethod
-    def load(path: str | Path, device: str | torch.device = "cpu") -> "ConditionalGenerator":
+    def load(path: str | Path, device: str | torch.device = "cpu") -> ConditionalGenerator:
         """A model saved by :meth:`save`, of whichever method it records, on ``device``."""
         config, model, weights = read_model_folder(path, format=FORMAT, registry=ConditionalGenerator.registry,
                                                    kind="conditional generator", device=device)

@@ -40,6 +40,7 @@ import torch
 from torch import nn
 from torch.nn.functional import logsigmoid
 
+from ...errors import InputError
 from ...restrict.alignment import kabsch_align
 from ...validation import checked_count
 from .base import ConditionalGenerator, checked_training_data
@@ -88,19 +89,19 @@ class CcGAN(ConditionalGenerator):
                  kappa: float | None = None, m_kappa: float = 2.0, ema_decay: float = 0.999, align_to=None,
                  device: str | torch.device = "cpu"):
         if loss not in ("hard", "soft"):
-            raise ValueError(f"loss must be 'hard' (HVDL) or 'soft' (SVDL), got {loss!r}")
+            raise InputError(f"loss must be 'hard' (HVDL) or 'soft' (SVDL), got {loss!r}")
         if not 0 <= ema_decay < 1:
-            raise ValueError(f"ema_decay must lie in [0, 1) (0 keeps the last weights), got {ema_decay!r}")
+            raise InputError(f"ema_decay must lie in [0, 1) (0 keeps the last weights), got {ema_decay!r}")
         for name, value in (("lr", lr), ("m_kappa", m_kappa), ("sigma", sigma), ("kappa", kappa)):
             if value is not None and not (math.isfinite(value) and value > 0):
-                raise ValueError(f"{name} must be a finite positive number, got {value!r}")
+                raise InputError(f"{name} must be a finite positive number, got {value!r}")
         architecture(preset)
         if len(betas) != 2 or not all(0 <= b < 1 for b in betas):
-            raise ValueError(f"betas must be two numbers in [0, 1) (Adam's β1, β2), got {betas!r}")
+            raise InputError(f"betas must be two numbers in [0, 1) (Adam's β1, β2), got {betas!r}")
         if align_to is not None:
             align_to = np.asarray(align_to, dtype=float)
             if align_to.ndim != 1 or align_to.size < 9 or align_to.size % 3 or not np.isfinite(align_to).all():
-                raise ValueError("align_to must be a finite reference conformation, flat (3 n_atoms,) with at least "
+                raise InputError("align_to must be a finite reference conformation, flat (3 n_atoms,) with at least "
                                  f"3 atoms, got an array of shape {align_to.shape}")
             align_to = align_to.tolist()
         super().__init__(epochs=epochs, batch_size=batch_size, device=device, loss=loss,
@@ -108,13 +109,13 @@ class CcGAN(ConditionalGenerator):
                          betas=[float(b) for b in betas], sigma=sigma, kappa=kappa, m_kappa=float(m_kappa), ema_decay=float(ema_decay),
                          align_to=align_to)
 
-    def fit(self, X, y, *, seed, **options) -> "CcGAN":
+    def fit(self, X, y, *, seed, **options) -> CcGAN:
         """:meth:`ConditionalGenerator.fit` on the states Kabsch-aligned onto ``align_to`` when it is set."""
         reference = self.params["align_to"]
         if reference is not None:
             X, y = checked_training_data(X, y)
             if X.shape[1] != len(reference):
-                raise ValueError(f"align_to has {len(reference)} coordinates but the states have {X.shape[1]}: "
+                raise InputError(f"align_to has {len(reference)} coordinates but the states have {X.shape[1]}: "
                                  "give a reference conformation of the same molecule")
             X = kabsch_align(X, reference)[0]
         return super().fit(X, y, seed=seed, **options)

@@ -12,6 +12,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ...errors import InputError
+
 #: generator hidden widths, generator activation, discriminator hidden widths
 PRESETS = {
     "table1": ((16, 32, 64, 128, 256), None, (100,) * 5),  # section 3 (eq. 2.1); BN only, no activation
@@ -69,7 +71,7 @@ def architecture(preset) -> tuple[tuple[int, ...], str | None, tuple[int, ...]]:
     mapping ``{"generator": [...], "activation": "leaky_relu" | None, "discriminator": [...]}``."""
     if isinstance(preset, str):
         if preset not in PRESETS:
-            raise ValueError(f"unknown network preset {preset!r}; choose one of {sorted(PRESETS)} (seed paper, "
+            raise InputError(f"unknown network preset {preset!r}; choose one of {sorted(PRESETS)} (seed paper, "
                              "Tables 1-3) or give {'generator': widths, 'activation': ..., 'discriminator': widths}")
         return PRESETS[preset]
     try:
@@ -77,8 +79,8 @@ def architecture(preset) -> tuple[tuple[int, ...], str | None, tuple[int, ...]]:
         activation = preset.get("activation")
         _activation(activation)
     except (TypeError, KeyError, ValueError):
-        raise ValueError(f"custom networks {preset!r}: give {{'generator': widths, 'activation': None | "
+        raise InputError(f"custom networks {preset!r}: give {{'generator': widths, 'activation': None | "
                          "'leaky_relu' | 'relu' | 'silu', 'discriminator': widths}") from None
     if min(widths[0] + widths[1], default=0) < 1:
-        raise ValueError(f"network widths must be positive integers, got {preset!r}")
+        raise InputError(f"network widths must be positive integers, got {preset!r}")
     return widths[0], activation, widths[1]

@@ -44,7 +44,8 @@ import math
 import torch
 from torch import nn
 
-from ...validation import checked_count, checked_duration
+from ...errors import InputError
+from ...validation import checked_count, checked_positive
 from .base import ConditionalGenerator
 from .networks import mlp
 
@@ -58,15 +59,15 @@ def _finite(value, name: str) -> float:
     try:
         value = float(value)
     except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a finite number, got {value!r}") from None
+        raise InputError(f"{name} must be a finite number, got {value!r}") from None
     if not math.isfinite(value):
-        raise ValueError(f"{name} must be a finite number, got {value!r}")
+        raise InputError(f"{name} must be a finite number, got {value!r}")
     return value
 
 
 def _checked_sampler(sampler, n_steps) -> tuple[str, int | None]:
     if sampler not in SAMPLERS:
-        raise ValueError(f"unknown sampler {sampler!r}: choose 'ode' (probability-flow ODE, Heun) "
+        raise InputError(f"unknown sampler {sampler!r}: choose 'ode' (probability-flow ODE, Heun) "
                          "or 'sde' (reverse-time SDE, Euler-Maruyama)")
     if n_steps is not None:
         n_steps = checked_count(n_steps, "n_steps", minimum=2)
@@ -100,25 +101,25 @@ class ConditionalScoreModel(ConditionalGenerator):
                  sigma_min: float = 0.002, sigma_max: float = 80.0, rho: float = 7.0,
                  sampler: str = "ode", n_steps: int | None = None, device: str | torch.device = "cpu"):
         if isinstance(hidden, (int, str)) or not hasattr(hidden, "__iter__"):
-            raise ValueError(f"hidden must be a sequence of layer widths such as (128, 128, 128), got {hidden!r}")
+            raise InputError(f"hidden must be a sequence of layer widths such as (128, 128, 128), got {hidden!r}")
         hidden = [checked_count(width, "each hidden width") for width in hidden]
         if not hidden:
-            raise ValueError("hidden must list at least one layer width, e.g. (128, 128, 128)")
+            raise InputError("hidden must list at least one layer width, e.g. (128, 128, 128)")
         ema_decay = _finite(ema_decay, "ema_decay")
         if not 0 <= ema_decay < 1:
-            raise ValueError(f"ema_decay must lie in [0, 1) (0 samples with the last weights), got {ema_decay!r}")
-        sigma_min, sigma_max = checked_duration(sigma_min, "sigma_min"), checked_duration(sigma_max, "sigma_max")
+            raise InputError(f"ema_decay must lie in [0, 1) (0 samples with the last weights), got {ema_decay!r}")
+        sigma_min, sigma_max = checked_positive(sigma_min, "sigma_min"), checked_positive(sigma_max, "sigma_max")
         if sigma_min >= sigma_max:
-            raise ValueError(f"sigma_min ({sigma_min:g}) must be smaller than sigma_max ({sigma_max:g})")
+            raise InputError(f"sigma_min ({sigma_min:g}) must be smaller than sigma_max ({sigma_max:g})")
         sampler, n_steps = _checked_sampler(sampler, n_steps)
         super().__init__(
-            epochs=epochs, batch_size=batch_size, device=device, lr=checked_duration(lr, "lr"), hidden=hidden,
+            epochs=epochs, batch_size=batch_size, device=device, lr=checked_positive(lr, "lr"), hidden=hidden,
             n_fourier=checked_count(n_fourier, "n_fourier", minimum=0),
-            fourier_scale=checked_duration(fourier_scale, "fourier_scale"), p_mean=_finite(p_mean, "p_mean"),
-            p_std=checked_duration(p_std, "p_std"), ema_decay=ema_decay, sigma_min=sigma_min, sigma_max=sigma_max,
-            rho=checked_duration(rho, "rho"), sampler=sampler, n_steps=n_steps)
+            fourier_scale=checked_positive(fourier_scale, "fourier_scale"), p_mean=_finite(p_mean, "p_mean"),
+            p_std=checked_positive(p_std, "p_std"), ema_decay=ema_decay, sigma_min=sigma_min, sigma_max=sigma_max,
+            rho=checked_positive(rho, "rho"), sampler=sampler, n_steps=n_steps)
 
-    def set_sampler(self, sampler: str | None = None, n_steps: int | None = None) -> "ConditionalScoreModel":
+    def set_sampler(self, sampler: str | None = None, n_steps: int | None = None) -> ConditionalScoreModel:
         """Switch the sampler and/or its number of noise levels (None keeps the sampler; a new
         sampler without ``n_steps`` takes its default); returns self."""
         if sampler is not None and n_steps is None and sampler != self.params["sampler"]:

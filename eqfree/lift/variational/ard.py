@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import torch
 
+from ...errors import InputError
+
 
 def ard_precision(theta, a0: float = 1e-5, b0: float = 1e-5):
     """The E-step ⟨τ_j⟩ = (a0 + ½)/(b0 + θ_j²/2) (numpy or torch, elementwise)."""
@@ -27,7 +29,7 @@ class ARDPrior:
 
     def __init__(self, parameters, a0: float = 1e-5, b0: float = 1e-5):
         if not (a0 > 0 and b0 > 0):
-            raise ValueError(f"the Gamma hyperprior needs a0 > 0 and b0 > 0, got a0 = {a0!r}, b0 = {b0!r}")
+            raise InputError(f"the Gamma hyperprior needs a0 > 0 and b0 > 0, got a0 = {a0!r}, b0 = {b0!r}")
         self.parameters = list(parameters)
         self.a0, self.b0 = float(a0), float(b0)
         self.precisions = [torch.zeros_like(p, requires_grad=False) for p in self.parameters]

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import logsumexp
 
+from ...errors import InputError
+
 
 def kish_ess(log_weights) -> float:
     """Kish's effective sample size (Σ w)² / Σ w²."""
@@ -65,7 +67,7 @@ class ImportanceSample:
         """
         mask = np.asarray(event(self.x) if callable(event) else event, dtype=bool)
         if mask.shape != self.log_weights.shape:
-            raise ValueError(f"the event mask has shape {mask.shape}; expected {self.log_weights.shape}")
+            raise InputError(f"the event mask has shape {mask.shape}; expected {self.log_weights.shape}")
         if not weighted:
             p = mask.mean()
             return float(p), float(math.sqrt(p * (1 - p) / len(mask)))

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from torch.func import functional_call, jacrev, vmap
 
+from ...errors import InputError
 from ...seeding import SeedLike, child_int
 from ...validation import checked_count
 from .model import LatentVariableModel, checked_states
@@ -57,18 +58,18 @@ class DiagonalLaplace:
     def __init__(self, model: LatentVariableModel, *, prior_precision: float = 0.0):
         model._check_fitted()
         if not (np.isfinite(prior_precision) and prior_precision >= 0):
-            raise ValueError(f"prior_precision must be finite and >= 0, got {prior_precision!r}")
+            raise InputError(f"prior_precision must be finite and >= 0, got {prior_precision!r}")
         self.model, self.prior_precision = model, float(prior_precision)
 
     def _decoder_parameters(self) -> dict[str, torch.Tensor]:
         return {name: p.detach() for name, p in self.model.networks_["decoder"].mean.named_parameters()}
 
-    def fit(self, X) -> "DiagonalLaplace":
+    def fit(self, X) -> DiagonalLaplace:
         """Λ from the training states ``X`` (N, dim); returns self."""
         model = self.model
         X = checked_states(X)
         if X.shape[1] != model.dim_:
-            raise ValueError(f"X has {X.shape[1]} coordinates; the model has {model.dim_}")
+            raise InputError(f"X has {X.shape[1]} coordinates; the model has {model.dim_}")
         z = torch.as_tensor(model.encode(X), device=model.device)
         decoder = model.networks_["decoder"]
         params = self._decoder_parameters()
@@ -89,7 +90,7 @@ class DiagonalLaplace:
         self.precision_["log_var"] = torch.full_like(decoder.log_var.detach(), len(X) / 2 + self.prior_precision)
         zero = [name for name, lam in self.precision_.items() if not bool((lam > 0).all())]
         if zero:
-            raise ValueError(f"parameters {zero} have zero curvature and no prior: give prior_precision > 0")
+            raise InputError(f"parameters {zero} have zero curvature and no prior: give prior_precision > 0")
         self.n_samples_ = len(X)
         return self
 
@@ -104,7 +105,7 @@ class DiagonalLaplace:
         if not hasattr(self, "precision_"):
             raise RuntimeError("call fit(X) before predictive(...)")
         if not 0 < level < 1:
-            raise ValueError(f"level must lie in (0, 1), got {level!r}")
+            raise InputError(f"level must lie in (0, 1), got {level!r}")
         n_theta, n_x = checked_count(n_theta, "n_theta"), checked_count(n_x, "n_x")
         model = self.model
         decoder = model.networks_["decoder"]

@@ -28,13 +28,15 @@ from __future__ import annotations
 import math
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, ClassVar
+from typing import ClassVar
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from ...errors import InputError
 from ...evolve import coordinate_names
 from ...io.model_folder import read_model_folder, write_model_folder
 from ...seeding import SeedLike, child_int
@@ -57,10 +59,10 @@ def checked_states(X, name: str = "X") -> np.ndarray:
     if X.ndim == 1:
         X = X[:, None]
     if X.ndim != 2 or X.shape[0] < 2:
-        raise ValueError(f"{name} must have shape (N, dim) with N >= 2 samples, got {X.shape}")
+        raise InputError(f"{name} must have shape (N, dim) with N >= 2 samples, got {X.shape}")
     bad = ~np.isfinite(X).all(axis=1)
     if bad.any():
-        raise ValueError(f"{name} has non-finite values in {bad.sum()} sample(s) (first at index "
+        raise InputError(f"{name} has non-finite values in {bad.sum()} sample(s) (first at index "
                          f"{int(np.flatnonzero(bad)[0])}): drop or repair them before fitting")
     return X
 
@@ -68,7 +70,7 @@ def checked_states(X, name: str = "X") -> np.ndarray:
 class EncoderRestriction:
     """The encoder mean x ↦ μ_φ(x) as a :class:`~eqfree.Restrict`: (..., dim) → (..., latent)."""
 
-    def __init__(self, model: "LatentVariableModel"):
+    def __init__(self, model: LatentVariableModel):
         self.model = model
         self.names = [f"z{i + 1}" for i in range(model.params["latent_dim"])]
 
@@ -120,7 +122,7 @@ class LatentVariableModel:
     """Base class of :class:`~.vae.VAE` and :class:`~.reverse_kl.ReverseKL` (module doc)."""
 
     method: ClassVar[str]
-    registry: ClassVar[dict[str, type["LatentVariableModel"]]] = {}
+    registry: ClassVar[dict[str, type[LatentVariableModel]]] = {}
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -129,12 +131,12 @@ class LatentVariableModel:
     def __init__(self, *, latent_dim: int, widths, steps: int, batch_size: int, lr: float, importance_samples: int,
                  device: str | torch.device = "cpu", **params):
         if isinstance(latent_dim, bool) or not isinstance(latent_dim, (int, np.integer)) or latent_dim < 1:
-            raise ValueError(f"the latent dimension must be an integer >= 1, got latent_dim = {latent_dim!r}")
+            raise InputError(f"the latent dimension must be an integer >= 1, got latent_dim = {latent_dim!r}")
         widths = [int(w) for w in widths]
         if len(widths) != 3 or min(widths) < 1:
-            raise ValueError(f"widths must be three positive integers (d1, d2, d3 of Tables 1-2), got {widths!r}")
+            raise InputError(f"widths must be three positive integers (d1, d2, d3 of Tables 1-2), got {widths!r}")
         if not (np.isfinite(lr) and lr > 0):
-            raise ValueError(f"lr must be a finite positive number, got {lr!r}")
+            raise InputError(f"lr must be a finite positive number, got {lr!r}")
         self.params = {"latent_dim": int(latent_dim), "widths": widths, "steps": checked_count(steps, "steps"),
                        "batch_size": checked_count(batch_size, "batch_size"), "lr": float(lr),
                        "importance_samples": checked_count(importance_samples, "importance_samples"), **params}
@@ -148,7 +150,7 @@ class LatentVariableModel:
         self.dim_, self.data_ = int(dim), scaler
         self.coords_ = coordinate_names(self.dim_) if coords is None else [str(c) for c in coords]
         if len(self.coords_) != self.dim_:
-            raise ValueError(f"{len(self.coords_)} coordinate names for {self.dim_} coordinates")
+            raise InputError(f"{len(self.coords_)} coordinate names for {self.dim_} coordinates")
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(child_int(seed, 0))
             self.networks_ = self._build()
@@ -204,7 +206,7 @@ class LatentVariableModel:
         x = self._shift + self._scale * x_tilde
         u = energy(x)
         if u.shape != (len(x),):
-            raise ValueError(f"the energy returned shape {tuple(u.shape)} for states {tuple(x.shape)}; "
+            raise InputError(f"the energy returned shape {tuple(u.shape)} for states {tuple(x.shape)}; "
                              f"it must return one value per state, shape ({len(x)},)")
         log_q_x = -0.5 * (noise**2 + decoder.log_var + torch.log(2 * torch.pi * self._scale**2)).sum(-1)
         mean, log_var = encoder(x_tilde)
@@ -226,7 +228,7 @@ class LatentVariableModel:
         z = np.asarray(z, dtype=float).reshape(-1)
         latent = self.params["latent_dim"]
         if z.shape != (latent,) or not np.isfinite(z).all():
-            raise ValueError(f"lifting takes one finite latent value of shape ({latent},); got z = {z.tolist()}")
+            raise InputError(f"lifting takes one finite latent value of shape ({latent},); got z = {z.tolist()}")
         n = checked_count(n, "n")
         generator = torch.Generator().manual_seed(child_int(seed, 0))
         zs = torch.as_tensor(z, dtype=torch.float64, device=self.device).expand(n, latent)
@@ -251,7 +253,7 @@ class LatentVariableModel:
         self._check_fitted()
         x = np.asarray(x, dtype=float)
         if x.shape[-1] != self.dim_:
-            raise ValueError(f"states have {x.shape[-1]} coordinates; the model encodes {self.dim_}")
+            raise InputError(f"states have {x.shape[-1]} coordinates; the model encodes {self.dim_}")
         x = torch.as_tensor(x, device=self.device)
         return self.networks_["encoder"]((x - self._shift) / self._scale)[0].cpu().numpy()
 
@@ -298,7 +300,7 @@ class LatentVariableModel:
         return write_model_folder(path, config, {"networks": self.networks_.state_dict(), **self._extra_state()})
 
     @staticmethod
-    def load(path: str | Path, device: str | torch.device = "cpu") -> "LatentVariableModel":
+    def load(path: str | Path, device: str | torch.device = "cpu") -> LatentVariableModel:
         """A model saved by :meth:`save`, of whichever method it records, on ``device``."""
         config, model, weights = read_model_folder(path, format=FORMAT, registry=LatentVariableModel.registry,
                                                    kind="variational model", device=device)

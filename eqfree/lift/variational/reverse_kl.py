@@ -30,6 +30,7 @@ import warnings
 import numpy as np
 import torch
 
+from ...errors import InputError, InputTypeError
 from ...seeding import SeedLike, child_int
 from ...validation import checked_count
 from ..generative.base import DataScaler
@@ -92,12 +93,12 @@ class ReverseKL(LatentVariableModel):
                  max_rejected: int = 50, device: str | torch.device = "cpu"):
         for name, value in (("beta_start", beta_start), ("threshold", threshold)):
             if not (math.isfinite(value) and value > 0):
-                raise ValueError(f"{name} must be a finite positive number, got {value!r}")
+                raise InputError(f"{name} must be a finite positive number, got {value!r}")
         if not 0 <= alpha < 1:
-            raise ValueError(f"alpha weighs the forward (data) term: it must lie in [0, 1), got {alpha!r}")
+            raise InputError(f"alpha weighs the forward (data) term: it must lie in [0, 1), got {alpha!r}")
         scale = np.atleast_1d(np.asarray(scale, dtype=float))
         if scale.ndim != 1 or not (np.isfinite(scale).all() and (scale > 0).all()):
-            raise ValueError(f"scale must be positive and finite (a number or one per coordinate), got {scale.tolist()}")
+            raise InputError(f"scale must be positive and finite (a number or one per coordinate), got {scale.tolist()}")
         super().__init__(latent_dim=latent_dim, widths=widths, steps=steps, batch_size=batch_size, lr=lr,
                          importance_samples=importance_samples, device=device, beta_start=float(beta_start),
                          threshold=float(threshold),
@@ -107,27 +108,27 @@ class ReverseKL(LatentVariableModel):
                          max_rejected=checked_count(max_rejected, "max_rejected"))
 
     def fit(self, energy: Energy, *, dim: int, seed: SeedLike, beta: float = 1.0, X=None, coords=None,
-            progress: bool = True) -> "ReverseKL":
+            progress: bool = True) -> ReverseKL:
         """Train on ``energy`` (x (n, dim) tensor → (n,)) at inverse temperature ``beta``; with
         states ``X`` (N, dim) and ``alpha`` > 0, on the mixed objective. Returns self."""
         p = self.params
         if not callable(energy):
-            raise TypeError(f"energy must be a callable x (n, dim) tensor -> (n,) tensor, got {energy!r}")
+            raise InputTypeError(f"energy must be a callable x (n, dim) tensor -> (n,) tensor, got {energy!r}")
         dim = checked_count(dim, "dim")
         if not (math.isfinite(beta) and beta >= p["beta_start"]):
-            raise ValueError(f"beta must be finite and >= beta_start = {p['beta_start']:g}, got {beta!r}")
+            raise InputError(f"beta must be finite and >= beta_start = {p['beta_start']:g}, got {beta!r}")
         if (X is None) != (p["alpha"] == 0):
-            raise ValueError("the mixed objective needs both data X and 0 < alpha < 1; pure reverse KL needs "
+            raise InputError("the mixed objective needs both data X and 0 < alpha < 1; pure reverse KL needs "
                              f"neither (got alpha = {p['alpha']:g} and X {'missing' if X is None else 'given'})")
         if X is not None:
             X = checked_states(X)
             if X.shape[1] != dim:
-                raise ValueError(f"X has {X.shape[1]} coordinates but dim = {dim}")
+                raise InputError(f"X has {X.shape[1]} coordinates but dim = {dim}")
             scaler = DataScaler.fit(X)
         else:
             scale = np.broadcast_to(np.asarray(p["scale"]), (dim,)) if len(p["scale"]) in (1, dim) else None
             if scale is None:
-                raise ValueError(f"scale has {len(p['scale'])} values for {dim} coordinates")
+                raise InputError(f"scale has {len(p['scale'])} values for {dim} coordinates")
             scaler = DataScaler((0.0,) * dim, tuple(float(s) for s in scale))
         self._initialize(dim, scaler, coords, seed)
         data = torch.as_tensor(X, device=self.device) if X is not None else None

@@ -20,6 +20,7 @@ import time
 
 import torch
 
+from ...errors import InputError
 from ...seeding import SeedLike, child_int
 from ...validation import checked_count
 from ..generative.base import DataScaler
@@ -63,17 +64,17 @@ class VAE(LatentVariableModel):
                  off_tolerance: float = 1e-2, kl_warmup: int = 0, importance_samples: int = 1,
                  device: str | torch.device = "cpu"):
         if not (a0 > 0 and b0 > 0):
-            raise ValueError(f"the ARD hyperprior needs a0 > 0 and b0 > 0, got a0 = {a0!r}, b0 = {b0!r}")
+            raise InputError(f"the ARD hyperprior needs a0 > 0 and b0 > 0, got a0 = {a0!r}, b0 = {b0!r}")
         floor = math.sqrt(b0 / (a0 + 0.5))  # ⟨τ⟩^(−1/2) at θ = 0
         if not off_tolerance > floor:
-            raise ValueError(f"off_tolerance must exceed sqrt(b0/(a0 + 1/2)) = {floor:.3g}, the prior standard "
+            raise InputError(f"off_tolerance must exceed sqrt(b0/(a0 + 1/2)) = {floor:.3g}, the prior standard "
                              f"deviation of a parameter at zero; got {off_tolerance!r}")
         super().__init__(latent_dim=latent_dim, widths=widths, steps=steps, batch_size=batch_size, lr=lr,
                          importance_samples=importance_samples, device=device, ard=bool(ard), a0=float(a0),
                          b0=float(b0), ard_every=checked_count(ard_every, "ard_every"),
                          off_tolerance=float(off_tolerance), kl_warmup=checked_count(kl_warmup, "kl_warmup", minimum=0))
 
-    def fit(self, X, *, seed: SeedLike, coords=None, progress: bool = True) -> "VAE":
+    def fit(self, X, *, seed: SeedLike, coords=None, progress: bool = True) -> VAE:
         """Train on states ``X`` (N, dim); returns self."""
         X = checked_states(X)
         self._initialize(X.shape[1], DataScaler.fit(X), coords, seed)

@@ -33,21 +33,22 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tomllib
 from pathlib import Path
 
 import numpy as np
+import tomllib
 import torch
 import xarray as xr
 
-import systems
+from eqfree import systems
 
-from .io import open_zarr, parameters_of, provenance, write_zarr
-from .lift import UmbrellaSampling, collective_variable
-from .parallel import executor_for
-from .restrict import Coordinates, KernelExpansion, parse_coordinate
-from .seeding import child
-from .statistics import ensemble_moments
+from ..errors import InputError
+from ..io import open_zarr, parameters_of, provenance, write_zarr
+from ..lift import UmbrellaSampling, collective_variable
+from ..parallel import executor_for
+from ..restrict import Coordinates, KernelExpansion, parse_coordinate
+from ..seeding import child
+from ..statistics import ensemble_moments
 
 
 def _key_value(text: str) -> tuple[str, float | str]:
@@ -114,18 +115,18 @@ def _lift(spec: str, system, cv, dt: float):
     name, _, options = spec.partition(":")
     if name == "exact":
         if options:
-            raise ValueError("the exact lift takes no options")
+            raise InputError("the exact lift takes no options")
         return system.exact_lift(dt)
     if name == "umbrella":
         try:
             values = dict(item.split("=") for item in options.split(",")) if options else {}
             kappa, steps = float(values.pop("kappa")), int(values.pop("steps"))
         except (KeyError, ValueError):
-            raise ValueError(f"lift {spec!r}: write umbrella:kappa=K,steps=N") from None
+            raise InputError(f"lift {spec!r}: write umbrella:kappa=K,steps=N") from None
         if values:
-            raise ValueError(f"lift {spec!r}: unknown option(s) {sorted(values)}; umbrella takes kappa and steps")
+            raise InputError(f"lift {spec!r}: unknown option(s) {sorted(values)}; umbrella takes kappa and steps")
         return UmbrellaSampling(system, cv, kappa, dt=dt, n_steps=steps, beta=getattr(system, "beta", 1.0))
-    raise ValueError(f"lift {spec!r} not understood: use 'exact' or 'umbrella:kappa=K,steps=N'")
+    raise InputError(f"lift {spec!r} not understood: use 'exact' or 'umbrella:kappa=K,steps=N'")
 
 
 def cmd_systems(args) -> int:
@@ -174,7 +175,7 @@ def cmd_stats(args) -> int:
     index = parse_coordinate(args.coord, x.sizes["coord"])
     samples = x.isel(coord=index).sel(time=slice(args.discard, None)).values
     if samples.shape[0] == 0:
-        raise ValueError(f"nothing left after discarding t < {args.discard}: choose a smaller --discard")
+        raise InputError(f"nothing left after discarding t < {args.discard}: choose a smaller --discard")
     moments = ensemble_moments(samples)
     name = f"x{index + 1}"
     print(f"{name}: {samples.shape[0]} saved times x {moments.n_walkers} walkers after t >= {args.discard:g}")
@@ -230,22 +231,22 @@ def cmd_umbrella(args) -> int:
 
 
 def _estimator(args, system):
-    from closures import BurstEstimator, ConditionalAverageEstimator
+    from eqfree.closures import BurstEstimator, ConditionalAverageEstimator
 
     dt, restrict, lift = _coarse_operators(args, system)
     if args.estimator == "bursts":
         if args.burst is None:
-            raise ValueError("the bursts estimator needs the burst duration: pass --burst TAU")
+            raise InputError("the bursts estimator needs the burst duration: pass --burst TAU")
         return BurstEstimator(lift, system.evolver(dt), restrict, tau=args.burst, n_replicas=args.replicas)
     if not isinstance(restrict, Coordinates):
-        raise ValueError("the conditional-average estimator needs the slow drift of a coordinate CV; use --estimator bursts")
+        raise InputError("the conditional-average estimator needs the slow drift of a coordinate CV; use --estimator bursts")
     index = restrict.indices[0]
     slow_drift = lambda x: system.drift(torch.as_tensor(x), 0.0)[:, index].numpy()  # noqa: E731
     return ConditionalAverageEstimator(lift, slow_drift, n_samples=args.replicas)
 
 
 def cmd_closure_estimate(args) -> int:
-    from closures import estimate_closure
+    from eqfree.closures import estimate_closure
 
     system = _system(args)
     estimator = _estimator(args, system)
@@ -262,7 +263,7 @@ def cmd_closure_estimate(args) -> int:
 
 
 def cmd_closure_integrate(args) -> int:
-    from closures import Closure, integrate
+    from eqfree.closures import Closure, integrate
 
     closure = Closure.from_zarr(args.closure)
     times = np.linspace(0.0, args.t_end, args.points)
@@ -286,10 +287,10 @@ def _direct_simulation(closure, args, times):
     metadata = recipe.get("metadata", recipe)
     missing = {"system", "cv", "lift"} - set(metadata)
     if missing:
-        raise ValueError(f"{args.closure} does not record its {sorted(missing)} (it was not written by "
+        raise InputError(f"{args.closure} does not record its {sorted(missing)} (it was not written by "
                          "`eqfree closure estimate`): cannot rebuild the direct simulation; drop --compare")
     if args.seed is None:
-        raise ValueError("--compare runs direct simulations: pass their --seed")
+        raise InputError("--compare runs direct simulations: pass their --seed")
     system = systems.get(metadata["system"], **metadata.get("system_params", {}))
     dt = metadata.get("dt") or system.dt
     cv = _cv(metadata["cv"], system)
@@ -297,7 +298,7 @@ def _direct_simulation(closure, args, times):
     save_every = max(1, round((times[1] - times[0]) / dt))
     n_steps = round(args.t_end / dt)
     if not np.isclose(save_every * dt * (len(times) - 1), args.t_end):
-        raise ValueError(f"--points {len(times)} must split --t-end {args.t_end} into multiples of dt = {dt}")
+        raise InputError(f"--points {len(times)} must split --t-end {args.t_end} into multiples of dt = {dt}")
     x0 = lift(np.array([args.z0]), args.compare, seed=child(args.seed, 0))
     run = system.simulate(args.compare, n_steps, seed=child(args.seed, 1), dt=dt, x0=x0, save_every=save_every,
                           progress=not args.quiet)
@@ -341,8 +342,8 @@ def _plot_comparison(dataset, closure, png) -> None:
 
 
 def cmd_project(args) -> int:
-    from .coarse import ReplicaBursts, projective_integrate
-    from .operators import CoarseTimeStepper
+    from ..coarse import ReplicaBursts, projective_integrate
+    from ..operators import CoarseTimeStepper
 
     system = _system(args)
     dt, restrict, lift = _coarse_operators(args, system)
@@ -365,22 +366,22 @@ def _training_pairs(args):
     """States (N, dim) of ``--variable`` and their CV labels (N,) from a store of ``simulate`` or ``umbrella``."""
     dataset = open_zarr(args.data)
     if args.variable not in dataset:
-        raise ValueError(f"{args.data} has no variable {args.variable!r}; it has {sorted(dataset.data_vars)}")
+        raise InputError(f"{args.data} has no variable {args.variable!r}; it has {sorted(dataset.data_vars)}")
     if "time" in dataset.dims:
         dataset = dataset.sel(time=slice(args.discard, None))
     x, samples = dataset["x"], dataset[args.variable]
     dim = x.sizes["coord"]
     states = x.values.reshape(-1, dim)
     if states.shape[0] == 0:
-        raise ValueError(f"no samples left in {args.data} after --discard {args.discard}")
+        raise InputError(f"no samples left in {args.data} after --discard {args.discard}")
     labels = np.asarray(_restriction(args.cv, dim)(states)).reshape(len(states), -1)
     if labels.shape[1] != 1:
-        raise ValueError(f"CV {args.cv!r} has {labels.shape[1]} components; a conditional generator takes one")
+        raise InputError(f"CV {args.cv!r} has {labels.shape[1]} components; a conditional generator takes one")
     return samples.values.reshape(len(states), -1), labels[:, 0], [str(c) for c in samples[samples.dims[-1]].values]
 
 
 def cmd_train_lift(args) -> int:
-    from .lift.generative import CcGAN, ConditionalScoreModel
+    from ..lift.generative import CcGAN, ConditionalScoreModel
 
     X, y, coords = _training_pairs(args)
     options = {"epochs": args.epochs, "batch_size": args.batch_size, "device": args.device}
@@ -401,15 +402,15 @@ def cmd_train_lift(args) -> int:
 
 
 def cmd_train_cg(args) -> int:
-    from .lift.variational import VAE, ReverseKL
+    from ..lift.variational import VAE, ReverseKL
 
     if args.data is None and args.system is None:
-        raise ValueError("give --data (a VAE on its states), --system (reverse KL on its energy), or both (mixed)")
+        raise InputError("give --data (a VAE on its states), --system (reverse KL on its energy), or both (mixed)")
     X, coords = None, None
     if args.data is not None:
         dataset = open_zarr(args.data)
         if args.variable not in dataset:
-            raise ValueError(f"{args.data} has no variable {args.variable!r}; it has {sorted(dataset.data_vars)}")
+            raise InputError(f"{args.data} has no variable {args.variable!r}; it has {sorted(dataset.data_vars)}")
         if "time" in dataset.dims:
             dataset = dataset.sel(time=slice(args.discard, None))
         states = dataset[args.variable]
@@ -425,9 +426,9 @@ def cmd_train_cg(args) -> int:
     else:
         system = _system(args)
         if not hasattr(system, "potential"):
-            raise ValueError(f"system {system.name!r} has no potential energy: reverse KL needs one")
+            raise InputError(f"system {system.name!r} has no potential energy: reverse KL needs one")
         if (X is None) != (args.alpha is None):
-            raise ValueError("--alpha weighs the data term of the mixed objective: give it exactly when --data is given")
+            raise InputError("--alpha weighs the data term of the mixed objective: give it exactly when --data is given")
         model = ReverseKL(beta_start=args.beta_start, threshold=args.threshold, temper_every=args.temper_every,
                           steps_at_target=args.steps_at_target, alpha=args.alpha or 0.0, **options)
         beta = getattr(system, "beta", 1.0)
@@ -449,20 +450,20 @@ def cmd_train_cg(args) -> int:
 
 def _assisted(args, model):
     """The generator-seeded umbrella lift of ``lift --method assisted``."""
-    from .lift import AssistedUmbrella
+    from ..lift import AssistedUmbrella
 
     args.cv = args.cv or model.training_.get("cv")
     missing = [name for name in ("system", "kappa", "steps", "cv") if getattr(args, name) is None]
     if missing:
-        raise ValueError(f"--method assisted runs biased dynamics: give --{' --'.join(missing)}")
+        raise InputError(f"--method assisted runs biased dynamics: give --{' --'.join(missing)}")
     system = _system(args)
     return AssistedUmbrella(model, system, _cv(args.cv, system), args.kappa, dt=_dt(args, system),
                             n_steps=args.steps, runs=args.runs, beta=getattr(system, "beta", 1.0))
 
 
 def cmd_lift(args) -> int:
-    from .lift.generative import load_generator
-    from .metrics import label_consistency
+    from ..lift.generative import load_generator
+    from ..metrics import label_consistency
 
     model = load_generator(args.model, device=args.device)
     lift = model if args.method == "generator" else _assisted(args, model)
@@ -484,8 +485,8 @@ def cmd_lift(args) -> int:
 
 
 def cmd_explore(args) -> int:
-    from .lift import ConditionalScoreModel, explore
-    from .lift.generative import load_generator
+    from ..lift import ConditionalScoreModel, explore
+    from ..lift.generative import load_generator
 
     if Path(args.out).exists() and not args.overwrite:
         raise FileExistsError(f"{args.out} exists; choose another path or pass --overwrite")
@@ -526,10 +527,10 @@ def cmd_run(args) -> int:
     try:
         recipe = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
-        raise ValueError(f"{args.recipe_file} is not valid TOML: {error}") from None
+        raise InputError(f"{args.recipe_file} is not valid TOML: {error}") from None
     command = recipe.pop("command", None)
     if not isinstance(command, str):
-        raise ValueError(f"{args.recipe_file} must set command = \"umbrella\", \"closure estimate\", ... ")
+        raise InputError(f"{args.recipe_file} must set command = \"umbrella\", \"closure estimate\", ... ")
     argv = command.split()
     for key, value in recipe.items():
         flag = "--" + key.replace("_", "-")
