@@ -21,12 +21,14 @@ $(STAMP): pyproject.toml
 # The closure of averaging_cubic across a CV grid (resumable: a rerun computes only missing points),
 # its closed ODE against direct fine simulation: a table on stdout and $(OUT)/closure.png.
 demo: $(STAMP)
-	$(BIN)/eqfree run tutorials/closure_demo.toml
+	$(BIN)/eqfree run tutorials/closure_demo.toml --out=$(OUT)/closure.zarr
 	$(BIN)/eqfree closure integrate --closure $(OUT)/closure.zarr --z0 1 --t-end 1 --compare 1000 --seed 2 \
 		--png $(OUT)/closure.png --out $(OUT)/closure_path.zarr --overwrite
 
-# Tests run on up to 4 worker processes (pytest-xdist); each test pins torch to one thread.
+# The linter first (configured in pyproject.toml), then the tests on up to 4 worker processes
+# (pytest-xdist); each test pins torch to one thread.
 test: $(STAMP)
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q -n auto --maxprocesses=4
 
 test-slow: $(STAMP)

@@ -1,4 +1,4 @@
-"""Generator-seeded umbrella sampling against one long biased run (seed paper, section 4.2, Figure 6).
+"""Generator-seeded umbrella sampling against one long biased run (Crabtree et al., section 4.2, Figure 6).
 
     python benchmarks/assisted_umbrella.py [--threads 1] [--seeds 8] [--repeats 5] [--quick]
 
@@ -93,7 +93,7 @@ class InlineTimer(Executor):
 # -- 1. up-front costs -----------------------------------------------------------------------------
 def train_generator(system, epochs: int):
     (X, y), data_seconds = timed(lambda: _training_data(system))
-    generator = ConditionalScoreModel(epochs=epochs, hidden=(64, 64, 64), lr=2e-3, ema_decay=0.9995)
+    generator = ConditionalScoreModel(n_epochs=epochs, hidden=(64, 64, 64), lr=2e-3, ema_decay=0.9995)
     _, train_seconds = timed(lambda: generator.fit(X, y, seed=0, progress=False))
     return generator, len(X), data_seconds, train_seconds
 
@@ -107,8 +107,8 @@ def _training_data(system):
 def draw_times(generator, repeats: int) -> tuple[float, float]:
     """Median seconds to draw the 10 initial states: one batched call, and ten calls of one state."""
     generator.sample(Z, RUNS, seed=0)
-    batched = [timed(lambda: generator.sample(Z, RUNS, seed=r + 1))[1] for r in range(repeats)]
-    singles = [timed(lambda: [generator.sample(Z, 1, seed=100 * r + k) for k in range(RUNS)])[1]
+    batched = [timed(lambda r=r: generator.sample(Z, RUNS, seed=r + 1))[1] for r in range(repeats)]
+    singles = [timed(lambda r=r: [generator.sample(Z, 1, seed=100 * r + k) for k in range(RUNS)])[1]
                for r in range(repeats)]
     return float(np.median(batched)), float(np.median(singles))
 
@@ -116,33 +116,33 @@ def draw_times(generator, repeats: int) -> tuple[float, float]:
 # -- 2. wall-clock -----------------------------------------------------------------------------------
 def median_seconds(call, repeats: int) -> tuple[float, np.ndarray]:
     call(0)  # warm-up
-    seconds = np.array([timed(lambda: call(r + 1))[1] for r in range(repeats)])
+    seconds = np.array([timed(lambda r=r: call(r + 1))[1] for r in range(repeats)])
     return float(np.median(seconds)), seconds
 
 
 def wall_clock(generator, system, repeats: int, threads: int) -> dict:
-    single = UmbrellaSampling(system, "x1", KAPPA, dt=DT, n_steps=LONG_STEPS, initial=FAR_START)
-    assisted = AssistedUmbrella(generator, system, "x1", KAPPA, dt=DT, n_steps=SHORT_STEPS, runs=RUNS)
+    single = UmbrellaSampling(system.evolver(DT), "x1", KAPPA, n_steps=LONG_STEPS, initial=FAR_START)
+    assisted = AssistedUmbrella(generator, system.evolver(DT), "x1", KAPPA, n_steps=SHORT_STEPS, n_walkers=RUNS)
     rows = {}
-    rows["single"] = median_seconds(lambda seed: single.window(Z, seed=seed, walkers=1), repeats)
+    rows["single"] = median_seconds(lambda seed: single.window(Z, seed=seed, n_walkers=1), repeats)
     rows["vectorized"] = median_seconds(lambda seed: assisted.run(Z, seed=seed), repeats)
 
     context = multiprocessing.get_context("spawn")  # fresh interpreters: no forked torch thread pools
     start = time.perf_counter()
     with ProcessPoolExecutor(WORKERS, mp_context=context, initializer=_worker_init, initargs=(threads,)) as pool:
-        pooled = assisted.run(Z, seed=0, executor=pool, runs_per_task=1)  # starts both workers, imports eqfree
+        pooled = assisted.run(Z, seed=0, executor=pool, walkers_per_task=1)  # starts both workers, imports eqfree
         rows["pool start-up"] = time.perf_counter() - start
         rows["identical"] = bool(np.array_equal(pooled.x.values, assisted.run(Z, seed=0).x.values))
         rows["pool 1/task"] = median_seconds(lambda seed: assisted.run(Z, seed=seed, executor=pool,
-                                                                       runs_per_task=1), repeats)
+                                                                       walkers_per_task=1), repeats)
         rows["pool 5/task"] = median_seconds(lambda seed: assisted.run(Z, seed=seed, executor=pool,
-                                                                       runs_per_task=RUNS // WORKERS), repeats)
+                                                                       walkers_per_task=RUNS // WORKERS), repeats)
 
     every_run = []
 
     def slowest_alone(seed):
         timer = InlineTimer()
-        assisted.run(Z, seed=seed, executor=timer, runs_per_task=1)
+        assisted.run(Z, seed=seed, executor=timer, walkers_per_task=1)
         every_run.extend(timer.seconds)
         return max(timer.seconds)
 
@@ -187,11 +187,11 @@ def first_below(steps, curve, threshold) -> tuple[float, float]:
 
 
 def accuracy(generator, system, seeds: int, threshold: float) -> dict:
-    single = UmbrellaSampling(system, "x1", KAPPA, dt=DT, n_steps=LONG_STEPS, initial=FAR_START)
-    assisted = AssistedUmbrella(generator, system, "x1", KAPPA, dt=DT, n_steps=SHORT_STEPS, runs=RUNS)
+    single = UmbrellaSampling(system.evolver(DT), "x1", KAPPA, n_steps=LONG_STEPS, initial=FAR_START)
+    assisted = AssistedUmbrella(generator, system.evolver(DT), "x1", KAPPA, n_steps=SHORT_STEPS, n_walkers=RUNS)
     found = {"single": [], "assisted": []}
     for seed in range(seeds):
-        windows = {"single": single.window(Z, seed=seed, walkers=1), "assisted": assisted.run(Z, seed=seed)}
+        windows = {"single": single.window(Z, seed=seed, n_walkers=1), "assisted": assisted.run(Z, seed=seed)}
         for name, window in windows.items():
             steps, curve, walkers = fine_step_curve(window)
             found[name].append({"steps": steps, "curve": curve, "walkers": walkers,

@@ -5,7 +5,7 @@ Workers are processes (``ProcessPoolExecutor``, spawned, one torch thread each; 
 dask ``LocalCluster`` with worker processes), warmed up before timing. The stores written with 1
 and 2 workers are checked to hold the same numbers. Usage:
 
-    python benchmarks/closure_scaling.py [--points 64] [--replicas 2000] [--steps 100] [--repeats 3] [--dask]
+    python benchmarks/closure_scaling.py [--points 64] [--walkers 2000] [--steps 100] [--repeats 3] [--dask]
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import torch
 
 from eqfree import CoarseTimeStepper, Coordinates, systems
 from eqfree.closures import BurstEstimator, estimate_closure
-from eqfree.coarse import ReplicaBursts, projective_integrate
+from eqfree.coarse import WalkerBursts, projective_integrate
 
 SYSTEM = systems.get("averaging_cubic")
 DT = SYSTEM.eps / 10
@@ -50,21 +50,23 @@ def timed_closure(estimator, grid, store: Path, executor, repeats: int) -> float
 
 def scaling(args, directory: Path) -> None:
     grid = np.linspace(-1.5, 1.5, args.points)
-    estimator = BurstEstimator(LIFT, SYSTEM.evolver(DT), Coordinates("x1"), tau=args.steps * DT, n_replicas=args.replicas)
-    walker_steps = args.points * args.replicas * args.steps
-    print(f"closure: {args.points} points x {args.replicas} replicas x {args.steps} steps = {walker_steps:.2e} walker-steps")
+    estimator = BurstEstimator(LIFT, SYSTEM.evolver(DT), Coordinates("x1"), tau=args.steps * DT, n_walkers=args.walkers)
+    walker_steps = args.points * args.walkers * args.steps
+    print(f"closure: {args.points} points x {args.walkers} walkers x {args.steps} steps = "
+          f"{walker_steps:.2e} walker-steps")
     times = {"serial (in-process)": timed_closure(estimator, grid, directory / "serial.zarr", None, args.repeats)}
     context = multiprocessing.get_context("spawn")
     for workers in (1, 2):
         with ProcessPoolExecutor(workers, mp_context=context, initializer=one_thread) as pool:
             list(pool.map(warm_up, [estimator] * workers))  # start the workers and import torch before timing
-            times[f"{workers} process(es)"] = timed_closure(estimator, grid, directory / f"pool{workers}.zarr", pool, args.repeats)
+            store = directory / f"pool{workers}.zarr"
+            times[f"{workers} process(es)"] = timed_closure(estimator, grid, store, pool, args.repeats)
     if args.dask:
         from distributed import Client, LocalCluster
 
         for workers in (1, 2):
-            with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
-                    Client(cluster) as client:
+            cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
+            with cluster, Client(cluster) as client:
                 client.run(one_thread)
                 times[f"dask, {workers} worker(s)"] = timed_closure(estimator, grid, directory / f"dask{workers}.zarr",
                                                                     client.get_executor(), args.repeats)
@@ -82,7 +84,7 @@ def scaling(args, directory: Path) -> None:
 
 def projective_savings() -> None:
     """Fine steps to x1(t = 1) from x1 = 1 at equal statistical accuracy: 2000 direct walkers of the full
-    system against PI-RK4 (macro step 0.2, one-step bursts, 960 replicas, 100 independent realizations
+    system against PI-RK4 (macro step 0.2, one-step bursts, 960 walkers, 100 independent realizations
     whose spread gives the standard error); the acceptance test in tests/test_coarse.py asserts ≥ 10x."""
     lift = SYSTEM.exact_lift(DT)  # x2 ~ N(z, 2s²/(2 − dt/ε)): Euler–Maruyama's own conditional law
     walkers, direct_steps = 2000, round(1.0 / DT)
@@ -93,13 +95,15 @@ def projective_savings() -> None:
     direct_se = final.std(ddof=1) / np.sqrt(walkers)
     print(f"direct: {walkers} walkers x {direct_steps} steps = {walkers * direct_steps:.2e} fine steps, "
           f"{direct_seconds:.1f} s, x1(1) = {final.mean():.5f} ± {direct_se:.5f}")
-    replicas, realizations = 960, 100
-    bursts = ReplicaBursts(CoarseTimeStepper(lift, SYSTEM.evolver(DT), Coordinates("x1")), tau=DT, n_replicas=replicas, seed=5)
+    pi_walkers, realizations = 960, 100
+    stepper = CoarseTimeStepper(lift, SYSTEM.evolver(DT), Coordinates("x1"))
+    bursts = WalkerBursts(stepper, tau=DT, n_walkers=pi_walkers, seed=5)
     start = time.perf_counter()
     result = projective_integrate(bursts, [1.0], 1.0, 0.2, method="rk4", realizations=realizations)
     seconds = time.perf_counter() - start
-    total = int(result.fine_steps[-1]) * replicas * realizations
-    print(f"PI-RK4: {realizations} x {replicas} replicas x {int(result.fine_steps[-1])} steps = {total:.2e} fine steps, "
+    total = int(result.fine_steps[-1]) * pi_walkers * realizations
+    print(f"PI-RK4: {realizations} x {pi_walkers} walkers x {int(result.fine_steps[-1])} steps = "
+          f"{total:.2e} fine steps, "
           f"{seconds:.1f} s, x1(1) = {float(result.z[-1, 0]):.5f} ± {float(result.z_stderr[-1, 0]):.5f}; "
           f"{walkers * direct_steps / total:.1f}x fewer fine steps at a standard error ratio "
           f"{float(result.z_stderr[-1, 0]) / direct_se:.2f} (PI/direct)")
@@ -108,7 +112,7 @@ def projective_savings() -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--points", type=int, default=64)
-    parser.add_argument("--replicas", type=int, default=2000)
+    parser.add_argument("--walkers", type=int, default=2000)
     parser.add_argument("--steps", type=int, default=100, help="fine steps per burst (dt = eps/10)")
     parser.add_argument("--repeats", type=int, default=3, help="timings are the best of this many runs")
     parser.add_argument("--dask", action="store_true", help="also time a dask LocalCluster with worker processes")

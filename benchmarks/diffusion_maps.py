@@ -36,22 +36,25 @@ start = time.perf_counter()
 {fit}
 elapsed = time.perf_counter() - start
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-print(json.dumps(dict(seconds=elapsed, peak_mb=peak / 1024, added_mb=(peak - before) / 1024, eigenvalues=list(map(float, eigenvalues)))))
+print(json.dumps(dict(seconds=elapsed, peak_mb=peak / 1024, added_mb=(peak - before) / 1024,
+                      eigenvalues=list(map(float, eigenvalues)))))
 """
 
 EQFREE = dict(
     setup="from eqfree.restrict import DiffusionMaps",
-    fit=f"eigenvalues = DiffusionMaps(1, epsilon={EPSILON}, cut_off={CUT_OFF}, n_eigenpairs={EIGENPAIRS}, "
-        f"kernel='sparse', select='leading').fit(X).eigenvalues_",
+    fit=f"eigenvalues = DiffusionMaps(n_components=1, epsilon={EPSILON}, cut_off={CUT_OFF}, "
+        f"n_eigenpairs={EIGENPAIRS}, kernel='sparse', select='leading').fit(X, seed=0).eigenvalues_",
 )
 DATAFOLD = dict(  # the kernel goes to DiffusionMaps itself: one left on a PCManifold is ignored (default ε = 1)
     setup="import datafold.dynfold as dfold, datafold.pcfold as pfold",
     fit=f"kernel = pfold.GaussianKernel(epsilon={EPSILON}, distance=dict(cut_off={CUT_OFF}))\n"
-        f"eigenvalues = sorted(dfold.DiffusionMaps(kernel=kernel, n_eigenpairs={EIGENPAIRS + 1}, alpha=1).fit(X).eigenvalues_.real, reverse=True)",
+        f"eigenvalues = sorted(dfold.DiffusionMaps(kernel=kernel, n_eigenpairs={EIGENPAIRS + 1}, alpha=1)"
+        ".fit(X).eigenvalues_.real, reverse=True)",
 )
 PYDIFFMAP = dict(
     setup="from pydiffmap import diffusion_map",
-    fit=f"eigenvalues = diffusion_map.DiffusionMap.from_sklearn(n_evecs={EIGENPAIRS}, epsilon={2 * EPSILON}, alpha=1.0, k=64).fit(X).evals",
+    fit=f"eigenvalues = diffusion_map.DiffusionMap.from_sklearn(n_evecs={EIGENPAIRS}, epsilon={2 * EPSILON}, "
+        "alpha=1.0, k=64).fit(X).evals",
 )
 
 
@@ -65,7 +68,8 @@ def s_curve(n: int, seed: int = 0) -> np.ndarray:
 def measure(python: str, code: dict, points: Path) -> dict | None:
     result = subprocess.run([python, "-c", MEASURE.format(**code), str(points)], capture_output=True, text=True)
     if result.returncode != 0:
-        print(f"  ({python} failed: {result.stderr.strip().splitlines()[-1] if result.stderr.strip() else result.returncode})")
+        reason = result.stderr.strip().splitlines()[-1] if result.stderr.strip() else result.returncode
+        print(f"  ({python} failed: {reason})")
         return None
     return json.loads(result.stdout.strip().splitlines()[-1])
 
@@ -75,7 +79,8 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[5_000, 20_000, 50_000])
     parser.add_argument("--peers-python", default=None, help="python of an environment with datafold and pydiffmap")
     args = parser.parse_args()
-    print(f"S-curve, epsilon = {EPSILON}, cut-off = {CUT_OFF}, alpha = 1, {EIGENPAIRS} eigenpairs; one subprocess per fit")
+    print(f"S-curve, epsilon = {EPSILON}, cut-off = {CUT_OFF}, alpha = 1, {EIGENPAIRS} eigenpairs; "
+          "one subprocess per fit")
     print(f"{'N':>7} {'tool':>10} {'seconds':>8} {'added MB':>9} {'peak MB':>8} {'speed-up':>9} {'max|dl|':>9}")
     with tempfile.TemporaryDirectory() as folder:
         for n in args.sizes:
@@ -92,7 +97,8 @@ def main() -> None:
                 speedup = row["seconds"] / ours["seconds"] if name != "eqfree" else 1.0
                 delta = ""
                 if name == "eqfree" and peers.get("datafold"):
-                    delta = f"{np.max(np.abs(np.array(ours['eigenvalues']) - np.array(peers['datafold']['eigenvalues']))):9.1e}"
+                    gap = np.abs(np.array(ours['eigenvalues']) - np.array(peers['datafold']['eigenvalues']))
+                    delta = f"{np.max(gap):9.1e}"
                 print(f"{n:7d} {name:>10} {row['seconds']:8.2f} {row['added_mb']:9.0f} {row['peak_mb']:8.0f} "
                       f"{speedup:8.1f}x {delta}")
     print("speed-up: the tool's time over eqfree's; max|dl|: eqfree against datafold, all 11 eigenvalues")

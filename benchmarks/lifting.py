@@ -1,4 +1,4 @@
-"""Learned lifts against umbrella sampling on eq. (2.1) at x1 = 10 (seed paper, Figure 5 and section 4.2).
+"""Learned lifts against umbrella sampling on eq. (2.1) at x1 = 10 (Crabtree et al., Figure 5 and section 4.2).
 
     python benchmarks/lifting.py [--threads 2] [--quick] [--out build/lifting.png]
 
@@ -44,7 +44,7 @@ EXACT_X2 = stats.norm(1.0, math.sqrt(0.05))  # eq. (2.1): x2 | x1 ~ N(1, 0.05)
 W1_TARGET = 0.02
 TRAIN_TARGET_SECONDS = 120.0  # issue: on 2 cores
 SAMPLE_TARGET_SECONDS = 0.1  # issue: 1e5 CcGAN samples
-PAPER_TRAIN_SECONDS = 1300.0  # seed paper, section 4.2, 8-core Xeon E5-1660 v4
+PAPER_TRAIN_SECONDS = 1300.0  # Crabtree et al., section 4.2, 8-core Xeon E5-1660 v4
 PAPER_CCGAN_SECONDS = 0.3  # 1e5 CcGAN samples, same platform
 PAPER_US_SECONDS = 1300.0  # 1e5 US time steps (= samples), same platform
 KAPPA, US_DT = 0.5, 1.0
@@ -70,12 +70,12 @@ def training_ladder(X, y, ccgan_epochs, paper_epochs, score_epochs):
     """Fresh fits at each budget; returns the models trained last (the paper's CcGAN, the score model
     at its largest budget) for the sampling benchmark."""
     # one tiny fit each first: the first fit in a process pays one-off imports and allocations
-    CcGAN(epochs=2, batch_size=64).fit(X[:500], y[:500], seed=0, progress=False)
-    ConditionalScoreModel(epochs=2, batch_size=64).fit(X[:500], y[:500], seed=0, progress=False)
+    CcGAN(n_epochs=2, batch_size=64).fit(X[:500], y[:500], seed=0, progress=False)
+    ConditionalScoreModel(n_epochs=2, batch_size=64).fit(X[:500], y[:500], seed=0, progress=False)
 
-    runs = [("CcGAN", "lr 2e-4", lambda e: CcGAN(epochs=e, lr=2e-4), ccgan_epochs),
-            ("CcGAN", "lr 1e-4 (paper)", lambda e: CcGAN(epochs=e, lr=1e-4), paper_epochs),
-            ("score", "defaults, ODE 64", lambda e: ConditionalScoreModel(epochs=e), score_epochs)]
+    runs = [("CcGAN", "lr 2e-4", lambda e: CcGAN(n_epochs=e, lr=2e-4), ccgan_epochs),
+            ("CcGAN", "lr 1e-4 (paper)", lambda e: CcGAN(n_epochs=e, lr=1e-4), paper_epochs),
+            ("score", "defaults, ODE 64", lambda e: ConditionalScoreModel(n_epochs=e), score_epochs)]
     print(f"\n1. training to W1(x2 at x1 = 10) < {W1_TARGET} against N(1, 0.05), judged on {EVAL_SAMPLES:.0e} samples")
     reference = np.column_stack([np.full(EVAL_SAMPLES, Z), stats.norm(1.0, math.sqrt(0.05128)).rvs(
         EVAL_SAMPLES, random_state=np.random.default_rng(0))])
@@ -99,8 +99,10 @@ def training_ladder(X, y, ccgan_epochs, paper_epochs, score_epochs):
         if (name, setting) in first:
             epochs, seconds, consistency = first[(name, setting)]
             verdict = "meets" if seconds < TRAIN_TARGET_SECONDS else "misses"
-            print(f"   {name}, {setting}: first budget with W1 < {W1_TARGET}: {epochs} epochs, {seconds:.1f} s, |x1 - 10| = {consistency:.3f} "
-                  f"({verdict} the target of < {TRAIN_TARGET_SECONDS:.0f} s on 2 cores; paper ~{PAPER_TRAIN_SECONDS:.0f} s "
+            print(f"   {name}, {setting}: first budget with W1 < {W1_TARGET}: {epochs} epochs, {seconds:.1f} s, "
+                  f"|x1 - 10| = {consistency:.3f} "
+                  f"({verdict} the target of < {TRAIN_TARGET_SECONDS:.0f} s on 2 cores; "
+                  f"paper ~{PAPER_TRAIN_SECONDS:.0f} s "
                   "on 8 cores)")
         else:
             print(f"   {name}, {setting}: no budget up to {max(budgets)} epochs reached W1 < {W1_TARGET}")
@@ -121,12 +123,12 @@ def umbrella_samplers(system, warm: int):
     def run(n, seed):
         walkers = max(2, n // 100)
         per_walker = math.ceil(n / walkers)
-        sampler = UmbrellaSampling(system, "x1", KAPPA, dt=US_DT, n_steps=warm + per_walker, walkers=walkers,
-                                   warmup=warm)
+        sampler = UmbrellaSampling(system.evolver(US_DT), "x1", KAPPA, n_steps=warm + per_walker, n_walkers=walkers,
+                                   warmup=warm, initial=system.x0)
         window = sampler.window(Z, seed=seed)
         return window.x.values[warm + 1:].reshape(-1, 2)[:n]
 
-    lift = UmbrellaSampling(system, "x1", KAPPA, dt=US_DT, n_steps=warm, warmup=0)
+    lift = UmbrellaSampling(system.evolver(US_DT), "x1", KAPPA, n_steps=warm, warmup=0, initial=system.x0)
     return run, lambda n, seed: lift(Z, n, seed=seed)
 
 
@@ -161,9 +163,10 @@ def sampling_times(ccgan, score, system, sizes, repeats, budget):
     }
     print(f"\n2. seconds to n conditional samples at x1 = {Z:g}: median of up to {repeats} calls after a warm-up call "
           f"[min-max], fewer calls once a cell has used {budget:g} s (calls in parentheses)")
-    print(f"   CcGAN: Table 1 networks, lr 1e-4, {ccgan.params['epochs']} epochs; score: {score.params['epochs']} epochs, "
+    print(f"   CcGAN: Table 1 networks, lr 1e-4, {ccgan.n_epochs} epochs; score: {score.n_epochs} epochs, "
           "ODE 64 noise levels (127 network calls), SDE 256 (256 calls)")
-    print(f"   US run: the paper's count, one sample per time step after a warm-up of {warm} steps (the start forgotten "
+    print(f"   US run: the paper's count, one sample per time step after a warm-up of {warm} steps "
+          "(the start forgotten "
           f"to 1e-4; kappa = {KAPPA}, dt = {US_DT:g}), max(2, n/100) walkers vectorized for warm-up + n/walkers steps; "
           "consecutive samples of a walker are correlated")
     print(f"   US lift: eqfree's Lift UmbrellaSampling(...)(z, n): n walkers vectorized for {warm} steps, "
@@ -199,7 +202,8 @@ def sampling_times(ccgan, score, system, sizes, repeats, budget):
         verdict = "meets" if ccgan_1e5 < SAMPLE_TARGET_SECONDS else "misses"
         print(f"\ntarget: 1e5 CcGAN samples in < {SAMPLE_TARGET_SECONDS} s: measured {ccgan_1e5:.3g} s ({verdict} it; "
               f"paper {PAPER_CCGAN_SECONDS} s on an 8-core Xeon E5-1660 v4)")
-        print(f"paper's US: 1e5 time steps ~{PAPER_US_SECONDS:.0f} s (OpenMM/PLUMED, 8 cores); US run here: {us_1e5:.3g} s")
+        print(f"paper's US: 1e5 time steps ~{PAPER_US_SECONDS:.0f} s (OpenMM/PLUMED, 8 cores); "
+              f"US run here: {us_1e5:.3g} s")
     else:
         print(f"\n(target 1e5 CcGAN samples < {SAMPLE_TARGET_SECONDS} s not checked: n stops at {sizes[-1]:.0e})")
     return results

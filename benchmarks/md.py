@@ -1,5 +1,5 @@
 """Molecular dynamics with eqfree: OpenMM throughput, conditional conformations at ψ = 4 rad, and
-generator-seeded umbrella runs on ψ (seed paper, section 5, Figures 7–8).
+generator-seeded umbrella runs on ψ (Crabtree et al., section 5, Figures 7–8).
 
     python benchmarks/md.py [--quick] [--epochs 3000] [--seeds 5] [--repeats 5] [--only-throughput]
 
@@ -12,7 +12,8 @@ System: alanine dipeptide (``systems.get("alanine_dipeptide")``: Amber14 + OBC2,
    2 × ``--repeats`` back-to-back pairs (order alternating, so slow drifts of other load cancel).
    Overhead = median over pairs of t_eqfree / t_plain − 1, target < 5 %.
 2. Time to 10⁵ conformations at ψ = 4 rad:
-   - umbrella sampling (κ = 50 kJ/mol/rad², ``system.umbrella``): one window measured, then
+   - umbrella sampling (κ = 50 kJ/mol/rad², ``UmbrellaSampling(system.evolver(), system.cv("psi"), ...)``): one
+     window measured, then
      t(10⁵) = t_warm-up + 10⁵ · g · save_every / (steps/s), g the statistical inefficiency of ψ in
      saved frames (one decorrelated sample per g saves), extrapolated for one core;
    - CcGAN: the Table 3 networks, Kabsch-aligned onto x0, trained on umbrella windows across ψ (the
@@ -33,6 +34,7 @@ System: alanine dipeptide (``systems.get("alanine_dipeptide")``: Amber14 + OBC2,
 from __future__ import annotations
 
 import argparse
+import functools
 import math
 import os
 import time
@@ -43,7 +45,7 @@ from machine import cpu_model
 
 from eqfree import systems
 from eqfree.evolve.molecular import import_openmm
-from eqfree.lift import AssistedUmbrella, CcGAN
+from eqfree.lift import AssistedUmbrella, CcGAN, UmbrellaSampling
 from eqfree.metrics import label_consistency, wasserstein_marginals
 from eqfree.periodic import wrap_into
 
@@ -66,15 +68,19 @@ def ns_per_day(steps: int, dt_ps: float, seconds: float) -> float:
 
 
 # -- 1. throughput ------------------------------------------------------------------------------------------
+@functools.cache
+def plain_context(system):
+    """One OpenMM context for ``system``, built on first use."""
+    openmm = import_openmm()
+    integrator = openmm.LangevinMiddleIntegrator(system.temperature, system.friction, system.dt)
+    return openmm.Context(system.openmm_system, integrator, openmm.Platform.getPlatformByName("CPU"), {"Threads": "1"})
+
+
 def plain_openmm(system, x0: np.ndarray, steps: int, save_every: int, seed: int) -> np.ndarray:
     """The same dynamics without eqfree: context built once (like the evolver's, per thread), then one
     walker: seed, positions, velocities, step and copy the positions out at every save."""
     openmm = import_openmm()
-    if not hasattr(plain_openmm, "context"):
-        integrator = openmm.LangevinMiddleIntegrator(system.temperature, system.friction, system.dt)
-        plain_openmm.context = openmm.Context(system.openmm_system, integrator,
-                                              openmm.Platform.getPlatformByName("CPU"), {"Threads": "1"})
-    context = plain_openmm.context
+    context = plain_context(system)
     context.getIntegrator().setRandomNumberSeed(seed)
     context.reinitialize()
     context.setPositions(x0.reshape(-1, 3))
@@ -83,7 +89,8 @@ def plain_openmm(system, x0: np.ndarray, steps: int, save_every: int, seed: int)
     out[0] = x0
     for frame in range(1, len(out)):
         context.getIntegrator().step(save_every)
-        out[frame] = context.getState(getPositions=True).getPositions(asNumpy=True)._value.reshape(-1)
+        positions = context.getState(getPositions=True).getPositions(asNumpy=True)
+        out[frame] = positions.value_in_unit(openmm.unit.nanometer).reshape(-1)
     return out
 
 
@@ -95,7 +102,7 @@ def throughput(system, steps: int, pairs: int) -> None:
     seconds = {"eqfree": [], "plain": []}
     for r in range(pairs):  # pairs back to back, the order alternating
         for name in (("plain", "eqfree") if r % 2 else ("eqfree", "plain")):
-            seconds[name].append(timed(lambda: runs[name](r + 1))[1])
+            seconds[name].append(timed(lambda name=name, r=r: runs[name](r + 1))[1])
     print(f"\n1. throughput: {steps:,} steps of one walker (dt = {system.dt * 1e3:g} fs, positions saved every "
           f"{SAVE_EVERY} steps), {pairs} back-to-back pairs of calls; median [min-max]")
     print(f"{'':>28} {'seconds':>24} {'steps/s':>9} {'ns/day':>8}")
@@ -105,7 +112,8 @@ def throughput(system, steps: int, pairs: int) -> None:
               f"{steps / np.median(values):9.0f} {ns_per_day(steps, system.dt, np.median(values)):8.2f}")
     ratio = np.array(seconds["eqfree"]) / np.array(seconds["plain"])
     overhead = float(np.median(ratio)) - 1
-    print(f"   wrapper overhead, median of the pairs' ratios: {100 * overhead:+.1f} % [{100 * (ratio.min() - 1):+.1f} to "
+    print(f"   wrapper overhead, median of the pairs' ratios: {100 * overhead:+.1f} % "
+          f"[{100 * (ratio.min() - 1):+.1f} to "
           f"{100 * (ratio.max() - 1):+.1f} %] (target < {100 * OVERHEAD_TARGET:.0f} %: "
           f"{'met' if overhead < OVERHEAD_TARGET else 'NOT met'}); fastest calls: "
           f"{100 * (min(seconds['eqfree']) / min(seconds['plain']) - 1):+.1f} %")
@@ -115,7 +123,8 @@ def throughput(system, steps: int, pairs: int) -> None:
 def training_windows(system, window_steps: int, walkers: int) -> tuple[np.ndarray, np.ndarray, float]:
     """Frames after warm-up of umbrella windows (κ = 50) at :data:`GRID`, labels wrap_into(ψ, −1.9),
     and the seconds it took."""
-    umbrella = system.umbrella(KAPPA, n_steps=window_steps, walkers=walkers, save_every=SAVE_EVERY)
+    umbrella = UmbrellaSampling(system.evolver(), system.cv(), KAPPA, n_steps=window_steps, n_walkers=walkers,
+                                save_every=SAVE_EVERY, initial=system.x0)
     start, frames = time.perf_counter(), []
     for k, z in enumerate(GRID):
         window = umbrella.window(z, seed=100 + k)
@@ -128,7 +137,8 @@ def training_windows(system, window_steps: int, walkers: int) -> tuple[np.ndarra
 
 def umbrella_extrapolation(system, steps: int, walkers: int) -> dict:
     """One window at ψ = 4 from x0: steps/s, warm-up, inefficiency g, and t(10⁵) extrapolated."""
-    umbrella = system.umbrella(KAPPA, n_steps=steps, walkers=walkers, save_every=SAVE_EVERY)
+    umbrella = UmbrellaSampling(system.evolver(), system.cv(), KAPPA, n_steps=steps, n_walkers=walkers,
+                                save_every=SAVE_EVERY, initial=system.x0)
     window, seconds = timed(lambda: umbrella.window(Z, seed=7))
     rate = steps * walkers / seconds
     warm_steps = window.attrs["warmup_frames"] * SAVE_EVERY
@@ -142,7 +152,7 @@ def conformations(system, gan: CcGAN, train_seconds: float, n_data: int, data_se
                   window_steps: int, repeats: int) -> None:
     us = umbrella_extrapolation(system, window_steps, 4)
     gan.sample(Z, N_SAMPLES, seed=0)
-    times = np.array([timed(lambda: gan.sample(Z, N_SAMPLES, seed=r + 1))[1] for r in range(repeats)])
+    times = np.array([timed(lambda r=r: gan.sample(Z, N_SAMPLES, seed=r + 1))[1] for r in range(repeats)])
     scaled = torch.randn(N_SAMPLES, system.dim)
     with torch.inference_mode():
         align = float(np.median([timed(lambda: gan._aligned(scaled))[1] for _ in range(repeats)]))
@@ -153,7 +163,7 @@ def conformations(system, gan: CcGAN, train_seconds: float, n_data: int, data_se
     print(f"   umbrella sampling, kappa = {KAPPA:g}: one window of 4 walkers x {window_steps:,} steps from x0: "
           f"{us['steps/s']:.0f} steps/s, warm-up {us['warmup steps']:,} steps, inefficiency g = {us['g']:.1f} frames "
           f"of {SAVE_EVERY} steps")
-    print(f"   CcGAN: Table 3 networks, noise_dim {gan.params['noise_dim']}, {gan.params['epochs']} epochs, aligned "
+    print(f"   CcGAN: Table 3 networks, noise_dim {gan.noise_dim}, {gan.n_epochs} epochs, aligned "
           f"to x0; trained in {train_seconds:.0f} s on {n_data} frames of {len(GRID)} windows ({data_seconds:.0f} s "
           "of MD)")
     print(f"{'':>34} {'seconds':>24} {'US / this':>10}")
@@ -164,7 +174,8 @@ def conformations(system, gan: CcGAN, train_seconds: float, n_data: int, data_se
     print(f"{'  of which Kabsch alignment':>34} {align:24.3f}")
     print(f"{'CcGAN incl. data + training':>34} {median + train_seconds + data_seconds:24.3g} "
           f"{us['seconds'] / (median + train_seconds + data_seconds):10.3g}")
-    print(f"   label consistency mean |psi - {Z:g}|: CcGAN {label_consistency(psi, samples, Z, period=2 * math.pi):.3f} "
+    print(f"   label consistency mean |psi - {Z:g}|: "
+          f"CcGAN {label_consistency(psi, samples, Z, period=2 * math.pi):.3f} "
           f"rad, US window {label_consistency(psi, us['samples'], Z, period=2 * math.pi):.3f} rad "
           f"(width 1/sqrt(beta kappa) = {1 / math.sqrt(system.beta * KAPPA):.3f}); "
           f"W1(phi) CcGAN vs US window: {wasserstein_marginals(phi(samples), phi(us['samples']))[0]:.3f} rad")
@@ -195,19 +206,21 @@ def seeded_vs_long(system, gan: CcGAN, data: np.ndarray, labels: np.ndarray, lon
                    reference_steps: int) -> None:
     phi = lambda x: wrap_into(system.cv("phi")(x), 0.0)  # noqa: E731
     nearest = data[np.argsort(np.abs(labels - Z))[:8]]
-    reference = system.umbrella(KAPPA, n_steps=reference_steps, walkers=8, initial=nearest,
-                                save_every=SAVE_EVERY).window(Z, seed=1234)
+    reference = UmbrellaSampling(system.evolver(), system.cv(), KAPPA, n_steps=reference_steps, n_walkers=8,
+                                 initial=nearest, save_every=SAVE_EVERY).window(Z, seed=1234)
     ref_phi = phi(reference.x.values[reference.attrs["warmup_frames"]:].reshape(-1, system.dim))
-    single = system.umbrella(KAPPA, n_steps=long_steps, save_every=SAVE_EVERY)  # run with walkers=1 below
-    seeded = AssistedUmbrella.from_umbrella(gan, single, runs=RUNS, n_steps=long_steps // RUNS)
+    single = UmbrellaSampling(system.evolver(), system.cv(), KAPPA, n_steps=long_steps, n_walkers=10,
+                              save_every=SAVE_EVERY, initial=system.x0)  # run with n_walkers=1 below
+    seeded = AssistedUmbrella.from_umbrella(gan, single, n_walkers=RUNS, n_steps=long_steps // RUNS)
     depths = {"single": np.linspace(0, long_steps, 41).astype(int)[1:],
               "seeded": np.linspace(0, long_steps // RUNS, 41).astype(int)[1:]}
     curves, seconds, starts = {"single": [], "seeded": []}, {"single": [], "seeded": []}, []
     for seed in range(seeds):
-        window, t = timed(lambda: single.window(Z, seed=seed, walkers=1))
-        curves["single"].append(w1_curve(phi(window.x.values), window.attrs["warmup_frames"], depths["single"], ref_phi))
+        window, t = timed(lambda seed=seed: single.window(Z, seed=seed, n_walkers=1))
+        curves["single"].append(w1_curve(phi(window.x.values), window.attrs["warmup_frames"], depths["single"],
+                                         ref_phi))
         seconds["single"].append(t / long_steps)
-        window, t = timed(lambda: seeded.run(Z, seed=seed))
+        window, t = timed(lambda seed=seed: seeded.run(Z, seed=seed))
         curves["seeded"].append(w1_curve(phi(window.x.values), 0, depths["seeded"], ref_phi))
         seconds["seeded"].append(t / long_steps)
         starts.append(window.attrs["initial_label_error"])
@@ -263,7 +276,7 @@ def main() -> None:
         return
 
     X, y, data_seconds = training_windows(system, int(10_000 * scale), 4)
-    gan = CcGAN(preset="table3", noise_dim=16, epochs=args.epochs, lr=5e-4, batch_size=256, align_to=system.x0)
+    gan = CcGAN(preset="table3", noise_dim=16, n_epochs=args.epochs, lr=5e-4, batch_size=256, align_to=system.x0)
     _, train_seconds = timed(lambda: gan.fit(X, y, seed=0, progress=False))
     conformations(system, gan, train_seconds, len(X), data_seconds, int(10_000 * scale), args.repeats)
     seeded_vs_long(system, gan, X, y, int(40_000 * scale), args.seeds, int(20_000 * scale))

@@ -105,7 +105,8 @@ def main() -> None:
     loop = python_loop_rate(system, loop_walkers, loop_steps, args.repeats)
     print(f"fast_slow_linear, dt = 0.1, {args.threads} thread(s), best of {args.repeats}; walker-steps per second")
     print(f"per-trajectory Python loop: {loop:.3g} (independent of the ensemble size)")
-    header = f"{'walkers':>8} {'eqfree f64':>11} {'eqfree mixed':>13} {'torchsde':>10} {'f64/loop':>9} {'f64/torchsde':>13}"
+    header = (f"{'walkers':>8} {'eqfree f64':>11} {'eqfree mixed':>13} {'torchsde':>10} {'f64/loop':>9} "
+              f"{'f64/torchsde':>13}")
     print(header)
     for walkers in args.walkers:
         steps = max(20, int(args.walker_steps / walkers))
@@ -115,7 +116,8 @@ def main() -> None:
         peer_text = f"{peer:10.3g}" if peer else f"{'n/a':>10}"
         ratio = f"{f64 / peer:13.1f}" if peer else f"{'n/a':>13}"
         print(f"{walkers:8d} {f64:11.3g} {mixed:13.3g} {peer_text} {f64 / loop:9.0f} {ratio}")
-    print(f"ceiling set by torch's CPU Gaussian generator alone: float64 {gaussian_ceiling(torch.float64, 2, args.repeats):.3g}, "
+    print("ceiling set by torch's CPU Gaussian generator alone: "
+          f"float64 {gaussian_ceiling(torch.float64, 2, args.repeats):.3g}, "
           f"float32 {gaussian_ceiling(torch.float32, 2, args.repeats):.3g}")
     print(f"target at 1e5 walkers on one core: {TARGET:.0e} walker-steps/s "
           "(f64: float64 increments; mixed: float32 increments, float64 state)")

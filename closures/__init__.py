@@ -1,6 +1,6 @@
 """Averaged-drift closures across a grid of collective-variable values.
 
-    estimator = BurstEstimator(lift, system.evolver(dt), Coordinates("x1"), tau=0.01, n_replicas=2000)
+    estimator = BurstEstimator(lift, system.evolver(dt), Coordinates("x1"), tau=0.01, n_walkers=2000)
     dataset = estimate_closure(estimator, np.linspace(-1.5, 1.5, 41), seed=1, store="closure.zarr")
     closure = Closure.from_zarr("closure.zarr")
     path = integrate(closure, z0=1.0, t_span=(0, 1))
@@ -14,10 +14,10 @@
 """
 
 from .estimate import check_grid, estimate_closure
-from .estimators import BurstEstimator, ConditionalAverageEstimator
+from .estimators import BurstEstimator, ClosureEstimator, ConditionalAverageEstimator
 from .integrate import integrate
 from .model import Closure
 from .store import load, save
 
-__all__ = ["BurstEstimator", "ConditionalAverageEstimator", "Closure", "check_grid", "estimate_closure",
-           "integrate", "load", "save"]
+__all__ = ["BurstEstimator", "ClosureEstimator", "ConditionalAverageEstimator", "Closure", "check_grid",
+           "estimate_closure", "integrate", "load", "save"]

@@ -16,23 +16,22 @@ import xarray as xr
 
 from eqfree.errors import InputError
 from eqfree.io import provenance
+from eqfree.operators import Lift
 from eqfree.parallel import run_tasks
 from eqfree.seeding import SeedLike, as_seed_sequence, child
 
 from . import store as closure_store
+from .estimators import ClosureEstimator
 
 
-def check_grid(grid, lift=None) -> np.ndarray:
-    """A finite, strictly increasing 1-D grid inside the lift's ``valid_range`` (if it declares one).
-
-    A lift declares where it can lift by an attribute ``valid_range = (low, high)``.
-    """
+def check_grid(grid, lift: Lift | None = None) -> np.ndarray:
+    """A finite, strictly increasing 1-D grid inside the lift's ``valid_range`` (``None``: anywhere)."""
     grid = np.asarray(grid, dtype=float)
     if grid.ndim != 1 or grid.size < 1 or not np.all(np.isfinite(grid)):
         raise InputError(f"grid must be a non-empty 1-D array of finite values, got shape {grid.shape}")
     if np.any(np.diff(grid) <= 0):
         raise InputError("grid must be strictly increasing; sort it and drop repeated values")
-    valid = getattr(lift, "valid_range", None)
+    valid = None if lift is None else lift.valid_range
     if valid is not None:
         low, high = map(float, valid)
         outside = grid[(grid < low) | (grid > high)]
@@ -53,7 +52,7 @@ def seed_recipe(seed: SeedLike):
 
 
 def estimate_closure(
-    estimator,
+    estimator: ClosureEstimator,
     grid,
     *,
     seed: SeedLike,
@@ -82,13 +81,13 @@ def estimate_closure(
 
     Returns the completed dataset (see :mod:`closures.store`).
     """
-    grid = check_grid(grid, getattr(estimator, "lift", None))
+    grid = check_grid(grid, estimator.lift)
     parameters = {"grid": grid.tolist(), "seed": seed_recipe(seed), **estimator.recipe, "metadata": metadata or {}}
     path = None if store is None else Path(store)
     if path is not None and path.exists() and not overwrite:
         dataset = closure_store.check_resumable(path, parameters)
     else:
-        names = getattr(getattr(estimator, "restrict", None), "names", None)
+        names = estimator.names
         dataset = closure_store.template(
             grid, diffusion=estimator.estimates_diffusion, cv_units=cv_units, time_units=time_units,
             cv_long_name=f"collective variable {names[0]}" if names else "collective variable",

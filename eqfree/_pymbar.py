@@ -12,6 +12,8 @@ from __future__ import annotations
 import importlib
 import logging
 
+from .errors import MissingDependencyError
+
 MISSING = "umbrella reweighting with MBAR needs pymbar: pip install 'eqfree[md]'"
 
 
@@ -23,7 +25,7 @@ def import_pymbar():
     try:
         return importlib.import_module("pymbar")
     except ImportError as error:
-        raise ImportError(MISSING) from error
+        raise MissingDependencyError(MISSING) from error
     finally:
         logger.setLevel(level)
 

@@ -13,8 +13,9 @@
   ``state.pt`` (arrays and tensors, read back with ``torch.load(weights_only=True)``);
   :func:`load` (= :meth:`Estimator.load`) rebuilds the estimator whatever its class.
 
-A subclass whose fitted state is more than arrays, numbers and dataclasses (a torch module, a
-KD-tree) overrides :meth:`Estimator._fitted_state` and :meth:`Estimator._restore_fitted`.
+:meth:`Estimator.get_state` and :meth:`Estimator.set_state` read and restore the fitted state; a
+subclass whose state is more than arrays, numbers and dataclasses (a torch module, a KD-tree)
+overrides them (a module is saved as its state dict and handed back as one).
 """
 
 from __future__ import annotations
@@ -76,12 +77,12 @@ class Estimator:
             raise NotFittedError(f"this {type(self).__name__} is not fitted: call fit(...) first, "
                                  "or load a saved one with eqfree.load(path)")
 
-    def _fitted_state(self) -> dict[str, Any]:
-        """What :meth:`save` keeps: the public attributes ending in ``_``."""
+    def get_state(self) -> dict[str, Any]:
+        """The fitted state, what :meth:`save` keeps: the public attributes ending in ``_``."""
         return {name: value for name, value in vars(self).items() if name.endswith("_") and not name.startswith("_")}
 
-    def _restore_fitted(self, state: dict[str, Any]) -> None:
-        """Inverse of :meth:`_fitted_state` on a freshly constructed estimator."""
+    def set_state(self, state: dict[str, Any]) -> None:
+        """Restore a fitted state from :meth:`get_state` (or a saved folder) on a fresh estimator."""
         for name, value in state.items():
             setattr(self, name, value)
 
@@ -93,7 +94,7 @@ class Estimator:
         config = {"format": FORMAT, "class": f"{type(self).__module__}:{type(self).__qualname__}",
                   "eqfree_version": __version__,
                   "params": _encode(self.get_params(), tensors, "params"),
-                  "fitted": _encode(self._fitted_state(), tensors, "fitted")}
+                  "fitted": _encode(self.get_state(), tensors, "fitted")}
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
         (path / CONFIG).write_text(json.dumps(config, indent=1))
@@ -119,7 +120,7 @@ class Estimator:
             raise InputError(f"{path} holds a {config['class']}, not a {cls.__name__}")
         tensors = torch.load(path / STATE, map_location="cpu", weights_only=True)
         estimator = found(**{**_decode(config["params"], tensors), **params})
-        estimator._restore_fitted(_decode(config["fitted"], tensors))
+        estimator.set_state(_decode(config["fitted"], tensors))
         return estimator
 
 
@@ -141,7 +142,7 @@ def _same(a, b) -> bool:
 # -- JSON encoding of parameters and fitted state; arrays and tensors go to state.pt -----------------
 def _encode(value, tensors: dict, key: str):
     if isinstance(value, np.ndarray) and value.dtype != object:
-        tensors[key] = torch.from_numpy(np.ascontiguousarray(value))
+        tensors[key] = torch.from_numpy(np.array(value, order="C"))  # a writable copy
         return {"__array__": key, "dtype": value.dtype.str}
     if torch.is_tensor(value):
         tensors[key] = value.detach().cpu()
@@ -170,7 +171,7 @@ def _encode(value, tensors: dict, key: str):
         return value.item()
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
-    raise InputError(f"cannot save {key} of type {type(value).__name__}: override _fitted_state")
+    raise InputError(f"cannot save {key} of type {type(value).__name__}: override get_state")
 
 
 def _decode(value, tensors: dict):

@@ -8,6 +8,9 @@ Shapes (float64 numpy arrays at the boundaries):
   a burst of ``n_steps`` steps of length ``evolve.dt`` from ``x`` of shape ``(walkers, dim)``.
 - ``Restrict``: ``restrict(x) -> (..., n_cv)`` for fine states ``(..., dim)``.
 
+Lifts declare ``valid_range`` and restrictions ``names`` (never probed); :class:`FunctionLift` makes
+a plain function a Lift.
+
 Seeding: a coarse step with seed s lifts with child 0 of s and evolves with child 1 of s
 (:mod:`eqfree.seeding`), so the same seed gives the same burst.
 """
@@ -15,6 +18,7 @@ Seeding: a coarse step with seed s lifts with child 0 of s and evolves with chil
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -57,17 +61,31 @@ class Lift(Protocol):
     def __call__(self, z: np.ndarray, n: int, *, seed: SeedLike) -> np.ndarray: ...
 
 
+@dataclass(frozen=True)
+class FunctionLift:
+    """A :class:`Lift` from a function ``fn(z, n, *, seed) -> (n, dim)``, valid on ``valid_range``
+    (``None``: everywhere)."""
+
+    fn: Callable[..., np.ndarray]
+    valid_range: tuple[float, float] | None = None
+
+    def __call__(self, z: np.ndarray, n: int, *, seed: SeedLike) -> np.ndarray:
+        return self.fn(z, n, seed=seed)
+
+
 @runtime_checkable
 class Evolve(Protocol):
     """Bursts of the fine dynamics at step ``dt`` over states with coordinate names ``coords``, at
     inverse temperature ``beta``; ``biased(bias)`` is the same dynamics with the potential ``bias``
-    added (umbrella sampling)."""
+    added (umbrella sampling). Walker i of a call draws the noise of walker ``first_walker + i`` of
+    ``seed``, so walkers can be split across calls without changing the numbers."""
 
     dt: float
     coords: list[str]
     beta: float
 
-    def __call__(self, x: np.ndarray, n_steps: int, *, seed: SeedLike, save_every: int = 1) -> xr.DataArray: ...
+    def __call__(self, x: np.ndarray, n_steps: int, *, seed: SeedLike, save_every: int = 1, first_walker: int = 0,
+                 progress: bool = False) -> xr.DataArray: ...
 
     def biased(self, bias) -> Evolve: ...
 
@@ -84,35 +102,38 @@ class Restrict(Protocol):
 def steps_for(duration: float, dt: float) -> int:
     """Number of steps of length dt in ``duration``; refuses durations that are not multiples of dt."""
     steps = round(duration / dt)
-    if not (math.isfinite(duration) and duration >= 0) or not math.isclose(steps * dt, duration, rel_tol=1e-9, abs_tol=1e-12):
+    on_grid = math.isclose(steps * dt, duration, rel_tol=1e-9, abs_tol=1e-12)
+    if not (math.isfinite(duration) and duration >= 0) or not on_grid:
         raise InputError(f"duration {duration} must be a non-negative multiple of the fine step dt = {dt}")
     return steps
 
 
 @dataclass
 class CoarseTimeStepper:
-    """Φ_τ = R ∘ E_τ ∘ L: lift ``n_replicas`` fine states at z, burst for τ, restrict each saved state."""
+    """Φ_τ = R ∘ E_τ ∘ L: lift ``n_walkers`` fine states at z, burst for τ, restrict each saved state."""
 
     lift: Lift
     evolve: Evolve
     restrict: Restrict
 
-    def __call__(self, z, tau: float, n_replicas: int, *, seed: SeedLike, save_every: int = 1) -> xr.DataArray:
-        """Restricted burst trajectories, dims ``(time, replica, cv)``; time counts from the lift."""
+    def __call__(self, z, tau: float, n_walkers: int, *, seed: SeedLike, save_every: int = 1) -> xr.DataArray:
+        """Restricted burst trajectories, dims ``(time, walker, cv)``; time counts from the lift."""
         z = np.atleast_1d(np.asarray(z, dtype=float))
         if z.ndim != 1 or not np.all(np.isfinite(z)):
             raise InputError(f"coarse state z must be a finite scalar or 1-D array, got {z!r}")
-        n_replicas = checked_count(n_replicas, "n_replicas")
+        n_walkers = checked_count(n_walkers, "n_walkers")
         n_steps = steps_for(tau, self.evolve.dt)
-        x0 = np.asarray(self.lift(z, n_replicas, seed=child(seed, 0)), dtype=float)
-        if x0.ndim != 2 or x0.shape[0] != n_replicas:
-            raise InputError(f"lift returned shape {x0.shape}; expected ({n_replicas}, dim)")
+        x0 = np.asarray(self.lift(z, n_walkers, seed=child(seed, 0)), dtype=float)
+        if x0.ndim != 2 or x0.shape[0] != n_walkers:
+            raise InputError(f"lift returned shape {x0.shape}; expected ({n_walkers}, dim)")
         burst = self.evolve(x0, n_steps, seed=child(seed, 1), save_every=save_every)
         coarse = np.asarray(self.restrict(burst.values))
-        names = getattr(self.restrict, "names", None) or [f"z{i + 1}" for i in range(coarse.shape[-1])]
+        names = self.restrict.names
+        if len(names) != coarse.shape[-1]:
+            raise InputError(f"the restriction names {len(names)} CVs ({names}) but returned {coarse.shape[-1]}")
         return xr.DataArray(
             coarse,
-            dims=("time", "replica", "cv"),
+            dims=("time", "walker", "cv"),
             coords={"time": burst["time"].values - burst["time"].values[0], "cv": list(names)},
             name="z",
             attrs={"long_name": "restricted burst trajectories", "tau": float(tau), "dt": float(self.evolve.dt)},

@@ -18,6 +18,8 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
+from .errors import MissingDependencyError
+
 
 def run_tasks(
     function: Callable[..., Any],
@@ -55,7 +57,7 @@ def dask_executor(address: str) -> Iterator[Executor]:
     try:
         from distributed import Client
     except ImportError:
-        raise ImportError(
+        raise MissingDependencyError(
             "running on a dask cluster needs dask.distributed: pip install 'eqfree[dist]'"
         ) from None
     with Client(address) as client:

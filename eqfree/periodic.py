@@ -14,7 +14,8 @@ def check_period(period) -> float | None:
     """``None`` (not periodic) or a finite positive period, as a float."""
     if period is None:
         return None
-    if isinstance(period, bool) or not (isinstance(period, (int, float, np.number)) and math.isfinite(period) and period > 0):
+    number = isinstance(period, (int, float, np.number)) and not isinstance(period, bool)
+    if not (number and math.isfinite(period) and period > 0):
         raise InputError(f"period must be a positive number (e.g. 2π for an angle) or None, got {period!r}")
     return float(period)
 

@@ -5,7 +5,7 @@ averages m_w = ⟨x⟩_t and v_w = ⟨(x − m)²⟩_t (m the pooled mean) are i
 
     mean = ⟨m_w⟩_w,  se(mean) = sd(m_w)/√W,    var = ⟨v_w⟩_w,  se(var) = sd(v_w)/√W
 
-need no autocorrelation model.
+need no autocorrelation model. Weighted samples have Kish's effective sample size (:func:`kish_ess`).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
+from scipy.special import logsumexp
 
 from .errors import InputError
 
@@ -41,3 +42,17 @@ def ensemble_moments(samples) -> EnsembleMoments:
         float(per_walker_var.std(ddof=1) / np.sqrt(walkers)),
         walkers,
     )
+
+
+def kish_ess(log_weights) -> float:
+    """Kish's effective sample size (Σ w)² / Σ w² of weights w = exp(``log_weights``), unnormalized.
+
+    Computed in logs, exp(2 logsumexp(log w) − logsumexp(2 log w)), so weights spanning any range of
+    magnitudes are fine; a zero weight is log w = −∞.
+    """
+    log_w = np.asarray(log_weights, dtype=float)
+    if log_w.ndim != 1 or log_w.size == 0 or np.isnan(log_w).any() or (log_w == np.inf).any() or \
+            (log_w == -np.inf).all():
+        raise InputError("log_weights must be a non-empty 1-D array of logs of finite, non-negative weights, "
+                         "not all zero (NaN: a negative weight)")
+    return float(np.exp(2 * logsumexp(log_w) - logsumexp(2 * log_w)))

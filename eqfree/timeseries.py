@@ -93,7 +93,8 @@ def mser_warmup(series) -> int:
     return int(np.argmin(statistic[: len(mean) // 2]))
 
 
-def decorrelate(series, warmup: Warmup | None = None, *, nskip: int | None = None, method: str = "eqfree") -> np.ndarray:
+def decorrelate(series, warmup: Warmup | None = None, *, nskip: int | None = None,
+                method: str = "eqfree") -> np.ndarray:
     """Time indices t0, t0 + s, t0 + 2s, ... with s = ⌈g⌉ (pymbar's conservative subsampling).
 
     ``warmup`` defaults to :func:`detect_warmup` of ``series``; the indices apply to every walker.

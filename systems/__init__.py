@@ -14,6 +14,7 @@ from .base import System
 from .caps import Caps
 from .double_well import DoubleWell
 from .fast_slow_linear import FastSlowLinear
+from .gaussian import LinearGaussianLift
 from .half_moons import HalfMoons
 
 _REGISTRY = {cls.name: cls for cls in (AlanineDipeptide, AveragingCubic, Caps, DoubleWell, FastSlowLinear, HalfMoons)}
@@ -33,4 +34,7 @@ def get(name: str, **params) -> System:
     return cls(**params)
 
 
-__all__ = ["System", "available", "get", "AlanineDipeptide", "AveragingCubic", "Caps", "DoubleWell", "FastSlowLinear", "HalfMoons"]
+__all__ = [
+    "System", "available", "get", "LinearGaussianLift",
+    "AlanineDipeptide", "AveragingCubic", "Caps", "DoubleWell", "FastSlowLinear", "HalfMoons",
+]

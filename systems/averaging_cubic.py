@@ -12,9 +12,9 @@ import numpy as np
 import torch
 
 from eqfree.errors import InputError
-from eqfree.lift import LinearGaussianLift
 
 from .base import System, columns, euler_maruyama_ou_variance
+from .gaussian import LinearGaussianLift
 
 
 class AveragingCubic(System):
@@ -45,7 +45,9 @@ class AveragingCubic(System):
     def fast_variance(self, dt: float | None = None) -> float:
         """Variance of x2 given x1: s² in the fast limit, or 2 s² / (2 − dt/ε), the invariant variance of
         Euler–Maruyama with step ``dt`` for the OU x2 at frozen x1."""
-        return self.s**2 if dt is None else euler_maruyama_ou_variance(1 / self.eps, (2 * self.s**2 / self.eps) ** 0.5, dt)
+        if dt is None:
+            return self.s**2
+        return euler_maruyama_ou_variance(1 / self.eps, (2 * self.s**2 / self.eps) ** 0.5, dt)
 
     def averaged_drift(self, x1, dt: float | None = None):
         """B(x1) = −E[x2³ | x1] = −x1³ − 3 v x1 with v = :meth:`fast_variance` (``dt``: EM's averaged drift)."""

@@ -1,8 +1,10 @@
 """The shape every model system shares: named parameters, an SDE, defaults and analytic facts.
 
-A :class:`System` is itself a duck-typed SDE (``drift``, ``diffusion``, ``noise``), so it can be
-handed to any integrator, and it knows its default step ``dt`` (seed paper, appendix C), its
-default initial state ``x0``, its coordinate names ``x1, x2, ...`` and its slow variable(s).
+A :class:`System` satisfies the :class:`~eqfree.operators.System` protocol (``name``, ``dim``,
+``coords``, ``slow``, ``beta``, ``x0``, ``dt``, ``params``, ``evolver(dt)``) and is itself a duck-typed
+SDE (``drift``, ``diffusion``, ``noise``), so it can be handed to any integrator; its default step
+``dt`` follows appendix C of Crabtree, Bello-Rivas, Ferguson & Kevrekidis, "GANs and closures:
+micro-macro consistency in multiscale modeling".
 """
 
 from __future__ import annotations
@@ -25,6 +27,10 @@ class System:
     dim: ClassVar[int]
     slow: ClassVar[tuple[str, ...]]
     noise: ClassVar[str] = "diagonal"
+    #: β = 1/kT of the equilibrium law: with unit-noise dynamics (dX = −∇V dt + √2 dW, or a scale set by the
+    #: parameters) it is 1, the unit in which an added bias potential is reported; systems with a ``beta``
+    #: parameter (``double_well``) set their own
+    beta: ClassVar[float] = 1.0
     defaults: ClassVar[dict[str, float]]
     default_dt: ClassVar[float]
     summary: ClassVar[str]

@@ -1,4 +1,6 @@
-"""Spherical caps, seed paper eqs. (6.1)–(6.2), with restoring terms.
+"""Spherical caps (Crabtree, Bello-Rivas, Ferguson & Kevrekidis,
+"GANs and closures: micro-macro consistency in multiscale modeling",
+eqs. 6.1–6.2), with restoring terms.
 
 The printed (6.1) has constant drifts, which leave x2, x3 without an equilibrium, while the text
 speaks of a two-dimensional fast equilibrium measure. We read a2, a4 as relaxation rates:
@@ -58,4 +60,5 @@ class Caps(System):
         if coord not in ("x2", "x3"):
             return None
         rate, sigma = (self.a2, self.a3) if coord == "x2" else (self.a4, self.a5)
-        return {"exact": (0.0, sigma**2 / (2 * rate)), "euler_maruyama": (0.0, euler_maruyama_ou_variance(rate, sigma, dt))}
+        return {"exact": (0.0, sigma**2 / (2 * rate)),
+                "euler_maruyama": (0.0, euler_maruyama_ou_variance(rate, sigma, dt))}

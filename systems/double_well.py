@@ -1,4 +1,5 @@
-"""Overdamped Langevin dynamics in a tilted double well (seed 002, the reverse-KL example).
+"""Overdamped Langevin dynamics in a tilted double well (the reverse-KL example of Schöberl, Zabaras &
+Koutsourelakis 2019).
 
     U(x) = a/4 x1⁴ − b/2 x1² + c x1 + d/2 x2²,    dx = −∇U dt + √(2/β) dW
 

@@ -1,4 +1,6 @@
-"""Linear fast–slow system, seed paper eq. (2.1).
+"""Linear fast–slow system (Crabtree, Bello-Rivas, Ferguson & Kevrekidis,
+"GANs and closures: micro-macro consistency in multiscale modeling",
+eq. 2.1).
 
     dx1 = a1 dt + a2 dB1,    dx2 = a3 (1 − x2) dt + a4 dB2
 
@@ -12,10 +14,10 @@ import numpy as np
 import torch
 from scipy import stats
 
-from eqfree.lift import LinearGaussianLift
 from eqfree.seeding import as_seed_sequence
 
 from .base import System, columns, euler_maruyama_ou_variance
+from .gaussian import LinearGaussianLift
 
 
 class FastSlowLinear(System):

@@ -14,7 +14,7 @@ from eqfree import (
     DivergenceError,  # noqa: E402
     systems,  # noqa: E402
 )
-from eqfree.lift import TorsionUmbrella  # noqa: E402
+from eqfree.lift import UmbrellaSampling  # noqa: E402
 from eqfree.periodic import wrapped_difference  # noqa: E402
 from eqfree.systems.alanine_dipeptide import basin_of, radius_of_gyration  # noqa: E402
 
@@ -111,7 +111,7 @@ def test_bad_input(alanine):
     with pytest.raises(ValueError, match="not available here"):
         alanine.evolver(platform="NoSuchPlatform").potential_energy(alanine.x0)
     with pytest.raises(ValueError, match="initial"):
-        TorsionUmbrella(alanine.evolver(), alanine.torsion("psi"), 50.0, n_steps=10, initial=None)
+        UmbrellaSampling(alanine.evolver(), alanine.cv("psi"), 50.0, n_steps=10, initial=None)
 
 
 @pytest.mark.parametrize("kappa", [50.0, 500.0])
@@ -119,7 +119,8 @@ def test_umbrella_window_restrains_psi_with_the_width_of_its_spring(alanine, kap
     """A window at the β minimum (ψ = 155°): the biased ψ has width 1/√(β(κ + F'')), F'' ≈ 20 kJ/mol/rad² the
     PMF's curvature there (measured). At κ = 500 that is 1/√(βκ) within 2 %; at κ = 50 the curvature narrows it to
     about 0.85/√(βκ). Tolerance: 3 standard errors of a standard deviation, 1/√(2 n_eff), n_eff = samples/g."""
-    sampler = alanine.umbrella(kappa, n_steps=3000, walkers=4, save_every=10, warmup=20)
+    sampler = UmbrellaSampling(alanine.evolver(), alanine.cv("psi"), kappa, n_steps=3000, n_walkers=4, save_every=10,
+                               warmup=20, initial=alanine.x0)
     window = sampler.window(math.radians(155), seed=1)
     kept = window.isel(time=slice(20, None))
     offset = wrapped_difference(kept.xi.values, window.attrs["center"], 2 * math.pi)
@@ -138,7 +139,8 @@ def test_mbar_pmf_of_psi_has_the_beta_and_alpha_minima(alanine):
     """16 windows × 2 walkers × 2 ps at κ = 100 from the β minimum: the MBAR PMF has its global minimum in the
     β basin near ψ = 155° and a local one in αR near ψ = −15° (a 20 ns reference run puts them at 155° and −15°);
     tolerance ±25°, two bins either way. The windows stay at φ < 0: the PMF is that of the φ < 0 half."""
-    sampler = alanine.umbrella(100.0, n_steps=2000, walkers=2, save_every=10, warmup=20)
+    sampler = UmbrellaSampling(alanine.evolver(), alanine.cv("psi"), 100.0, n_steps=2000, n_walkers=2, save_every=10,
+                               warmup=20, initial=alanine.x0)
     grid = np.radians(np.arange(-180, 180, 22.5))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # short windows: a few relax for most of their run

@@ -1,5 +1,5 @@
 """Learned lifting of alanine dipeptide: the CcGAN on Kabsch-aligned 66-D conformations labelled by ψ
-(seed paper, section 5, Figures 7–8), and generator-seeded umbrella runs on ψ.
+(Crabtree et al., section 5, Figures 7–8), and generator-seeded umbrella runs on ψ.
 
 Labels are y = wrap_into(ψ, −1.9) ∈ [−1.9, −1.9 + 2π), so the β basin (ψ ≈ 150° and past ±180°)
 is not cut; label errors are wrapped differences."""
@@ -14,7 +14,8 @@ from scipy.spatial.transform import Rotation
 pytest.importorskip("openmm")
 
 from eqfree import systems  # noqa: E402
-from eqfree.lift import AssistedUmbrella, CcGAN, UmbrellaSampling, load_generator  # noqa: E402
+from eqfree.base import load  # noqa: E402
+from eqfree.lift import AssistedUmbrella, CcGAN, UmbrellaSampling  # noqa: E402
 from eqfree.metrics import wasserstein_marginals  # noqa: E402
 from eqfree.periodic import wrap_into, wrapped_difference  # noqa: E402
 from eqfree.restrict import kabsch_align  # noqa: E402
@@ -55,7 +56,7 @@ def rigidly_moved(x, seed):
 @pytest.fixture(scope="module")
 def briefly_trained(alanine, md_data):
     X, y = md_data
-    return CcGAN(preset=SMALL, noise_dim=8, epochs=20, batch_size=128, align_to=alanine.x0).fit(
+    return CcGAN(preset=SMALL, noise_dim=8, n_epochs=20, batch_size=128, align_to=alanine.x0).fit(
         X, y, seed=0, progress=False)
 
 
@@ -79,7 +80,7 @@ def test_training_data_are_aligned_so_rigid_motions_of_them_change_nothing(alani
     rotation is unique for a non-degenerate molecule); without alignment it moves by ~0.1 nm."""
     X, y = md_data
     moved = rigidly_moved(X, seed=3)
-    fit = lambda data, reference: CcGAN(preset=SMALL, epochs=1, batch_size=64, align_to=reference).fit(  # noqa: E731
+    fit = lambda data, reference: CcGAN(preset=SMALL, n_epochs=1, batch_size=64, align_to=reference).fit(  # noqa: E731
         data, y, seed=0, progress=False).data_
     aligned, aligned_moved = fit(X, alanine.x0), fit(moved, alanine.x0)
     np.testing.assert_allclose(aligned_moved.mean, aligned.mean, rtol=0, atol=1e-9)
@@ -94,8 +95,8 @@ def test_alignment_in_the_loss_is_differentiable(briefly_trained):
 
 
 def test_aligned_model_round_trips_through_save_and_load(alanine, briefly_trained, tmp_path):
-    loaded = load_generator(briefly_trained.save(tmp_path / "gan"))
-    assert loaded.params["align_to"] == alanine.x0.tolist()
+    loaded = load(briefly_trained.save(tmp_path / "gan"))
+    assert loaded.align_to == alanine.x0.tolist()
     z = float(np.mean(briefly_trained.valid_range))
     np.testing.assert_array_equal(loaded.sample(z, 300, seed=5), briefly_trained.sample(z, 300, seed=5))
 
@@ -107,7 +108,7 @@ def test_bad_references_are_refused(alanine, md_data):
     with pytest.raises(ValueError, match="finite reference"):
         CcGAN(align_to=np.full(66, np.nan))
     with pytest.raises(ValueError, match="align_to has 63 coordinates but the states have 66"):
-        CcGAN(epochs=1, align_to=alanine.x0[:63]).fit(X, y, seed=0, progress=False)
+        CcGAN(n_epochs=1, align_to=alanine.x0[:63]).fit(X, y, seed=0, progress=False)
 
 
 # -- generator-seeded umbrella runs on ψ ---------------------------------------------------------------
@@ -116,11 +117,12 @@ def nearest_frames_lift(X, y, pool):
     def lift(z, n, *, seed):
         nearest = np.argsort(np.abs(wrapped_difference(y, np.asarray(z, float)[0], TWO_PI)))[:pool]
         return X[np.random.default_rng(as_seed_sequence(seed)).choice(nearest, n)]
+    lift.valid_range = None  # a Lift declares where it holds: everywhere
     return lift
 
 
 def test_seeded_runs_of_a_torsion_umbrella_restrain_psi_with_the_window_width(alanine, md_data):
-    """AssistedUmbrella.from_umbrella on system.umbrella(κ = 500, ψ): 4 runs × 1 ps started from the
+    """AssistedUmbrella.from_umbrella on UmbrellaSampling(κ = 500, ψ): 4 runs × 1 ps started from the
     frames nearest z. The starts' label error is the mean |ψ(x(0)) − z| and below the pool's largest
     label distance; the post-warm-up ψ spread is the window width 1/√(βκ) = 0.0707 rad within
     3 standard errors (σ/√(2 N_eff), N_eff = frames/g) plus 5 % for the PMF's curvature F'' (the
@@ -128,11 +130,12 @@ def test_seeded_runs_of_a_torsion_umbrella_restrain_psi_with_the_window_width(al
     barrier of 10 kJ/mol 70° away)."""
     X, y = md_data
     z, kappa, pool = float(np.median(y)), 500.0, 200
-    umbrella = alanine.umbrella(kappa, cv="psi", n_steps=5000, walkers=10, save_every=10)
+    umbrella = UmbrellaSampling(alanine.evolver(), alanine.cv("psi"), kappa, n_steps=5000, n_walkers=10, save_every=10,
+                                initial=alanine.x0)
     lift = nearest_frames_lift(X, y, pool)
-    assisted = AssistedUmbrella.from_umbrella(lift, umbrella, runs=4, n_steps=1000, warmup="auto")
+    assisted = AssistedUmbrella.from_umbrella(lift, umbrella, n_walkers=4, n_steps=1000, warmup="auto")
     assert assisted.sampler.initial is lift and assisted.sampler.kappa == kappa
-    assert (umbrella.walkers, umbrella.n_steps) == (10, 5000) and umbrella.initial is not lift  # template unchanged
+    assert (umbrella.n_walkers, umbrella.n_steps) == (10, 5000) and umbrella.initial is not lift  # template unchanged
     window = assisted.run(z, seed=2)
     assert window.sizes["walker"] == 4 and window.sizes["time"] == 101
     starts = label_errors(alanine, window.x.values[0], z)
@@ -153,9 +156,10 @@ def test_from_umbrella_gives_the_numbers_of_the_constructor(fast_slow):
     """On an SDE both ways of building the seeded runs are the same sampler: identical trajectories."""
     def lift(z, n, *, seed):
         return np.column_stack([np.full(n, z[0]), np.random.default_rng(as_seed_sequence(seed)).normal(1, 0.2, n)])
-    direct = AssistedUmbrella(lift, fast_slow, "x1", 0.5, dt=1.0, n_steps=50, runs=5).run(10.0, seed=3)
-    template = UmbrellaSampling(fast_slow, "x1", 0.5, dt=1.0, n_steps=50)
-    built = AssistedUmbrella.from_umbrella(lift, template, runs=5).run(10.0, seed=3)
+    lift.valid_range = None  # a Lift declares where it holds: everywhere
+    direct = AssistedUmbrella(lift, fast_slow.evolver(1.0), "x1", 0.5, n_steps=50, n_walkers=5).run(10.0, seed=3)
+    template = UmbrellaSampling(fast_slow.evolver(1.0), "x1", 0.5, n_steps=50, initial=fast_slow.x0)
+    built = AssistedUmbrella.from_umbrella(lift, template, n_walkers=5).run(10.0, seed=3)
     np.testing.assert_array_equal(built.x.values, direct.x.values)
     assert built.attrs == direct.attrs
 
@@ -163,8 +167,9 @@ def test_from_umbrella_gives_the_numbers_of_the_constructor(fast_slow):
 def test_from_umbrella_refuses_what_is_not_a_sampler(alanine, briefly_trained):
     with pytest.raises(TypeError, match="umbrella must be an UmbrellaSampling"):
         AssistedUmbrella.from_umbrella(briefly_trained, alanine.evolver())
+    template = UmbrellaSampling(alanine.evolver(), alanine.cv(), 50.0, n_steps=10, n_walkers=10, initial=alanine.x0)
     with pytest.raises(ValueError, match="warmup must be"):
-        AssistedUmbrella.from_umbrella(briefly_trained, alanine.umbrella(50.0, n_steps=10), warmup=-1)
+        AssistedUmbrella.from_umbrella(briefly_trained, template, warmup=-1)
 
 
 # -- a trained model (slow: a few minutes on one core) ------------------------------------------------------
@@ -179,7 +184,8 @@ def window_data(alanine):
     """Frames after warm-up of κ = 50 windows on ψ at :data:`GRID` (4 walkers × 6 ps each from x0, every
     20 fs) and labels wrap_into(ψ, −1.9), the few frames pushed past the cut dropped. The bias acts on ψ
     alone, so the law of x given ψ is the unbiased one; the windows reach ψ = 4 (Figure 8)."""
-    umbrella = alanine.umbrella(KAPPA, n_steps=6000, walkers=4, save_every=20)
+    umbrella = UmbrellaSampling(alanine.evolver(), alanine.cv(), KAPPA, n_steps=6000, n_walkers=4, save_every=20,
+                                initial=alanine.x0)
     windows = [umbrella.window(z, seed=10 + k) for k, z in enumerate(GRID)]
     X = np.concatenate([w.x.values[w.attrs["warmup_frames"] + 1:].reshape(-1, 66) for w in windows])
     y = wrap_into(alanine.cv("psi")(X), LABEL_CUT)
@@ -190,7 +196,7 @@ def window_data(alanine):
 @pytest.fixture(scope="module")
 def trained(alanine, window_data):
     X, y = window_data
-    return CcGAN(preset=WIDE, noise_dim=16, epochs=4000, lr=1e-3, batch_size=256, align_to=alanine.x0).fit(
+    return CcGAN(preset=WIDE, noise_dim=16, n_epochs=4000, lr=1e-3, batch_size=256, align_to=alanine.x0).fit(
         X, y, seed=0, progress=False)
 
 
@@ -208,7 +214,8 @@ def test_generated_bonds_lie_at_the_force_field_lengths(alanine, window_data, tr
     _, lengths = alanine.bonds()
     inside = np.abs(alanine.bond_lengths(trained.sample(z, 2000, seed=3)) - lengths) < 0.01
     data = np.abs(alanine.bond_lengths(window_data[0]) - lengths) < 0.01
-    print(f"bonds within 0.01 nm at psi = {z}: generated {inside.mean():.4f} (worst bond {inside.mean(axis=0).min():.2f}), "
+    print(f"bonds within 0.01 nm at psi = {z}: generated {inside.mean():.4f} "
+          f"(worst bond {inside.mean(axis=0).min():.2f}), "
           f"MD frames {data.mean():.4f}; trained in {trained.training_['seconds']:.0f} s")
     assert inside.mean() >= 0.95
 
@@ -227,7 +234,8 @@ def test_generated_conformations_minimize_like_md_frames(alanine, window_data, t
     after = evolver.potential_energy(evolver.minimize(generated, tolerance=1.0, max_iterations=200))
     reference = evolver.potential_energy(evolver.minimize(frames, tolerance=1.0, max_iterations=200))
     print(f"energies at psi = {z:.2f} (kJ/mol, median): generated {np.median(before):.1f} -> minimized "
-          f"{np.median(after):.1f}; MD frames minimized {np.median(reference):.1f}; x0 {alanine.energy(alanine.x0[None])[0]:.1f}")
+          f"{np.median(after):.1f}; MD frames minimized {np.median(reference):.1f}; "
+          f"x0 {alanine.energy(alanine.x0[None])[0]:.1f}")
     assert np.isfinite(after).all()
     assert abs(np.median(after) - np.median(reference)) < 10.0
 
@@ -255,7 +263,8 @@ def us_at_4(alanine, window_data):
     """Figure 8's umbrella window: κ = 50 at ψ = 4 rad, 8 walkers × 10 ps from the training frames
     nearest 4 (another seed), warm-up discarded."""
     X, y = window_data
-    umbrella = alanine.umbrella(KAPPA, n_steps=10_000, walkers=8, save_every=20, initial=X[np.argsort(np.abs(y - 4))[:8]])
+    umbrella = UmbrellaSampling(alanine.evolver(), alanine.cv(), KAPPA, n_steps=10_000, n_walkers=8, save_every=20,
+                                initial=X[np.argsort(np.abs(y - 4))[:8]])
     window = umbrella.window(4.0, seed=99)
     return window.isel(time=slice(window.attrs["warmup_frames"], None))
 
@@ -286,7 +295,9 @@ def test_ccgan_seeded_umbrella_runs_at_psi_4(alanine, trained, us_at_4):
     two window widths of 4 and sample the window's biased law: their mean offset ψ − 4 (the PMF's slope
     pulls it below 4) matches that of the plain window within 3 standard errors (from the spread of the
     per-walker means)."""
-    seeded = AssistedUmbrella.from_umbrella(trained, alanine.umbrella(KAPPA, n_steps=4000, save_every=20), runs=6)
+    template = UmbrellaSampling(alanine.evolver(), alanine.cv(), KAPPA, n_steps=4000, n_walkers=10, save_every=20,
+                                initial=alanine.x0)
+    seeded = AssistedUmbrella.from_umbrella(trained, template, n_walkers=6)
     window = seeded.run(4.0, seed=7)
     offsets = {name: wrapped_difference(w.xi.values, 4.0, TWO_PI).mean(axis=0) for name, w in
                (("seeded", window), ("us", us_at_4))}

@@ -19,7 +19,7 @@ SEEDS = range(8)
 @pytest.fixture(scope="module")
 def generator(fast_slow_training_data):
     X, y = fast_slow_training_data
-    return ConditionalScoreModel(epochs=4000, hidden=(64, 64, 64), lr=2e-3, ema_decay=0.9995).fit(
+    return ConditionalScoreModel(n_epochs=4000, hidden=(64, 64, 64), lr=2e-3, ema_decay=0.9995).fit(
         X, y, seed=0, progress=False)
 
 
@@ -38,11 +38,11 @@ def test_ten_seeded_runs_of_1000_steps_match_one_run_of_10000(fast_slow, generat
     x2 to the exact N(1, 0.05) (item 2's running measure at the end of the runs) is as small."""
     short, long_ = [], []
     for seed in SEEDS:
-        assisted = AssistedUmbrella(generator, fast_slow, "x1", 0.5, dt=1.0, n_steps=1000, runs=10)
+        assisted = AssistedUmbrella(generator, fast_slow.evolver(1.0), "x1", 0.5, n_steps=1000, n_walkers=10)
         _, curve = running_wasserstein(settled_x2(assisted.run(10.0, seed=seed)), EXACT_X2, points=4)
         short.append(curve[-1])
-        single = UmbrellaSampling(fast_slow, "x1", 0.5, dt=1.0, n_steps=10_000, initial=np.array([0.0, 3.0]))
-        _, curve = running_wasserstein(settled_x2(single.window(10.0, seed=seed, walkers=1)), EXACT_X2, points=4)
+        single = UmbrellaSampling(fast_slow.evolver(1.0), "x1", 0.5, n_steps=10_000, initial=np.array([0.0, 3.0]))
+        _, curve = running_wasserstein(settled_x2(single.window(10.0, seed=seed, n_walkers=1)), EXACT_X2, points=4)
         long_.append(curve[-1])
     (m_short, se_short), (m_long, se_long) = mean_and_se(short), mean_and_se(long_)
     print(f"W1(x2) over {len(SEEDS)} seeds: 10 x 1000 seeded {m_short:.4f} ± {se_short:.4f}, "
@@ -58,11 +58,11 @@ def test_assisted_lift_is_unbiased_like_plain_umbrella_sampling(fast_slow, gener
     exact = EXACT_X2.ppf((np.arange(100_000) + 0.5) / 100_000)
     assisted, plain = [], []
     for seed in SEEDS:
-        lift = AssistedUmbrella(generator, fast_slow, "x1", 0.5, dt=1.0, n_steps=1000, runs=10)
+        lift = AssistedUmbrella(generator, fast_slow.evolver(1.0), "x1", 0.5, n_steps=1000, n_walkers=10)
         window = lift.run(10.0, seed=seed)
         states, weights = lift.samples(window)[0], lift.weights(window)
         assisted.append(stats.wasserstein_distance(states[:, 1], exact, u_weights=weights))
-        us = UmbrellaSampling(fast_slow, "x1", 0.5, dt=1.0, n_steps=1000, walkers=10)
+        us = UmbrellaSampling(fast_slow.evolver(1.0), "x1", 0.5, n_steps=1000, n_walkers=10, initial=fast_slow.x0)
         window = us.window(10.0, seed=seed)
         kept = window.x.values[window.attrs["warmup_frames"]::window.attrs["stride"], :, 1].reshape(-1)
         plain.append(wasserstein_marginals(kept, [EXACT_X2])[0])
@@ -72,10 +72,10 @@ def test_assisted_lift_is_unbiased_like_plain_umbrella_sampling(fast_slow, gener
 
 
 def test_runs_give_the_same_numbers_on_any_executor(fast_slow, generator):
-    assisted = AssistedUmbrella(generator, fast_slow, "x1", 0.5, dt=1.0, n_steps=50, runs=5)
+    assisted = AssistedUmbrella(generator, fast_slow.evolver(1.0), "x1", 0.5, n_steps=50, n_walkers=5)
     serial = assisted.run(10.0, seed=3)
     with ThreadPoolExecutor(2) as executor:
-        parallel = assisted.run(10.0, seed=3, executor=executor, runs_per_task=2)
+        parallel = assisted.run(10.0, seed=3, executor=executor, walkers_per_task=2)
     np.testing.assert_array_equal(serial.x.values, parallel.x.values)
     np.testing.assert_array_equal(serial.bias.values, 0.25 * (serial.xi.values - 10.0) ** 2)
     weights = assisted.weights(serial)
@@ -84,8 +84,8 @@ def test_runs_give_the_same_numbers_on_any_executor(fast_slow, generator):
 
 def test_a_generator_of_another_dimension_or_cv_is_refused(fast_slow, generator):
     with pytest.raises(ValueError, match="trained on 2-dimensional states but the system has 3"):
-        AssistedUmbrella(generator, systems.get("caps"), "x1", 1.0, dt=1e-3, n_steps=10)
-    wrong_cv = AssistedUmbrella(generator, fast_slow, "x2", 50.0, dt=1e-2, n_steps=10)  # x2 ≈ 1, 28 widths from 5
+        AssistedUmbrella(generator, systems.get("caps").evolver(1e-3), "x1", 1.0, n_steps=10)
+    wrong_cv = AssistedUmbrella(generator, fast_slow.evolver(1e-2), "x2", 50.0, n_steps=10)  # x2 ≈ 1, 28 widths from 5
     with pytest.raises(ValueError, match=r"was the generator trained on this CV \(x2\)"):
         wrong_cv.run(5.0, seed=0)
 
@@ -113,11 +113,13 @@ def test_exploration_on_caps_reaches_x1_20(caps_states, tmp_path):
     every round's label consistency and distance to the exact law are recorded in the store, and
     the final states follow the exact law of (x2, x3) at x1 = 20."""
     caps, X = caps_states
-    generator = ConditionalScoreModel(epochs=3000, hidden=(64, 64, 64), lr=2e-3).fit(X, X[:, 0], seed=0, progress=False)
+    generator = ConditionalScoreModel(n_epochs=3000, hidden=(64, 64, 64), lr=2e-3).fit(X, X[:, 0], seed=0,
+                                                                                      progress=False)
     kappa, runs, n_steps = 100.0, 20, 500
-    result = explore(generator, X, caps, "x1", to=20.0, step=2.5, kappa=kappa, dt=1e-3, n_steps=n_steps, runs=runs,
-                     epochs=500, reference=caps_reference(caps), seed=1, store=tmp_path / "rounds.zarr", progress=False)
-    assert generator.params["epochs"] == 3000 and len(generator.history_["loss"]) == 500  # 500 per round
+    result = explore(generator, X, caps.evolver(1e-3), "x1", to=20.0, step=2.5, kappa=kappa, n_steps=n_steps,
+                     n_walkers=runs, n_epochs=500, reference=caps_reference(caps), seed=1,
+                     store=tmp_path / "rounds.zarr", progress=False)
+    assert generator.n_epochs == 3000 and len(generator.history_["loss"]) == 500  # 500 per round
     stored = open_zarr(tmp_path / "rounds.zarr")
     print(stored[["z", "label_consistency", "energy"]].to_dataframe(), "\nW1 per round:\n", stored.w1.values)
     assert stored.attrs["reached"] and float(stored.z[-1]) == 20.0 and stored.sizes["round"] >= 4
@@ -135,17 +137,18 @@ def test_exploration_on_caps_reaches_x1_20(caps_states, tmp_path):
 
 def test_exploration_that_cannot_reach_its_target_stops_and_keeps_its_rounds(caps_states, tmp_path):
     caps, X = caps_states
-    generator = ConditionalScoreModel(epochs=300, hidden=(16,), lr=2e-3).fit(X, X[:, 0], seed=0, progress=False)
+    generator = ConditionalScoreModel(n_epochs=300, hidden=(16,), lr=2e-3).fit(X, X[:, 0], seed=0, progress=False)
     # a barely trained generator misses 12.5 by about 2.5: exploration refuses to refine there
     with pytest.warns(ExplorationStopped, match=r"the generator.s states at 12.5 miss it by .* \(> tolerance 0.5\)"):
-        result = explore(generator, X, caps, "x1", to=20.0, step=2.5, kappa=100.0, dt=1e-3, n_steps=100, runs=4,
-                         seed=1, progress=False)
+        result = explore(generator, X, caps.evolver(1e-3), "x1", to=20.0, step=2.5, kappa=100.0, n_steps=100,
+                         n_walkers=4, seed=1, progress=False)
     assert "round" not in result.dims and not result.attrs["reached"]
     # accepting it, one round is all it may do: it stops short of 40 and keeps that round
     with pytest.warns(ExplorationStopped, match="stopped after max_rounds = 1: the data reach 12.5.*short of 40"):
-        result = explore(generator, X, caps, "x1", to=40.0, step=2.5, kappa=100.0, dt=1e-3, n_steps=100, runs=4,
-                         epochs=20, tolerance=10.0, max_rounds=1, seed=1, store=tmp_path / "r.zarr", progress=False)
+        result = explore(generator, X, caps.evolver(1e-3), "x1", to=40.0, step=2.5, kappa=100.0, n_steps=100,
+                         n_walkers=4, n_epochs=20, tolerance=10.0, max_rounds=1, seed=1, store=tmp_path / "r.zarr",
+                         progress=False)
     assert result.sizes["round"] == 1 and not result.attrs["reached"]
     assert open_zarr(tmp_path / "r.zarr").sizes["round"] == 1
     with pytest.raises(ValueError, match="to = 5 lies inside the training labels"):
-        explore(generator, X, caps, "x1", to=5.0, step=2.5, kappa=100.0, dt=1e-3, n_steps=100, seed=1)
+        explore(generator, X, caps.evolver(1e-3), "x1", to=5.0, step=2.5, kappa=100.0, n_steps=100, seed=1)

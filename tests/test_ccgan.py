@@ -1,4 +1,4 @@
-"""CcGAN lifting against the seed paper's exact conditional laws (Figures 3 and 9)."""
+"""CcGAN lifting against Crabtree et al.'s exact conditional laws (Figures 3 and 9)."""
 
 import math
 
@@ -21,7 +21,7 @@ def test_vicinity_follows_silverman_and_the_largest_label_gap():
     y = np.sort(rng.uniform(3.0, 7.0, 300))
     X = np.column_stack([y, rng.standard_normal(300)])
     for loss, half_width in (("hard", 1.0), ("soft", math.sqrt(-math.log(1e-3)))):
-        model = CcGAN(loss=loss, epochs=1, batch_size=8).fit(X, y, seed=0, progress=False)
+        model = CcGAN(loss=loss, n_epochs=1, batch_size=8).fit(X, y, seed=0, progress=False)
         scaled = (y - 3.0 + (3.0 - y.min())) / np.ptp(y)
         kappa = 2 * np.diff(scaled).max()
         # the rules run on the float32 labels the networks see: agreement to float32 precision
@@ -36,7 +36,7 @@ def test_vicinity_follows_silverman_and_the_largest_label_gap():
 @pytest.fixture(scope="module")
 def fast_slow_ccgan(fast_slow_training_data):
     X, y = fast_slow_training_data
-    return CcGAN(epochs=3000, lr=2e-4).fit(X, y, seed=0, progress=False)
+    return CcGAN(n_epochs=3000, lr=2e-4).fit(X, y, seed=0, progress=False)
 
 
 def test_fast_slow_linear_samples_the_exact_conditional_law(fast_slow_ccgan):
@@ -74,7 +74,7 @@ def test_caps_one_dimensional_noise_collapses_onto_a_curve(caps_data):
     networks = {"generator": [64] * 4, "activation": "leaky_relu", "discriminator": [64] * 3}
     ratio = {"exact": np.median(local_spectra(exact[:, 1:])[:, 1])}
     for noise_dim in (1, 2):
-        model = CcGAN(noise_dim=noise_dim, preset=networks, epochs=1200, lr=3e-4).fit(Y, x1, seed=0, progress=False)
+        model = CcGAN(noise_dim=noise_dim, preset=networks, n_epochs=1200, lr=3e-4).fit(Y, x1, seed=0, progress=False)
         ratio[noise_dim] = np.median(local_spectra(model.sample(0.0, 3000, seed=1)[:, 1:])[:, 1])
     print(f"caps at x1 = 0, median local λ2/λ1 of (y2, y3): {ratio}")
     assert ratio[1] < 0.01

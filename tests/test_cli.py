@@ -8,7 +8,8 @@ import pytest
 import zarr
 
 from eqfree import systems
-from eqfree.cli import main
+from eqfree.cli import main, parser
+from eqfree.errors import OutputExistsError
 from eqfree.io import open_zarr, parameters_of
 
 
@@ -72,3 +73,36 @@ def test_stats_refuses_to_discard_everything(tmp_path, capsys):
     assert simulate(path) == 0
     assert main(["stats", str(path), "--coord", "x2", "--discard", "10"]) == 2
     assert "choose a smaller --discard" in capsys.readouterr().err
+
+
+def test_a_mistake_is_one_line_and_debug_shows_the_traceback(tmp_path, capsys):
+    path = tmp_path / "caps.zarr"
+    assert simulate(path) == 0
+    assert simulate(path) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("eqfree: error: ") and err.count("\n") == 1 and "Traceback" not in err
+    with pytest.raises(OutputExistsError):
+        simulate(path, "--debug")
+    with pytest.raises(OutputExistsError):
+        main(["--debug", "simulate", "--system", "caps", "--walkers", "2", "--steps", "2", "--seed", "0",
+              "--out", str(path), "--quiet"])
+
+
+def test_recipe_options_can_be_overridden(tmp_path):
+    recipe = tmp_path / "sim.toml"
+    recipe.write_text(f'command = "simulate"\nsystem = "caps"\nwalkers = 4\nsteps = 10\nseed = 3\n'
+                      f'out = "{tmp_path / "a.zarr"}"\nquiet = true\n')
+    assert main(["run", str(recipe), "--walkers=2", f"--out={tmp_path / 'b.zarr'}"]) == 0
+    assert not (tmp_path / "a.zarr").exists()
+    data = open_zarr(tmp_path / "b.zarr")
+    assert data.x.sizes["walker"] == 2 and "walkers = 4" in parameters_of(data.attrs)["recipe"]
+
+
+def test_cli_defaults_are_the_library_defaults():
+    import inspect
+
+    from eqfree.lift import UmbrellaSampling
+
+    args = parser().parse_args(["umbrella", "--system", "double_well", "--cv", "x1", "--grid=-1:1:3", "--kappa", "1",
+                                "--steps", "2", "--walkers", "2", "--seed", "0", "--out", "u.zarr"])
+    assert args.estimator == inspect.signature(UmbrellaSampling.reweight).parameters["estimator"].default == "mbar"

@@ -16,7 +16,7 @@ from eqfree.restrict import DiffusionMaps, GeometricHarmonics
 def umbrella(path, *extra):
     return main(["umbrella", "--system", "double_well", "--cv", "x1", "--grid=-3:3:13", "--kappa", "20", "--dt", "1e-3",
                  "--steps", "800", "--walkers", "20", "--save-every", "20", "--seed", "4", "--out", str(path),
-                 "--bins", "40", "--quiet", *extra])
+                 "--bins", "40", "--estimator", "wham", "--quiet", *extra])
 
 
 def test_umbrella_writes_windows_and_the_pmf(tmp_path):
@@ -26,12 +26,13 @@ def test_umbrella_writes_windows_and_the_pmf(tmp_path):
     assert data.pmf.dims == ("cv",) and data.pmf.attrs["units"] == "kT"
     assert data.x.dims == ("sample", "coord") and data.sizes["window"] == 13
     # the same numbers as the library
-    sampler = UmbrellaSampling(systems.get("double_well"), "x1", 20.0, dt=1e-3, n_steps=800, walkers=20, save_every=20)
+    well = systems.get("double_well")
+    sampler = UmbrellaSampling(well.evolver(1e-3), "x1", 20.0, n_steps=800, n_walkers=20, save_every=20,
+                               initial=well.x0)
     windows = sampler.run(np.linspace(-3, 3, 13), seed=4)
     np.testing.assert_array_equal(data.x.values, windows.x.values)
-    np.testing.assert_allclose(data.pmf.values, sampler.reweight(windows, "wham", bins=40).pmf_.pmf.values)
+    np.testing.assert_allclose(data.pmf.values, sampler.reweight(windows, "wham", bins=40, seed=0).pmf_.pmf.values)
     # against the exact bin-averaged PMF where it is below 6 kT (a small run: 4 se + 0.1 kT for EM at dt = 1e-3)
-    well = systems.get("double_well")
     density = lambda x1: math.exp(-(well.potential(np.array([x1, 0.0])) - well.potential(well.x0)))  # noqa: E731
     half = data.bin_width.values / 2
     exact = -np.log([integrate.quad(density, c - h, c + h)[0] / (2 * h) for c, h in zip(data.cv.values, half)])
@@ -48,14 +49,14 @@ def test_umbrella_on_a_saved_learned_coordinate(tmp_path):
     assert main(["simulate", "--system", "fast_slow_linear", "--walkers", "1", "--steps", "6000", "--save-every", "12",
                  "--seed", "1", "--out", str(store), "--quiet"]) == 0
     data = open_zarr(store).x.values[:, 0]
-    maps = DiffusionMaps(1).fit(data)
-    extension = GeometricHarmonics(4 * maps.epsilon_).fit(data, maps.fit_transform(data)[:, 0])
-    extension.save(tmp_path / "phi.npz")
+    maps = DiffusionMaps(n_components=1).fit(data, seed=0)
+    extension = GeometricHarmonics(epsilon=4 * maps.epsilon_).fit(data, maps.fit_transform(data, seed=0)[:, 0])
+    extension.save(tmp_path / "phi")
     phi0 = float(extension(np.array([[3.0, 1.0]]))[0, 0])
     slope = extension.gradient(np.array([[3.0, 1.0]]))[0, 0, 0]
     kappa = 0.5 / slope**2  # acts like κ = 0.5 on x1
     out = tmp_path / "us.zarr"
-    assert main(["umbrella", "--system", "fast_slow_linear", "--cv", str(tmp_path / "phi.npz"),
+    assert main(["umbrella", "--system", "fast_slow_linear", "--cv", str(tmp_path / "phi"),
                  f"--grid={phi0 - 0.2 * slope}:{phi0 + 0.2 * slope}:3", "--kappa", str(kappa), "--steps", "600",
                  "--initial", str(store), "--walkers", "10", "--seed", "1", "--out", str(out), "--quiet"]) == 0
     windows = open_zarr(out)
@@ -67,7 +68,8 @@ def test_umbrella_on_a_saved_learned_coordinate(tmp_path):
 def test_closure_estimate_resumes_and_integrate_compares(tmp_path, capsys):
     store = tmp_path / "closure.zarr"
     estimate = ["closure", "estimate", "--system", "averaging_cubic", "--cv", "x1", "--lift", "exact",
-                "--grid=-1.5:1.5:7", "--burst", "0.002", "--replicas", "400", "--seed", "5", "--out", str(store), "--quiet"]
+                "--grid=-1.5:1.5:7", "--burst", "0.002", "--walkers", "400", "--seed", "5", "--out", str(store),
+                "--quiet"]
     assert main(estimate) == 0
     first = open_zarr(store).load()
     assert first.done.all() and first.sizes["cv"] == 7
@@ -78,10 +80,11 @@ def test_closure_estimate_resumes_and_integrate_compares(tmp_path, capsys):
     assert open_zarr(store).load().identical(first)
     changed = [a if a != "400" else "500" for a in estimate]
     assert main(changed) == 2
-    assert "n_replicas" in capsys.readouterr().err
+    assert "n_walkers" in capsys.readouterr().err
     path = tmp_path / "path.zarr"
     assert main(["closure", "integrate", "--closure", str(store), "--z0", "1", "--t-end", "0.5", "--points", "11",
-                 "--compare", "200", "--seed", "1", "--png", str(tmp_path / "c.png"), "--out", str(path), "--quiet"]) == 0
+                 "--compare", "200", "--seed", "1", "--png", str(tmp_path / "c.png"), "--out", str(path),
+                 "--quiet"]) == 0
     result = open_zarr(path)
     table = capsys.readouterr().out
     assert "diff/se" in table and (tmp_path / "c.png").stat().st_size > 20_000
@@ -100,7 +103,7 @@ z0 = 1.0
 t_end = 0.4
 macro_step = 0.2
 burst = 1e-4
-replicas = 400
+walkers = 400
 realizations = 4
 method = "rk2"
 seed = 2
@@ -110,7 +113,7 @@ quiet = true
     assert main(["run", str(recipe)]) == 0
     result = open_zarr(out)
     assert result.z.dims == ("time", "cv") and result.sizes["time"] == 3
-    assert "replicas = 400" in parameters_of(result.attrs)["recipe"]
+    assert "walkers = 400" in parameters_of(result.attrs)["recipe"]
     # PI-RK2 with Δ = 0.2 against the closed ODE of the EM-consistent averaged drift, within 4 se + its O(Δ²) error
     from scipy.integrate import solve_ivp
     cubic = systems.get("averaging_cubic")
@@ -134,7 +137,7 @@ def test_umbrella_bad_input(tmp_path, capsys):
 
 def test_closure_bad_input(tmp_path, capsys, monkeypatch):
     base = ["closure", "estimate", "--system", "averaging_cubic", "--cv", "x1", "--grid=-1:1:3", "--burst", "0.001",
-            "--replicas", "10", "--seed", "0", "--out", str(tmp_path / "c.zarr"), "--quiet"]
+            "--walkers", "10", "--seed", "0", "--out", str(tmp_path / "c.zarr"), "--quiet"]
     assert main([*base, "--lift", "umbrella:k=3"]) == 2
     assert "umbrella:kappa=K,steps=N" in capsys.readouterr().err
     assert main(["closure", "estimate", "--system", "caps", *base[4:]]) == 2

@@ -16,8 +16,8 @@ the estimate is −(1/K) Σ_k x2_k³ and E[x2³] = m³ + 3 m v for x2 ~ N(m, v).
          + τ²/6 · |B'²B + B''B²|                    second order along the burst
 
 so the test asserts |B̂ − B| ≤ Z se + |β| + r at every grid point, Z = 3.7 for 41 points at once
-(Bonferroni: P(some |N(0,1)| > 3.7 among 41) ≈ 1 %), and within 3 se + |β| + r at 95 % of them. (With 10⁵ replicas per point
-the residual B̂ − B − β is within one standard error at z = 0.3 … 1.5.) The conditional average
+(Bonferroni: P(some |N(0,1)| > 3.7 among 41) ≈ 1 %), and within 3 se + |β| + r at 95 % of them. (With 10⁵ walkers
+per point the residual B̂ − B − β is within one standard error at z = 0.3 … 1.5.) The conditional average
 over the exact fast-limit law has no bias: E[−x2³ | x1 = z] = B(z) exactly.
 """
 
@@ -36,7 +36,7 @@ import xarray as xr
 from eqfree import Coordinates, systems
 from eqfree.closures import BurstEstimator, Closure, ConditionalAverageEstimator, estimate_closure, integrate, load
 from eqfree.io import parameters_of
-from eqfree.lift import LinearGaussianLift
+from eqfree.systems import LinearGaussianLift
 
 CUBIC = systems.get("averaging_cubic")
 EPS, S = CUBIC.eps, CUBIC.s
@@ -67,8 +67,8 @@ def burst_bias(z, n_steps):
     return beta, rest
 
 
-def burst_setup(n_replicas=4000, n_steps=100):
-    return BurstEstimator(EXACT_CUBIC_LIFT, CUBIC.evolver(DT), Coordinates("x1"), tau=n_steps * DT, n_replicas=n_replicas)
+def burst_setup(n_walkers=4000, n_steps=100):
+    return BurstEstimator(EXACT_CUBIC_LIFT, CUBIC.evolver(DT), Coordinates("x1"), tau=n_steps * DT, n_walkers=n_walkers)
 
 
 def test_burst_drift_matches_averaged_drift():
@@ -105,7 +105,7 @@ def test_burst_drift_and_diffusion_of_a_brownian_slow_variable(fast_slow):
     """fast_slow_linear: x1 is Brownian motion with drift a1 and diffusion a2², whatever x2 does."""
     mean, variance = fast_slow.conditional_moments()
     lift = LinearGaussianLift(mean, 0.0, variance)
-    estimator = BurstEstimator(lift, fast_slow.evolver(), Coordinates("x1"), tau=20.0, n_replicas=2000)
+    estimator = BurstEstimator(lift, fast_slow.evolver(), Coordinates("x1"), tau=20.0, n_walkers=2000)
     closure = estimate_closure(estimator, [-1.0, 0.0, 2.5], seed=3)
     assert np.all(np.abs(closure["drift"] - fast_slow.a1) <= 3 * closure["drift_stderr"])
     assert np.all(np.abs(closure["diffusion"] - fast_slow.a2**2) <= 3 * closure["diffusion_stderr"])
@@ -114,10 +114,10 @@ def test_burst_drift_and_diffusion_of_a_brownian_slow_variable(fast_slow):
 
 def test_closure_sde_ensemble_matches_brownian_moments(fast_slow):
     lift = LinearGaussianLift(1.0, 0.0, 0.05)
-    estimator = BurstEstimator(lift, fast_slow.evolver(), Coordinates("x1"), tau=20.0, n_replicas=2000)
+    estimator = BurstEstimator(lift, fast_slow.evolver(), Coordinates("x1"), tau=20.0, n_walkers=2000)
     closure = Closure(estimate_closure(estimator, np.linspace(-1, 1, 5), seed=4))
-    paths = integrate(closure, 0.0, (0.0, 100.0), sde=True, dt=1.0, n_paths=4000, seed=5, t_eval=[0.0, 50.0, 100.0])
-    assert paths.dims == ("time", "path") and paths["time"].values.tolist() == [0.0, 50.0, 100.0]
+    paths = integrate(closure, 0.0, (0.0, 100.0), sde=True, dt=1.0, n_walkers=4000, seed=5, t_eval=[0.0, 50.0, 100.0])
+    assert paths.dims == ("time", "walker") and paths["time"].values.tolist() == [0.0, 50.0, 100.0]
     end = paths.isel(time=-1).values
     D, B = closure.diffusion(0.0), closure.drift(0.0)
     assert abs(end.mean() - 100 * B) < 4 * np.sqrt(100 * D / end.size)
@@ -159,8 +159,8 @@ def test_closed_ode_matches_direct_simulation():
 
 # storage and resume -------------------------------------------------------------------------------
 
-def small_burst(n_replicas=200, n_steps=20):
-    return burst_setup(n_replicas, n_steps)
+def small_burst(n_walkers=200, n_steps=20):
+    return burst_setup(n_walkers, n_steps)
 
 
 def assert_same_store(a: xr.Dataset, b: xr.Dataset):
@@ -226,7 +226,8 @@ def test_killed_run_resumes_to_the_uninterrupted_store(tmp_path):
     process = subprocess.Popen([sys.executable, "-c", script], env={**os.environ, "OMP_NUM_THREADS": "1"})
     chunks = store / "done" / "c"
     deadline = time.monotonic() + 120
-    while not (chunks.exists() and len(os.listdir(chunks)) >= 4) and process.poll() is None and time.monotonic() < deadline:
+    while (not (chunks.exists() and len(os.listdir(chunks)) >= 4) and process.poll() is None
+           and time.monotonic() < deadline):
         time.sleep(0.02)
     process.send_signal(signal.SIGKILL)
     process.wait()
@@ -276,9 +277,9 @@ def test_grid_outside_the_lifts_valid_range_is_refused_before_any_work(tmp_path)
 @pytest.mark.parametrize("tau", [0.0, -0.01, float("nan")])
 def test_non_positive_burst_is_refused(tau):
     with pytest.raises(ValueError, match="tau .*must be a finite positive"):
-        BurstEstimator(EXACT_CUBIC_LIFT, CUBIC.evolver(DT), Coordinates("x1"), tau=tau, n_replicas=10)
+        BurstEstimator(EXACT_CUBIC_LIFT, CUBIC.evolver(DT), Coordinates("x1"), tau=tau, n_walkers=10)
     with pytest.raises(ValueError, match="multiple of the fine step"):
-        BurstEstimator(EXACT_CUBIC_LIFT, CUBIC.evolver(DT), Coordinates("x1"), tau=1.5 * DT, n_replicas=10)
+        BurstEstimator(EXACT_CUBIC_LIFT, CUBIC.evolver(DT), Coordinates("x1"), tau=1.5 * DT, n_walkers=10)
 
 
 def test_store_from_a_different_recipe_is_refused(tmp_path):
@@ -286,12 +287,12 @@ def test_store_from_a_different_recipe_is_refused(tmp_path):
     estimate_closure(small_burst(), GRID[:3], seed=1, store=store)
     with pytest.raises(ValueError, match=r"different recipe.*seed: 1 → 2"):
         estimate_closure(small_burst(), GRID[:3], seed=2, store=store)
-    with pytest.raises(ValueError, match=r"n_replicas: 200 → 300"):
+    with pytest.raises(ValueError, match=r"n_walkers: 200 → 300"):
         estimate_closure(small_burst(300), GRID[:3], seed=1, store=store)
     with pytest.raises(ValueError, match=r"grid: "):
         estimate_closure(small_burst(), GRID[:4], seed=1, store=store)
     fresh = estimate_closure(small_burst(300), GRID[:3], seed=1, store=store, overwrite=True)
-    assert parameters_of(load(store).attrs)["n_replicas"] == 300 and fresh["done"].all()
+    assert parameters_of(load(store).attrs)["n_walkers"] == 300 and fresh["done"].all()
 
 
 def test_missing_dask_gives_an_install_hint(monkeypatch):
@@ -322,13 +323,15 @@ def test_closure_refuses_outside_the_grid_and_where_not_done():
     np.testing.assert_allclose(linear.drift(0.5 * (grid[0] + grid[1])), dataset["drift"].values[:2].mean())
     with pytest.raises(ValueError, match="interpolation must be one of"):
         Closure(dataset, interpolation="spline")
-    no_diffusion = Closure(estimate_closure(ConditionalAverageEstimator(EXACT_CUBIC_LIFT, slow_drift, n_samples=10), GRID[:3], seed=1))
+    averages = ConditionalAverageEstimator(EXACT_CUBIC_LIFT, slow_drift, n_samples=10)
+    no_diffusion = Closure(estimate_closure(averages, GRID[:3], seed=1))
     with pytest.raises(ValueError, match="no diffusion"):
-        integrate(no_diffusion, -1.45, (0, 0.01), sde=True, dt=1e-3, n_paths=2, seed=1)
+        integrate(no_diffusion, -1.45, (0, 0.01), sde=True, dt=1e-3, n_walkers=2, seed=1)
 
 
 def test_integration_leaving_the_grid_is_reported():
-    closure = Closure(estimate_closure(ConditionalAverageEstimator(EXACT_CUBIC_LIFT, slow_drift, n_samples=100), GRID[25:], seed=1))
+    averages = ConditionalAverageEstimator(EXACT_CUBIC_LIFT, slow_drift, n_samples=100)
+    closure = Closure(estimate_closure(averages, GRID[25:], seed=1))
     with pytest.raises(ValueError, match=r"closed ODE at t = .*outside the closure's grid \[0.375, 1.5\]"):
         integrate(closure, 0.5, (0.0, 5.0))
     with pytest.raises(ValueError, match="t_span"):

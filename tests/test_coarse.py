@@ -8,8 +8,8 @@ from scipy.integrate import solve_ivp
 from scipy.linalg import expm
 from scipy.optimize import brentq
 
-from eqfree import CoarseTimeStepper, Coordinates, systems
-from eqfree.coarse import CoarseRHS, ODEBursts, ReplicaBursts, coarse_derivative, projective_integrate
+from eqfree import CoarseTimeStepper, Coordinates, FunctionLift, systems
+from eqfree.coarse import CoarseRHS, ODEBursts, WalkerBursts, coarse_derivative, projective_integrate
 from eqfree.coarse.projective import TABLEAUS
 from eqfree.seeding import as_seed_sequence
 
@@ -187,7 +187,7 @@ def cubic_stepper(system):
 
 def test_coarse_derivative_of_cubic_bursts_is_the_averaged_drift():
     system = systems.get("averaging_cubic")
-    bursts = ReplicaBursts(cubic_stepper(system), 40 * system.dt, 400, seed=11, t_heal=15 * system.dt)
+    bursts = WalkerBursts(cubic_stepper(system), 40 * system.dt, 400, seed=11, t_heal=15 * system.dt)
     d = bursts.derivative(1.0)
     truth = system.averaged_drift(1.0, system.dt)
     assert abs(d.slope[0] - truth) < 3 * d.slope_stderr[0] + 3 * system.eps
@@ -288,7 +288,7 @@ def test_stochastic_projective_integration_saves_10x_fine_steps_at_equal_accurac
     direct = system.simulate(walkers, n_direct, seed=2, x0=x0, save_every=save).sel(coord="x1").values
     mean, stderr = direct.mean(axis=1), direct.std(axis=1, ddof=1) / math.sqrt(walkers)
 
-    bursts = ReplicaBursts(stepper, system.dt, replicas, seed=3)
+    bursts = WalkerBursts(stepper, system.dt, replicas, seed=3)
     pi = projective_integrate(bursts, z0, T, macro, method=method, realizations=realizations)
     z, z_se = pi.z[:, 0].values, pi.z_stderr[:, 0].values
 
@@ -329,7 +329,7 @@ def test_stochastic_projective_integration_saves_10x_fine_steps_at_equal_accurac
 def test_coarse_derivative_slope_and_stderr_on_brownian_drift(fast_slow):
     """x1(t) = z + a1 t + a2 W(t) from the lift: each replica's least-squares slope b = Σ c_j x1(t_j)
     (c_j = (t_j − t̄)/S) is unbiased for a1 with variance a2² Σ_ij c_i c_j min(t_i, t_j)."""
-    stepper = CoarseTimeStepper(lambda z, n, *, seed: fast_slow.sample_conditional(z[0], n, seed),
+    stepper = CoarseTimeStepper(FunctionLift(lambda z, n, *, seed: fast_slow.sample_conditional(z[0], n, seed)),
                                 fast_slow.evolver(), Coordinates("x1"))
     replicas, tau, t_heal = 4000, 20.0, 5.0
     d = coarse_derivative(stepper(3.0, tau, replicas, seed=5), t_heal=t_heal)
@@ -344,10 +344,10 @@ def test_coarse_derivative_slope_and_stderr_on_brownian_drift(fast_slow):
     assert value[0] == pytest.approx(d.anchor[0] + (tau - 12.5) * d.slope[0]) and stderr[0] > 0
 
 
-def test_replica_bursts_and_coarse_rhs_are_seeded_deterministically(fast_slow):
-    stepper = CoarseTimeStepper(lambda z, n, *, seed: fast_slow.sample_conditional(z[0], n, seed),
+def test_walker_bursts_and_coarse_rhs_are_seeded_deterministically(fast_slow):
+    stepper = CoarseTimeStepper(FunctionLift(lambda z, n, *, seed: fast_slow.sample_conditional(z[0], n, seed)),
                                 fast_slow.evolver(), Coordinates("x1"))
-    bursts = ReplicaBursts(stepper, 10.0, 8, seed=7)
+    bursts = WalkerBursts(stepper, 10.0, 8, seed=7)
     np.testing.assert_array_equal(bursts.burst(2.0, (1, 0)).values, bursts.burst(2.0, (1, 0)).values)
     assert not np.array_equal(bursts.burst(2.0, (1, 0)).values, bursts.burst(2.0, (1, 1)).values)
     rhs = CoarseRHS(bursts)
@@ -365,20 +365,20 @@ def test_replica_bursts_and_coarse_rhs_are_seeded_deterministically(fast_slow):
 
 def test_bad_input_names_the_parameter(fast_slow):
     _, bursts = linear_bursts([-1.0, -10.0], 0.01, tau=0.05, t_heal=0.02, basis=np.eye(2))
-    stepper = CoarseTimeStepper(lambda z, n, *, seed: fast_slow.sample_conditional(z[0], n, seed),
+    stepper = CoarseTimeStepper(FunctionLift(lambda z, n, *, seed: fast_slow.sample_conditional(z[0], n, seed)),
                                 fast_slow.evolver(), Coordinates("x1"))
     with pytest.raises(ValueError, match="tau"):
         ODEBursts(bursts.fn, dt=0.01, tau=0.0)
     with pytest.raises(ValueError, match="tau"):
-        ReplicaBursts(stepper, -1.0, 4, seed=0)
+        WalkerBursts(stepper, -1.0, 4, seed=0)
     with pytest.raises(ValueError, match="t_heal"):
         ODEBursts(bursts.fn, dt=0.01, tau=0.05, t_heal=0.05)
     with pytest.raises(ValueError, match="fewer than 2 saved states"):
         ODEBursts(bursts.fn, dt=0.01, tau=0.05, t_heal=0.045)
-    with pytest.raises(ValueError, match="n_replicas"):
-        ReplicaBursts(stepper, 2.0, 1, seed=0)
+    with pytest.raises(ValueError, match="n_walkers"):
+        WalkerBursts(stepper, 2.0, 1, seed=0)
     with pytest.raises(TypeError, match="seed"):
-        ReplicaBursts(stepper, 2.0, 4, seed=None)
+        WalkerBursts(stepper, 2.0, 4, seed=None)
     with pytest.raises(ValueError, match="macro_step"):
         projective_integrate(bursts, [1.0, 1.0], 1.0, 0.04)
     with pytest.raises(ValueError, match="multiple of macro_step"):
@@ -391,7 +391,7 @@ def test_bad_input_names_the_parameter(fast_slow):
         projective_integrate(bursts, [1.0, 1.0], 1.0, 0.1, realizations=0)
     with pytest.raises(ValueError, match="t_heal"):
         coarse_derivative(bursts.burst(np.ones(2)), t_heal=0.05)
-    with pytest.raises(ValueError, match="2 replicas"):
+    with pytest.raises(ValueError, match="2 walkers"):
         coarse_derivative(stepper(1.0, 2.0, 1, seed=0))
     steep = ODEBursts(lambda z, n: z + 1e307 * np.arange(n + 1)[:, None], dt=1.0, tau=1.0)
     with pytest.raises(FloatingPointError, match="projective step 0"):

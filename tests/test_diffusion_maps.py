@@ -21,7 +21,8 @@ def test_equispaced_circle_bessel_spectrum(kernel):
     """Circulant kernel exp(−(1 − cos Δθ)/ε): λ_k = I_k(1/ε)/I_0(1/ε), each k ≥ 1 twice, ψ in span{cos kθ, sin kθ}."""
     n, eps = 200, 0.1
     theta = 2 * np.pi * np.arange(n) / n
-    fit = DiffusionMaps(1, epsilon=eps, n_eigenpairs=8, kernel=kernel, select="leading").fit(circle(theta))
+    fit = DiffusionMaps(n_components=1, epsilon=eps, n_eigenpairs=8, kernel=kernel, select="leading").fit(
+        circle(theta), seed=0)
     k = np.array([0, 1, 1, 2, 2, 3, 3, 4, 4])
     np.testing.assert_allclose(fit.eigenvalues_, ive(k, 1 / eps) / ive(0, 1 / eps), rtol=0, atol=1e-10)
     np.testing.assert_allclose(fit.eigenvectors_[:, 0], 1.0, atol=1e-10)
@@ -39,7 +40,8 @@ def test_random_circle_generator_ratios():
     eps = 0.01
     gap = lambda k: 1 - ive(k, 1 / eps) / ive(0, 1 / eps)
     theta = np.random.default_rng(0).uniform(0, 2 * np.pi, 3000)
-    gaps = 1 - DiffusionMaps(1, epsilon=eps, n_eigenpairs=6, kernel="dense", select="leading").fit(circle(theta)).eigenvalues_
+    maps = DiffusionMaps(n_components=1, epsilon=eps, n_eigenpairs=6, kernel="dense", select="leading")
+    gaps = 1 - maps.fit(circle(theta), seed=0).eigenvalues_
     for k, pair in ((2, (3, 4)), (3, (5, 6))):
         expected = gap(k) / gap(1)
         assert abs(expected - k**2) < 0.2 * k**2  # the Bessel ratio is near k² itself
@@ -49,7 +51,7 @@ def test_random_circle_generator_ratios():
 
 def test_interval_eigenvectors_are_cosines():
     x = np.random.default_rng(1).uniform(0, 1, 2000)
-    fit = DiffusionMaps(1, epsilon=1e-3, n_eigenpairs=5, select="leading").fit(x[:, None])
+    fit = DiffusionMaps(n_components=1, epsilon=1e-3, n_eigenpairs=5, select="leading").fit(x[:, None], seed=0)
     for k in (1, 2, 3):
         assert abs(np.corrcoef(fit.eigenvectors_[:, k], np.cos(k * np.pi * x))[0, 1]) > 0.99
 
@@ -59,7 +61,7 @@ def test_nonharmonic_selection_skips_harmonics():
     the first new direction is cos(πy), eigenvalue gap ~(π)² vs (π/4)²·k²."""
     rng = np.random.default_rng(2)
     X = np.column_stack([rng.uniform(0, 4, 3000), rng.uniform(0, 1, 3000)])
-    fit = DiffusionMaps(2, epsilon=0.01, n_eigenpairs=8, kernel="dense").fit(X)
+    fit = DiffusionMaps(n_components=2, epsilon=0.01, n_eigenpairs=8, kernel="dense").fit(X, seed=0)
     first, second = fit.selected_
     assert abs(stats.spearmanr(fit.eigenvectors_[:, first], X[:, 0]).statistic) > 0.99
     assert abs(np.corrcoef(fit.eigenvectors_[:, second], np.cos(np.pi * X[:, 1]))[0, 1]) > 0.95
@@ -68,12 +70,12 @@ def test_nonharmonic_selection_skips_harmonics():
 
 def test_fast_slow_linear_first_coordinate_is_x1():
     data = systems.get("fast_slow_linear").simulate(1, 30_000, seed=1)[::6, 0].values  # 5001 points, dt = 1
-    fit = DiffusionMaps(1).fit(data)  # automatic ε, sparse kernel
+    fit = DiffusionMaps(n_components=1).fit(data, seed=0)  # automatic ε, sparse kernel
     assert fit.sparse_ and len(data) >= 5000
-    assert abs(stats.spearmanr(fit.fit_transform(data)[:, 0], data[:, 0]).statistic) > 0.99
+    assert abs(stats.spearmanr(fit.fit_transform(data, seed=0)[:, 0], data[:, 0]).statistic) > 0.99
     # a fitted map is a Restrict operator: φ of new states by Nyström
     assert isinstance(fit, Restrict) and fit.names == [f"phi{fit.selected_[0]}"]
-    np.testing.assert_allclose(fit(data[:4]), fit.fit_transform(data)[:4], atol=1e-9)
+    np.testing.assert_allclose(fit(data[:4]), fit.fit_transform(data, seed=0)[:4], atol=1e-9)
 
 
 @settings(max_examples=15, deadline=None)
@@ -85,8 +87,8 @@ def test_rigid_motions_and_permutations_leave_the_spectrum(n, seed, angle, shift
     rotation = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
     moved = (X @ rotation.T + np.array(shift))[rng.permutation(n)]
     options = dict(epsilon=1.0, n_eigenpairs=5, kernel="dense", select="leading")
-    a = DiffusionMaps(1, **options).fit(X)
-    b = DiffusionMaps(1, **options).fit(moved)
+    a = DiffusionMaps(n_components=1, **options).fit(X, seed=0)
+    b = DiffusionMaps(n_components=1, **options).fit(moved, seed=0)
     np.testing.assert_allclose(a.eigenvalues_, b.eigenvalues_, atol=1e-9)
     assert a.eigenvalues_[0] == pytest.approx(1.0, abs=1e-12)
     np.testing.assert_allclose(a.eigenvectors_[:, 0], 1.0, atol=1e-9)
@@ -99,18 +101,18 @@ def test_bad_input():
     bad = X.copy()
     bad[[3, 7], 1] = [np.nan, np.inf]
     with pytest.raises(ValueError, match=r"non-finite rows \[3, 7\]"):
-        DiffusionMaps(1).fit(bad)
+        DiffusionMaps(n_components=1).fit(bad, seed=0)
     with pytest.raises(ValueError, match="provide more data"):
-        DiffusionMaps(5, n_eigenpairs=5, select="leading").fit(X[:6])
+        DiffusionMaps(n_components=5, n_eigenpairs=5, select="leading").fit(X[:6], seed=0)
     clusters = np.vstack([X, X + 100])
     with pytest.raises(ValueError, match=r"epsilon = 0.5 falls apart into 2 .*choose a larger epsilon, e.g. 2"):
-        DiffusionMaps(1, epsilon=0.5).fit(clusters)
+        DiffusionMaps(n_components=1, epsilon=0.5).fit(clusters, seed=0)
     with pytest.raises(ValueError, match="alpha"):
-        DiffusionMaps(1, alpha=2).fit(X)
+        DiffusionMaps(n_components=1, alpha=2).fit(X, seed=0)
     with pytest.raises(ValueError, match="cut_off"):
-        DiffusionMaps(1, kernel="sparse", cut_off=-1.0).fit(X)
+        DiffusionMaps(n_components=1, kernel="sparse", cut_off=-1.0).fit(X, seed=0)
     with pytest.raises(RuntimeError, match="not fitted"):
-        DiffusionMaps(1).transform(X)
+        DiffusionMaps(n_components=1).transform(X)
 
 
 @pytest.mark.parametrize("kernel", ["dense", "sparse"])
@@ -118,7 +120,7 @@ def test_duplicate_points_are_kept_as_samples(kernel):
     """Documented handling: a duplicated point is two samples with identical coordinates."""
     X = np.random.default_rng(3).uniform(0, 1, size=(300, 2))
     X = np.vstack([X, X[:1]])
-    fit = DiffusionMaps(1, epsilon=0.01, n_eigenpairs=4, kernel=kernel, select="leading").fit(X)
+    fit = DiffusionMaps(n_components=1, epsilon=0.01, n_eigenpairs=4, kernel=kernel, select="leading").fit(X, seed=0)
     np.testing.assert_allclose(fit.eigenvectors_[0], fit.eigenvectors_[-1], atol=1e-10)
     np.testing.assert_allclose(fit.nystrom(X[:1])[0], fit.eigenvectors_[0], atol=1e-9)
 
@@ -140,9 +142,10 @@ def test_mahalanobis_finds_the_slow_variable_of_half_moons():
     # the bursts estimate Df σσᵀ Dfᵀ: compare with the exact diffusion at a few points (20 bursts: ~30 % scatter)
     exact = moons.diffusion(torch.tensor(y[:200]), 0.0).numpy()
     exact = exact @ exact.transpose(0, 2, 1)
-    assert np.median(np.abs(np.trace(covariances[:200], axis1=1, axis2=2) / np.trace(exact, axis1=1, axis2=2) - 1)) < 0.3
-    mahalanobis = DiffusionMaps(1).fit(y, covariances=covariances)
-    euclidean = DiffusionMaps(1).fit(y)
+    ratio = np.trace(covariances[:200], axis1=1, axis2=2) / np.trace(exact, axis1=1, axis2=2)
+    assert np.median(np.abs(ratio - 1)) < 0.3
+    mahalanobis = DiffusionMaps(n_components=1).fit(y, covariances=covariances, seed=0)
+    euclidean = DiffusionMaps(n_components=1).fit(y, seed=0)
     rho_m = abs(stats.spearmanr(mahalanobis.eigenvectors_[:, mahalanobis.selected_[0]], slow).statistic)
     rho_e = abs(stats.spearmanr(euclidean.eigenvectors_[:, euclidean.selected_[0]], slow).statistic)
     print(f"half_moons, first selected coordinate vs x1: |rho| Mahalanobis {rho_m:.4f}, Euclidean {rho_e:.4f}")
@@ -167,4 +170,5 @@ def test_noise_covariances_need_bursts_and_shapes():
     with pytest.raises(ValueError, match="n_bursts must be at least 2"):
         local_noise_covariances(moons.evolver(), np.ones((3, 2)), n_steps=1, n_bursts=1, seed=0)
     with pytest.raises(ValueError, match=r"covariances must have shape \(3, 2, 2\)"):
-        DiffusionMaps(1, select="leading").fit(np.random.default_rng(0).normal(size=(3, 2)), covariances=np.ones((3, 2)))
+        DiffusionMaps(n_components=1, select="leading").fit(np.random.default_rng(0).normal(size=(3, 2)),
+                                                            covariances=np.ones((3, 2)), seed=0)

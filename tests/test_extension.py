@@ -13,9 +13,10 @@ from eqfree.restrict import DiffusionMaps, GaussianProcessRegression, GeometricH
 def learned():
     """fast_slow_linear data (5001 points, dt = 1) and its first diffusion coordinate."""
     data = systems.get("fast_slow_linear").simulate(1, 30_000, seed=1)[::6, 0].values
-    maps = DiffusionMaps(1).fit(data)
+    maps = DiffusionMaps(n_components=1)
+    phi = maps.fit_transform(data, seed=0)[:, 0]
     order = np.random.default_rng(0).permutation(len(data))
-    return data, maps, maps.fit_transform(data)[:, 0], order[:600], order[600:900]
+    return data, maps, phi, order[:600], order[600:900]
 
 
 def central_difference(f, x, h=1e-3):
@@ -27,7 +28,7 @@ def central_difference(f, x, h=1e-3):
 
 
 @pytest.mark.parametrize("estimator, bound", [
-    (lambda maps: GeometricHarmonics(4 * maps.epsilon_), 0.05),
+    (lambda maps: GeometricHarmonics(epsilon=4 * maps.epsilon_), 0.05),
     (lambda maps: GaussianProcessRegression(), 0.01),
 ])
 def test_extension_reproduces_held_out_coordinates(learned, estimator, bound):
@@ -61,7 +62,7 @@ def test_nystrom_gradient_matches_finite_differences(learned):
 def test_learned_coordinate_biases_the_dynamics(learned):
     """U = k/2 (Φ(x) − φ0)² gives the force −k (Φ − φ0) ∇Φ, by autograd through the extension."""
     data, maps, phi, train, _ = learned
-    model = GeometricHarmonics(4 * maps.epsilon_).fit(data[train], phi[train])
+    model = GeometricHarmonics(epsilon=4 * maps.epsilon_).fit(data[train], phi[train])
     k, phi0 = 50.0, float(np.median(phi))
     potential = lambda x: 0.5 * k * (model(x)[:, 0] - phi0) ** 2
     x = torch.tensor(data[:5])
@@ -72,9 +73,9 @@ def test_learned_coordinate_biases_the_dynamics(learned):
 def test_bad_values():
     X = np.random.default_rng(0).normal(size=(20, 2))
     with pytest.raises(ValueError, match="n_samples = 20"):
-        GeometricHarmonics(1.0).fit(X, np.zeros(19))
+        GeometricHarmonics(epsilon=1.0).fit(X, np.zeros(19))
     with pytest.raises(ValueError, match="finite"):
-        GaussianProcessRegression(1.0, noise=1e-6).fit(X, np.full(20, np.nan))
-    model = GeometricHarmonics(1.0).fit(X, X[:, 0])
+        GaussianProcessRegression(epsilon=1.0, noise=1e-6).fit(X, np.full(20, np.nan))
+    model = GeometricHarmonics(epsilon=1.0).fit(X, X[:, 0])
     with pytest.raises(ValueError, match="fitted on 2"):
         model(np.zeros((3, 3)))

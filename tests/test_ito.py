@@ -98,9 +98,11 @@ def test_identity_transform_is_the_same_sde(dim, walkers, diagonal, t):
     sde = _linear_sde(dim, diagonal)
     same = ito_transform(sde, lambda x: x, lambda y: y)
     x = torch.tensor(np.random.default_rng(walkers).normal(size=(walkers, dim)))
-    np.testing.assert_allclose(same.drift(x, t).numpy(), np.broadcast_to(sde.drift(x, t).numpy(), (walkers, dim)), atol=1e-13)
+    np.testing.assert_allclose(same.drift(x, t).numpy(), np.broadcast_to(sde.drift(x, t).numpy(), (walkers, dim)),
+                               atol=1e-13)
     expected = sde.diffusion(x, t)
-    expected = torch.diag_embed(torch.broadcast_to(expected, (walkers, dim))) if diagonal else torch.broadcast_to(expected, (walkers, dim, dim + 1))
+    expected = (torch.diag_embed(torch.broadcast_to(expected, (walkers, dim))) if diagonal
+                else torch.broadcast_to(expected, (walkers, dim, dim + 1)))
     np.testing.assert_allclose(same.diffusion(x, t).numpy(), expected.numpy(), atol=1e-13)
     a = euler_maruyama(sde, x, dt=0.01, n_steps=5, seed=4)
     b = euler_maruyama(same, x, dt=0.01, n_steps=5, seed=4)

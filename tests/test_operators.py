@@ -3,11 +3,11 @@
 import numpy as np
 import pytest
 
-from eqfree import CoarseTimeStepper, Coordinates, Evolve, Lift, Restrict
+from eqfree import CoarseTimeStepper, Coordinates, Evolve, FunctionLift, Lift, Restrict
 
 
 def exact_lift(system):
-    return lambda z, n, *, seed: system.sample_conditional(z[0], n, seed)
+    return FunctionLift(lambda z, n, *, seed: system.sample_conditional(z[0], n, seed))
 
 
 def stepper(system, dt=0.1):
@@ -24,7 +24,7 @@ def test_restricted_bursts_follow_the_slow_law(fast_slow):
     """x1(τ) | x1(0) = z ~ N(z + a1 τ, a2² τ) whatever the fast x2 does."""
     z, tau, replicas = 10.0, 5.0, 20_000
     bursts = stepper(fast_slow)(z, tau, replicas, seed=9, save_every=10)
-    assert bursts.dims == ("time", "replica", "cv")
+    assert bursts.dims == ("time", "walker", "cv")
     assert bursts.shape == (6, replicas, 1) and list(bursts.cv.values) == ["x1"]
     np.testing.assert_allclose(bursts.time.values, np.arange(6) * 1.0)
     np.testing.assert_array_equal(bursts[0].values, z)
@@ -46,10 +46,11 @@ def test_bad_coarse_steps(fast_slow):
     step = stepper(fast_slow)
     with pytest.raises(ValueError, match="multiple of the fine step"):
         step(1.0, 0.25, 10, seed=0)
-    with pytest.raises(ValueError, match="n_replicas"):
+    with pytest.raises(ValueError, match="n_walkers"):
         step(1.0, 1.0, 0, seed=0)
     with pytest.raises(ValueError, match="finite"):
         step(np.nan, 1.0, 10, seed=0)
-    broken = CoarseTimeStepper(lambda z, n, *, seed: np.zeros((n + 1, 2)), fast_slow.evolver(), Coordinates("x1"))
+    broken = CoarseTimeStepper(FunctionLift(lambda z, n, *, seed: np.zeros((n + 1, 2))), fast_slow.evolver(),
+                               Coordinates("x1"))
     with pytest.raises(ValueError, match="lift returned shape"):
         broken(1.0, 1.0, 3, seed=0)

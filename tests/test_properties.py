@@ -10,7 +10,8 @@ from eqfree.evolve.noise import WALKERS_PER_BLOCK
 
 
 def nonlinear(dim, noise="diagonal"):
-    g = (lambda x, t: 0.3 + 0.1 * torch.cos(x)) if noise == "diagonal" else (lambda x, t: 0.2 * torch.ones(x.shape[1], x.shape[1] + 1, dtype=x.dtype))
+    g = ((lambda x, t: 0.3 + 0.1 * torch.cos(x)) if noise == "diagonal"
+         else (lambda x, t: 0.2 * torch.ones(x.shape[1], x.shape[1] + 1, dtype=x.dtype)))
     return SDE(lambda x, t: -x**3 + torch.roll(x, 1, dims=1) + 0.1 * t, g, noise)
 
 
@@ -53,7 +54,8 @@ def test_shorter_run_is_a_prefix_of_a_longer_one():
 @given(walkers=st.integers(1, 30), dim=st.integers(1, 6), steps=st.integers(0, 30), save_every=st.integers(1, 7),
        noise=st.sampled_from(["diagonal", "general"]))
 def test_shapes_and_labels(walkers, dim, steps, save_every, noise):
-    run = euler_maruyama(nonlinear(dim, noise), start(walkers, dim), dt=0.02, n_steps=steps, seed=1, save_every=save_every)
+    run = euler_maruyama(nonlinear(dim, noise), start(walkers, dim), dt=0.02, n_steps=steps, seed=1,
+                         save_every=save_every)
     saved = steps // save_every + 1
     assert run.dims == ("time", "walker", "coord")
     assert run.shape == (saved, walkers, dim)

@@ -8,11 +8,13 @@ import pytest
 import torch
 from scipy import stats
 
-from eqfree.lift.generative.base import ConditionalGenerator, DataScaler, ExtrapolationWarning, LabelScaler
+from eqfree.base import load
+from eqfree.lift.generative import ExtrapolationWarning
 from eqfree.lift.generative.score import ConditionalScoreModel, karras_sigmas
+from eqfree.scaling import DataScaler, LabelScaler
 
 #: small, fast configuration of the acceptance test (about 5–15 s of training on one thread)
-FAST = dict(epochs=4000, batch_size=512, hidden=(64, 64, 64), lr=2e-3, ema_decay=0.9995)
+FAST = dict(n_epochs=4000, batch_size=512, hidden=(64, 64, 64), lr=2e-3, ema_decay=0.9995)
 X2_MEAN, X2_VAR = 1.0, 0.05  # exact conditional law of x2 given x1 (eq. 2.1)
 
 
@@ -31,15 +33,15 @@ def exact_x2_quantiles(m: int = 100_000) -> np.ndarray:
 
 
 # -- acceptance (issue): eq. (2.1), x1 = 10 ----------------------------------------------------------
-@pytest.mark.parametrize("sampler, n_steps", [("ode", 64), ("sde", 256)])
-def test_samples_at_x1_10_follow_the_exact_conditional_law(trained, sampler, n_steps):
-    trained.set_sampler(sampler, n_steps)
+@pytest.mark.parametrize("sampler, n_levels", [("ode", 64), ("sde", 256)])
+def test_samples_at_x1_10_follow_the_exact_conditional_law(trained, sampler, n_levels):
+    trained.set_sampler(sampler, n_levels)
     start = time.perf_counter()
     samples = trained.sample(10.0, 4000, seed=5)
     seconds = time.perf_counter() - start
     w1 = stats.wasserstein_distance(samples[:, 1], exact_x2_quantiles())
     label_error = np.abs(samples[:, 0] - 10.0).mean()
-    print(f"\n{sampler} ({trained.n_steps} levels, {seconds:.2f} s): W1(x2, N(1, 0.05)) = {w1:.4f}, "
+    print(f"\n{sampler} ({trained.levels} levels, {seconds:.2f} s): W1(x2, N(1, 0.05)) = {w1:.4f}, "
           f"mean |x1 - 10| = {label_error:.4f}")
     assert samples.shape == (4000, 2)
     assert w1 < 0.02  # a perfect sampler of the training law (Euler-Maruyama, dt = 0.5) scores ~0.003
@@ -47,7 +49,7 @@ def test_samples_at_x1_10_follow_the_exact_conditional_law(trained, sampler, n_s
 
 
 def test_extrapolation_to_x1_20_as_in_the_seed_paper(trained):
-    """Trained on x1 ∈ [0, 10.3], sampled at x1 = 20 (the seed paper's test): allowed with a warning.
+    """Trained on x1 ∈ [0, 10.3], sampled at x1 = 20 (Crabtree et al.'s test): allowed with a warning.
     Not guaranteed, measured: x1 within 1 of 20 on average (5 %), x2 still N(1, 0.05) to W1 < 0.02."""
     trained.set_sampler("ode", 64)
     with pytest.warns(ExtrapolationWarning, match="outside the training labels"):
@@ -100,12 +102,12 @@ def exact_gaussian_model(monkeypatch, **params) -> ConditionalScoreModel:
     return model
 
 
-@pytest.mark.parametrize("sampler, n_steps", [("ode", 128), ("sde", 4096)])
-def test_samplers_reproduce_a_gaussian_from_its_exact_denoiser(monkeypatch, sampler, n_steps):
+@pytest.mark.parametrize("sampler, n_levels", [("ode", 128), ("sde", 4096)])
+def test_samplers_reproduce_a_gaussian_from_its_exact_denoiser(monkeypatch, sampler, n_levels):
     """At these step counts the discretization bias of the variance is below 0.3 %, a quarter of a
     standard error; mean and variance must match within 4 standard errors."""
     n, label = 40_000, 0.25
-    model = exact_gaussian_model(monkeypatch, sampler=sampler, n_steps=n_steps)
+    model = exact_gaussian_model(monkeypatch, sampler=sampler, n_levels=n_levels)
     samples = model.sample(label, n, seed=3)
     mean, var = M_OFFSET + M_SLOPE * label, S**2
     z_mean = (samples.mean(axis=0) - mean) / (S / np.sqrt(n))
@@ -118,9 +120,9 @@ def test_sde_sampler_has_the_euler_maruyama_variance_predicted_for_few_steps(mon
     """With N = 64 levels the reverse-SDE update x ← x + Δ s + √Δ ξ (Δ = σ_i² − σ_{i+1}²), then D,
     maps variance v at σ_i to v B²/A² + Δ (A = s² + σ_i², B = s² + σ_{i+1}²): the recursion predicts
     the samples' variance (here 17 % and 20 % too large), which the samples must match within 4 SE."""
-    n, n_steps = 40_000, 64
-    model = exact_gaussian_model(monkeypatch, sampler="sde", n_steps=n_steps)
-    sigmas = np.array(karras_sigmas(n_steps, 0.002, 80.0, 7.0))
+    n, n_levels = 40_000, 64
+    model = exact_gaussian_model(monkeypatch, sampler="sde", n_levels=n_levels)
+    sigmas = np.array(karras_sigmas(n_levels, 0.002, 80.0, 7.0))
     variance = np.full(2, sigmas[0] ** 2)
     for sigma, sigma_next in zip(sigmas[:-2], sigmas[1:-1]):
         a, b = S**2 + sigma**2, S**2 + sigma_next**2
@@ -161,7 +163,7 @@ def test_same_seed_same_samples_different_seed_different(trained):
 
 def test_training_is_reproducible_for_a_seed(fast_slow_training_data):
     X, y = (a[::25] for a in fast_slow_training_data)
-    fits = [ConditionalScoreModel(epochs=30, hidden=(16,), n_fourier=2).fit(X, y, seed=s, progress=False)
+    fits = [ConditionalScoreModel(n_epochs=30, hidden=(16,), n_fourier=2).fit(X, y, seed=s, progress=False)
             for s in (4, 4, 5)]
     first, again, other = (list(f.networks_.state_dict().values()) for f in fits)
     assert all(torch.equal(p, q) for p, q in zip(first, again))
@@ -171,21 +173,22 @@ def test_training_is_reproducible_for_a_seed(fast_slow_training_data):
 
 def test_save_load_gives_identical_samples_and_can_switch_sampler(fast_slow_training_data, tmp_path):
     X, y = (a[::25] for a in fast_slow_training_data)
-    model = ConditionalScoreModel(epochs=30, hidden=[16, 16], n_fourier=3, n_steps=8).fit(X, y, seed=1, progress=False)
-    loaded = ConditionalGenerator.load(model.save(tmp_path / "score"))
-    assert isinstance(loaded, ConditionalScoreModel) and loaded.params == model.params
+    model = ConditionalScoreModel(n_epochs=30, hidden=[16, 16], n_fourier=3, n_levels=8)
+    model.fit(X, y, seed=1, progress=False)
+    loaded = load(model.save(tmp_path / "score"))
+    assert isinstance(loaded, ConditionalScoreModel) and loaded.get_params() == model.get_params()
     assert torch.equal(loaded.networks_.frequencies, model.networks_.frequencies)
     assert np.array_equal(loaded.sample(3.0, 100, seed=9), model.sample(3.0, 100, seed=9))
-    assert loaded.set_sampler("sde") is loaded and loaded.params["sampler"] == "sde" and loaded.n_steps == 256
+    assert loaded.set_sampler("sde") is loaded and loaded.sampler == "sde" and loaded.levels == 256
     model.set_sampler("sde")
     assert np.array_equal(loaded.sample(3.0, 100, seed=9), model.sample(3.0, 100, seed=9))
-    assert loaded.set_sampler(n_steps=12).n_steps == 12 and loaded.params["sampler"] == "sde"
+    assert loaded.set_sampler(n_levels=12).levels == 12 and loaded.sampler == "sde"
 
 
 # -- argument checks ----------------------------------------------------------------------------------
 @pytest.mark.parametrize("kwargs, match", [
     (dict(sampler="euler"), "unknown sampler 'euler'"),
-    (dict(n_steps=1), "n_steps must be an integer >= 2"),
+    (dict(n_levels=1), "n_levels must be an integer >= 2"),
     (dict(sigma_min=0.0), "sigma_min must be a finite positive"),
     (dict(sigma_max=float("inf")), "sigma_max must be a finite positive"),
     (dict(sigma_min=1.0, sigma_max=0.5), r"sigma_min \(1\) must be smaller than sigma_max \(0.5\)"),
@@ -197,7 +200,7 @@ def test_save_load_gives_identical_samples_and_can_switch_sampler(fast_slow_trai
     (dict(lr=0), "lr must be a finite positive"),
     (dict(p_std=-1.0), "p_std must be a finite positive"),
     (dict(n_fourier=-1), "n_fourier must be an integer >= 0"),
-    (dict(epochs=0), "epochs must be an integer >= 1"),
+    (dict(n_epochs=0), "n_epochs must be an integer >= 1"),
 ])
 def test_bad_arguments_are_refused(kwargs, match):
     with pytest.raises(ValueError, match=match):
@@ -205,9 +208,9 @@ def test_bad_arguments_are_refused(kwargs, match):
 
 
 def test_bad_sampler_switch_is_refused_and_changes_nothing():
-    model = ConditionalScoreModel(sampler="sde", n_steps=100)
+    model = ConditionalScoreModel(sampler="sde", n_levels=100)
     with pytest.raises(ValueError, match="unknown sampler 'heun'"):
         model.set_sampler("heun")
-    with pytest.raises(ValueError, match="n_steps must be an integer >= 2"):
-        model.set_sampler(n_steps=0)
-    assert model.params["sampler"] == "sde" and model.n_steps == 100
+    with pytest.raises(ValueError, match="n_levels must be an integer >= 2"):
+        model.set_sampler(n_levels=0)
+    assert model.sampler == "sde" and model.levels == 100

@@ -8,10 +8,11 @@ import pytest
 import xarray as xr
 from hypothesis import given, settings
 
-from eqfree import Coordinates, systems
+from eqfree import Coordinates, FunctionLift, systems
 from eqfree.closures import load, save
-from eqfree.lift import LinearGaussianLift
+from eqfree.closures.store import template
 from eqfree.seeding import as_seed_sequence
+from eqfree.systems import LinearGaussianLift
 from eqfree.testing import check_micro_macro_consistency
 from eqfree.testing.strategies import closure_datasets, cv_grids, cv_values, seeds
 
@@ -21,11 +22,13 @@ CUBIC_LIFT = LinearGaussianLift(0.0, 1.0, CUBIC.s**2, valid_range=(-3.0, 3.0))
 X1 = Coordinates("x1")
 
 
+@FunctionLift
 def linear_exact_lift(z, n, *, seed):
     """fast_slow_linear's exact conditional sampler as a Lift."""
     return LINEAR.sample_conditional(float(np.asarray(z).reshape(-1)[0]), n, seed)
 
 
+@FunctionLift
 def offset_lift(z, n, *, seed):
     """Broken: the slow coordinate lands 0.1 above z."""
     x = CUBIC_LIFT(z, n, seed=seed)
@@ -33,6 +36,7 @@ def offset_lift(z, n, *, seed):
     return x
 
 
+@FunctionLift
 def jittered_lift(z, n, *, seed):
     """Broken: right on average, but each state's slow coordinate is off by 0.05 ξ."""
     x = CUBIC_LIFT(z, n, seed=seed)
@@ -92,7 +96,7 @@ def test_grids_are_strictly_increasing(grid):
 
 
 @settings(max_examples=25, deadline=None)
-@given(dataset=closure_datasets())
+@given(dataset=closure_datasets(template))
 def test_closure_datasets_round_trip_through_zarr(dataset):
     with tempfile.TemporaryDirectory() as directory:
         path = save(dataset, Path(directory) / "closure.zarr")

@@ -9,9 +9,9 @@ import pytest
 import torch
 from scipy import integrate, stats
 
-from eqfree import SDE, systems
-from eqfree.lift import CollectiveVariable, ReweightedUmbrella, UmbrellaSampling, wrapped_difference
-from eqfree.restrict import DiffusionMaps, GeometricHarmonics, local_noise_covariances
+from eqfree import SDE, SDEEvolver, systems
+from eqfree.lift import ReweightedUmbrella, UmbrellaSampling, wrapped_difference
+from eqfree.restrict import CollectiveVariable, DiffusionMaps, GeometricHarmonics, local_noise_covariances
 from eqfree.testing import check_micro_macro_consistency
 
 
@@ -27,7 +27,8 @@ def test_known_coordinate_window_gives_the_exact_conditional_law(fast_slow):
 
     Euler–Maruyama at dt = 1 holds x2 at variance a4²/(a3(2 − a3)) = 0.0526: W1 to N(1, 0.05) is
     (0.2294 − 0.2236)√(2/π) = 0.005 from that alone, well under 0.02."""
-    sampler = UmbrellaSampling(fast_slow, "x1", 0.5, dt=1.0, n_steps=600, walkers=50, save_every=2)
+    sampler = UmbrellaSampling(fast_slow.evolver(1.0), "x1", 0.5, n_steps=600, n_walkers=50, save_every=2,
+                               initial=fast_slow.x0)
     window = sampler.window(10.0, seed=1)
     assert window.x.shape == (301, 50, 2) and window.attrs["warmup_frames"] < 50
     kept = window.isel(time=slice(window.attrs["warmup_frames"], None, window.attrs["stride"]))
@@ -48,8 +49,8 @@ def learned_coordinate():
     """Φ: geometric-harmonics extension of the first diffusion-map coordinate of one unbiased run (Figure 2, right)."""
     system = systems.get("fast_slow_linear")
     data = system.simulate(1, 20_000, seed=1)[::25, 0].values
-    maps = DiffusionMaps(1).fit(data)
-    return data, GeometricHarmonics(4 * maps.epsilon_).fit(data, maps.fit_transform(data)[:, 0])
+    maps = DiffusionMaps(n_components=1).fit(data, seed=0)
+    return data, GeometricHarmonics(epsilon=4 * maps.epsilon_).fit(data, maps.fit_transform(data, seed=0)[:, 0])
 
 
 def test_learned_coordinate_window_gives_the_exact_conditional_law(fast_slow, learned_coordinate):
@@ -58,7 +59,7 @@ def test_learned_coordinate_window_gives_the_exact_conditional_law(fast_slow, le
     point = np.array([[10.0, 1.0]])
     phi0 = float(extension(point)[0, 0])
     slope = float(extension.gradient(point)[0, 0, 0])  # dΦ/dx1: κ_Φ = 0.5 / slope² acts like κ = 0.5 on x1
-    sampler = UmbrellaSampling(fast_slow, extension, 0.5 / slope**2, dt=1.0, n_steps=600, walkers=50,
+    sampler = UmbrellaSampling(fast_slow.evolver(1.0), extension, 0.5 / slope**2, n_steps=600, n_walkers=50,
                                save_every=2, initial=data)
     window = sampler.window(phi0, seed=2)
     kept = window.isel(time=slice(window.attrs["warmup_frames"], None, window.attrs["stride"]))
@@ -72,8 +73,8 @@ def test_learned_coordinate_window_gives_the_exact_conditional_law(fast_slow, le
 
 def test_window_outside_the_learned_range_warns_with_the_range(fast_slow, learned_coordinate):
     data, extension = learned_coordinate
-    low, high = extension.value_range[:, 0]
-    sampler = UmbrellaSampling(fast_slow, extension, 1.0, dt=1.0, n_steps=10, walkers=2)
+    low, high = extension.value_range_[:, 0]
+    sampler = UmbrellaSampling(fast_slow.evolver(1.0), extension, 1.0, n_steps=10, n_walkers=2, initial=fast_slow.x0)
     with pytest.warns(UserWarning, match=f"outside \\[{low:g}, {high:g}\\]"):
         with pytest.raises(ValueError, match="the CV does not change"):  # Φ is flat far from the data
             sampler.window(high + 0.5 * (high - low), seed=0)
@@ -88,11 +89,13 @@ def test_half_moons_window_on_the_mahalanobis_coordinate_has_the_width_of_k():
     starts = moons.from_original(np.column_stack([0.15 * np.arange(10), np.ones(10)]))
     y = moons.simulate(10, 1000, seed=2, x0=starts)[34::10].values.reshape(-1, 2)
     covariances = local_noise_covariances(moons.evolver(), y, n_steps=2, n_bursts=20, seed=3)
-    maps = DiffusionMaps(1).fit(y, covariances=covariances)
+    maps = DiffusionMaps(n_components=1).fit(y, covariances=covariances, seed=0)
     phi = maps.eigenvectors_[:, maps.selected_[0]]
-    extension = GeometricHarmonics(np.median(np.sum((y[:, None] - y[None]) ** 2, -1)) / 20).fit(y, phi / phi.std())
+    epsilon = np.median(np.sum((y[:, None] - y[None]) ** 2, -1)) / 20
+    extension = GeometricHarmonics(epsilon=epsilon).fit(y, phi / phi.std())
     kappa, dt = 0.5, moons.dt
-    sampler = UmbrellaSampling(moons, extension, kappa, dt=dt, n_steps=3000, walkers=100, save_every=5, initial=y)
+    sampler = UmbrellaSampling(moons.evolver(dt), extension, kappa, n_steps=3000, n_walkers=100, save_every=5,
+                               initial=y)
     window = sampler.window(0.0, seed=4)
     kept = window.isel(time=slice(window.attrs["warmup_frames"], None, window.attrs["stride"]))
     states, restricted = kept.x.values.reshape(-1, 2), kept.xi.values.ravel()
@@ -102,7 +105,8 @@ def test_half_moons_window_on_the_mahalanobis_coordinate_has_the_width_of_k():
     s2 = np.sum(np.einsum("nd,ndm->nm", gradient, sigma) ** 2, axis=1)
     expected_var = np.mean(s2 / (kappa * g2 * (2 - kappa * g2 * dt)))
     print(f"half_moons: Phi mean {restricted.mean():+.2e}, var {restricted.var():.3e} "
-          f"(expected {expected_var:.3e}), {restricted.size} samples; Phi spans {np.ptp(phi / phi.std()):.2f} on the data")
+          f"(expected {expected_var:.3e}), {restricted.size} samples; "
+          f"Phi spans {np.ptp(phi / phi.std()):.2f} on the data")
     assert abs(restricted.mean()) < 0.1 * math.sqrt(expected_var)
     np.testing.assert_allclose(restricted.var(), expected_var, rtol=0.1)
 
@@ -125,7 +129,8 @@ def test_bias_on_an_angle_near_pi_wraps_instead_of_jumping():
     does not depend on θ), and walkers crossing ±π feel the small wrapped force, not κ·2π."""
     cv = CollectiveVariable(angle, name="theta", period=2 * math.pi)
     start = np.array([math.cos(3.0), math.sin(3.0)])
-    sampler = UmbrellaSampling(ring_sde(), cv, 20.0, dt=2e-3, n_steps=3000, walkers=200, save_every=10, initial=start)
+    sampler = UmbrellaSampling(SDEEvolver(ring_sde(), 2e-3), cv, 20.0, n_steps=3000, n_walkers=200, save_every=10,
+                               initial=start)
     window = sampler.window(math.pi - 0.05, seed=5)
     theta = window.xi.values[window.attrs["warmup_frames"]:]
     assert (theta < 0).mean() > 0.1  # the walkers do cross the branch cut
@@ -138,7 +143,8 @@ def test_bias_on_an_angle_near_pi_wraps_instead_of_jumping():
 
 # -- windows across a grid, reproducibility, the Lift ----------------------------------------------------
 def test_windows_do_not_depend_on_tasks_or_executor(fast_slow):
-    sampler = UmbrellaSampling(fast_slow, "x1", 0.5, dt=1.0, n_steps=100, walkers=4, warmup=10)
+    sampler = UmbrellaSampling(fast_slow.evolver(1.0), "x1", 0.5, n_steps=100, n_walkers=4, warmup=10,
+                               initial=fast_slow.x0)
     grid = [9.0, 10.0, 11.0]
     together = sampler.run(grid, seed=3)
     with ThreadPoolExecutor(2) as pool:
@@ -148,12 +154,13 @@ def test_windows_do_not_depend_on_tasks_or_executor(fast_slow):
     # a window alone is the first window of a run with the same seed
     alone = sampler.window(9.0, seed=3)
     frames = np.arange(alone.attrs["warmup_frames"], alone.sizes["time"], alone.attrs["stride"])
-    np.testing.assert_array_equal(alone.x.values[frames].reshape(-1, 2), together.x.values[together.window_index.values == 0])
+    np.testing.assert_array_equal(alone.x.values[frames].reshape(-1, 2),
+                                  together.x.values[together.window_index.values == 0])
     assert dict(together.sizes) == {"sample": int(together.n_samples.sum()), "coord": 2, "window": 3}
 
 
 def test_umbrella_lift_passes_the_micro_macro_check(fast_slow):
-    sampler = UmbrellaSampling(fast_slow, "x1", 0.5, dt=1.0, n_steps=60, walkers=8)
+    sampler = UmbrellaSampling(fast_slow.evolver(1.0), "x1", 0.5, n_steps=60, n_walkers=8, initial=fast_slow.x0)
     states = sampler(np.array([10.0]), 40, seed=6)
     assert states.shape == (40, 2)
     check_micro_macro_consistency(sampler, lambda x: x[..., :1], np.array([10.0]), 40, seed=6, tolerance=0.01)
@@ -171,12 +178,12 @@ def double_well_pmf_reference(system, edges):
 
 def double_well_study(walkers, n_steps, save_every, seed):
     system = systems.get("double_well")
-    sampler = UmbrellaSampling(system, "x1", 20.0, dt=5e-4, n_steps=n_steps, walkers=walkers,
+    sampler = UmbrellaSampling(system.evolver(5e-4), "x1", 20.0, n_steps=n_steps, n_walkers=walkers,
                                save_every=save_every, initial=np.zeros(2))
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="window at .* still relaxing")
         windows = sampler.run(np.linspace(-3.5, 3.5, 25), seed=seed)
-    fits = {name: sampler.reweight(windows, name, bins=150, **({"n_bootstrap": 40} if name == "wham" else {}))
+    fits = {name: sampler.reweight(windows, name, bins=150, seed=0, **({"n_bootstrap": 40} if name == "wham" else {}))
             for name in ("wham", "mbar")}
     return system, sampler, windows, fits
 
@@ -184,7 +191,8 @@ def double_well_study(walkers, n_steps, save_every, seed):
 def check_pmf(system, fits, tolerance_of):
     for name, fitted in fits.items():
         pmf = fitted.pmf_
-        edges = np.concatenate([pmf.cv.values - pmf.bin_width.values / 2, [pmf.cv.values[-1] + pmf.bin_width.values[-1] / 2]])
+        edges = np.concatenate([pmf.cv.values - pmf.bin_width.values / 2,
+                                [pmf.cv.values[-1] + pmf.bin_width.values[-1] / 2]])
         exact = double_well_pmf_reference(system, edges)
         # shift both to the same reference: the exact minimum bin
         error = pmf.pmf.values - exact
@@ -198,7 +206,8 @@ def check_pmf(system, fits, tolerance_of):
     difference = np.abs(wham.pmf.values - mbar.pmf.values)
     combined = np.hypot(wham.pmf_stderr.values, mbar.pmf_stderr.values)
     resolved = combined > 0  # the reference bins have no error bar
-    print(f"WHAM - MBAR: max {difference.max():.3f} kT, max in combined se {np.max(difference[resolved] / combined[resolved]):.2f}")
+    print(f"WHAM - MBAR: max {difference.max():.3f} kT, "
+          f"max in combined se {np.max(difference[resolved] / combined[resolved]):.2f}")
     assert np.all(difference <= 2 * combined + 0.05)  # same data: the binning bias of WHAM (≤ 0.05 kT at 150 bins)
 
 
@@ -228,7 +237,8 @@ def test_reweighted_windows_lift_the_unbiased_kernel_law():
     lift = ReweightedUmbrella(windows, fits["mbar"], bandwidth=h)
     shift = system.potential(system.x0)
     law = lambda x1: math.exp(-(system.potential(np.array([x1, 0.0])) - shift) - 0.5 * ((x1 - z) / h) ** 2)
-    exact_mean = integrate.quad(lambda x: x * law(x), z - 8 * h, z + 8 * h)[0] / integrate.quad(law, z - 8 * h, z + 8 * h)[0]
+    exact_mean = (integrate.quad(lambda x: x * law(x), z - 8 * h, z + 8 * h)[0]
+                  / integrate.quad(law, z - 8 * h, z + 8 * h)[0])
     weights = lift.weights(z)
     x1 = windows.x.values[:, 0]
     mean = np.sum(weights * x1)
@@ -242,16 +252,16 @@ def test_reweighted_windows_lift_the_unbiased_kernel_law():
 # -- bad input --------------------------------------------------------------------------------------
 def test_bad_input_is_refused_clearly(fast_slow):
     with pytest.raises(ValueError, match="kappa"):
-        UmbrellaSampling(fast_slow, "x1", 0.0, dt=1.0, n_steps=10)
+        UmbrellaSampling(fast_slow.evolver(1.0), "x1", 0.0, n_steps=10, initial=fast_slow.x0)
     with pytest.raises(ValueError, match="kappa"):
-        UmbrellaSampling(fast_slow, "x1", -1.0, dt=1.0, n_steps=10)
-    sampler = UmbrellaSampling(fast_slow, "x1", 0.5, dt=1.0, n_steps=10, walkers=2)
+        UmbrellaSampling(fast_slow.evolver(1.0), "x1", -1.0, n_steps=10, initial=fast_slow.x0)
+    sampler = UmbrellaSampling(fast_slow.evolver(1.0), "x1", 0.5, n_steps=10, n_walkers=2, initial=fast_slow.x0)
     with pytest.raises(ValueError, match="non-empty"):
         sampler.run([], seed=0)
     with pytest.raises(ValueError, match="out of range"):
-        UmbrellaSampling(fast_slow, "x3", 0.5, dt=1.0, n_steps=10)
+        UmbrellaSampling(fast_slow.evolver(1.0), "x3", 0.5, n_steps=10, initial=fast_slow.x0)
     root = CollectiveVariable(lambda x: torch.sqrt(x[..., 0]), name="sqrt_x1")
-    at_origin = UmbrellaSampling(fast_slow, root, 1.0, dt=1.0, n_steps=10, walkers=2)
+    at_origin = UmbrellaSampling(fast_slow.evolver(1.0), root, 1.0, n_steps=10, n_walkers=2, initial=fast_slow.x0)
     with pytest.raises(ValueError, match="gradient of the CV sqrt_x1 is not finite"):
         at_origin.window(1.0, seed=0)
     with pytest.raises(ValueError, match="period"):

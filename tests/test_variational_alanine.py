@@ -41,9 +41,10 @@ def fits(aligned, sizes, steps):
     rng = np.random.default_rng(3)
     for n in sizes:
         chosen = rng.choice(len(aligned), n, replace=False)
-        vae = VAE(steps=steps, batch_size=64, lr=1e-3, kl_warmup=steps // 4,
+        vae = VAE(n_epochs=steps, batch_size=64, lr=1e-3, kl_warmup=steps // 4,
                   importance_samples=8).fit(aligned[chosen], seed=1, progress=False)
-        yield n, vae, DiagonalLaplace(vae).fit(aligned[chosen]).predictive(gyration, n_theta=100, n_x=500, seed=2)
+        laplace = DiagonalLaplace().fit(vae, aligned[chosen])
+        yield n, vae, laplace.predictive(vae, gyration, n_theta=100, n_x=500, seed=2)
 
 
 def separation(aligned, basins, psi, vae):

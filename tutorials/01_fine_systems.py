@@ -1,8 +1,9 @@
 # %% [markdown]
-# # 01 — The fine-scale systems of the seed paper
+# # 01 — The fine-scale systems of Crabtree, Bello-Rivas, Ferguson & Kevrekidis,
+# "GANs and closures: micro-macro consistency in multiscale modeling"
 #
 # eqfree's fine simulators are Euler–Maruyama ensembles of SDEs. This tutorial simulates the
-# training data of the seed paper's Figures 2, 4 and 9 (appendix C time steps) and checks each
+# training data of that work's Figures 2, 4 and 9 (appendix C time steps) and checks each
 # against what is known exactly:
 #
 # - `fast_slow_linear` (eq. 2.1): x1 drifts slowly, x2 relaxes fast to N(1, 0.05) (Figure 2).

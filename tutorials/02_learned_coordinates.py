@@ -2,8 +2,9 @@
 # # 02 — Learned slow coordinates: diffusion maps and their out-of-sample extension
 #
 # When the slow variable is not a coordinate, eqfree learns it. This tutorial reproduces the
-# learned-coordinate panels of the seed paper's Figures 2 and 4 (data coloured by the diffusion-map
-# coordinate φ), then extends φ to a differentiable function Φ(x) that a bias potential can use.
+# learned-coordinate panels of Figures 2 and 4 of Crabtree, Bello-Rivas, Ferguson & Kevrekidis, "GANs and
+# closures: micro-macro consistency in multiscale modeling" (data coloured by the diffusion-map coordinate φ),
+# then extends φ to a differentiable function Φ(x) that a bias potential can use.
 #
 # - `fast_slow_linear`: Euclidean diffusion maps; φ is one-to-one with x1.
 # - `half_moons`: Euclidean distances mix the fast radius into φ; the Mahalanobis distance (4.2),
@@ -38,8 +39,8 @@ scale = 3 if FAST else 1
 # %%
 linear = systems.get("fast_slow_linear")
 data = linear.simulate(1, 30_000 // scale, seed=1)[::6, 0].values
-linear_map = DiffusionMaps(1).fit(data)
-phi = linear_map.fit_transform(data)[:, 0]
+linear_map = DiffusionMaps(n_components=1)
+phi = linear_map.fit_transform(data, seed=0)[:, 0]
 rho_linear = stats.spearmanr(phi, data[:, 0]).statistic
 print(f"fast_slow_linear: {len(data)} points, epsilon = {linear_map.epsilon_:.3g}, "
       f"eigenvector {linear_map.selected_[0]} selected, Spearman rho(phi, x1) = {rho_linear:+.4f}")
@@ -53,9 +54,11 @@ walkers = 10  # started along the slow direction so that together they span x1 i
 starts = moons.from_original(np.column_stack([0.15 * np.arange(walkers), np.ones(walkers)]))
 run = moons.simulate(walkers, 3000 // scale, seed=2, x0=starts)[100 // scale :: 10]
 y = run.values.reshape(-1, 2)
-slow = (np.unwrap(np.arctan2(run[..., 1], run[..., 0]).values, axis=0) - np.hypot(run[..., 0], run[..., 1]).values + 1).reshape(-1)
+angle = np.unwrap(np.arctan2(run[..., 1], run[..., 0]).values, axis=0)
+slow = (angle - np.hypot(run[..., 0], run[..., 1]).values + 1).reshape(-1)
 covariances = local_noise_covariances(moons.evolver(), y, n_steps=2, n_bursts=20, seed=3)
-maps = {"Euclidean": DiffusionMaps(1).fit(y), "Mahalanobis": DiffusionMaps(1).fit(y, covariances=covariances)}
+maps = {"Euclidean": DiffusionMaps(n_components=1).fit(y, seed=0),
+        "Mahalanobis": DiffusionMaps(n_components=1).fit(y, covariances=covariances, seed=0)}
 rho_moons = {}
 fig, axes = plt.subplots(1, 3, figsize=(15, 4.5))
 axes[0].scatter(y[:, 0], y[:, 1], c=slow, s=3, cmap="viridis")
@@ -79,7 +82,7 @@ fig.savefig(OUT / "fig4_half_moons_learned.png", dpi=120)
 # %%
 order = np.random.default_rng(0).permutation(len(data))
 train, held_out = order[:600], order[600:900]
-extension = GeometricHarmonics(4 * linear_map.epsilon_).fit(data[train], phi[train])
+extension = GeometricHarmonics(epsilon=4 * linear_map.epsilon_).fit(data[train], phi[train])
 held_out_error = np.linalg.norm(extension(data[held_out])[:, 0] - phi[held_out]) / np.linalg.norm(phi[held_out])
 print(f"geometric harmonics: held-out relative error {held_out_error:.2e}")
 

@@ -2,7 +2,7 @@
 # # 04 — Generative lifting: a CcGAN and a conditional score model as lifting operators
 #
 # A conditional generator trained on fine states labelled by their CV value samples the
-# conditional equilibrium ν_z at once, with no warm-up. This tutorial reproduces the seed paper's
+# conditional equilibrium ν_z at once, with no warm-up. This tutorial reproduces Crabtree et al.'s
 # Figure 3 (CcGAN on `fast_slow_linear` at x1 = 10 against the exact N(1, 0.05), here with the
 # score model beside it), Figure 9 (on `caps`, 1-D generator noise draws a curve on the 2-D cap,
 # 2-D noise covers it) and Figure 10 (the 2-D-noise CcGAN conditioned at x1 = 20, outside the
@@ -45,8 +45,8 @@ X = linear.simulate(50, 20_000, dt=0.5, save_every=20, seed=11).isel(time=slice(
 exact_x2 = stats.norm(1.0, math.sqrt(0.05))
 
 models = {
-    "CcGAN": CcGAN(epochs=5000 // scale),  # the paper's settings: Table 1, Adam lr 1e-4, 5000 epochs
-    "score model": ConditionalScoreModel(epochs=4000 // scale),
+    "CcGAN": CcGAN(n_epochs=5000 // scale),  # the paper's settings: Table 1, Adam lr 1e-4, 5000 epochs
+    "score model": ConditionalScoreModel(n_epochs=4000 // scale),
 }
 samples, report = {}, {}
 for name, model in models.items():
@@ -97,7 +97,8 @@ Y = caps.observe(x_caps)
 def exact_caps(x1, n, seed):
     """n exact conditional samples at x1, observed through (6.2)."""
     rng = np.random.default_rng(seed)
-    return caps.observe(np.column_stack([np.full(n, x1), rng.normal(0, math.sqrt(v2), n), rng.normal(0, math.sqrt(v3), n)]))
+    return caps.observe(np.column_stack([np.full(n, x1), rng.normal(0, math.sqrt(v2), n),
+                                         rng.normal(0, math.sqrt(v3), n)]))
 
 
 def caps_label(y):
@@ -106,7 +107,7 @@ def caps_label(y):
 
 
 networks = {"generator": [64] * 4, "activation": "leaky_relu", "discriminator": [64] * 3} if FAST else "table2"
-cap_models = {d: CcGAN(noise_dim=d, preset=networks, epochs=6000 // scale, lr=2e-4).fit(Y, x_caps[:, 0], seed=0)
+cap_models = {d: CcGAN(noise_dim=d, preset=networks, n_epochs=6000 // scale, lr=2e-4).fit(Y, x_caps[:, 0], seed=0)
               for d in (1, 2)}
 reference = exact_caps(0.0, 3000, seed=4)
 ratio = {"exact": np.median(local_spectra(reference[:, 1:])[:, 1])}
@@ -155,6 +156,7 @@ ax.scatter(Y[::20, 0], Y[::20, 1], c=x_caps[::20, 0], s=1, cmap="viridis", alpha
 for z, e in extrapolation.items():
     ax.scatter(e["samples"][:, 0], e["samples"][:, 1], s=2, color="tab:red")
     ax.axvline(z, color="0.5", lw=0.5)
-ax.set(xlabel="$y_1 = x_1 + x_2^2 + x_3^2$", ylabel="$y_2$", title="CcGAN (2-D noise) at $x_1$ = 10 and 20; data on [0, 10]")
+ax.set(xlabel="$y_1 = x_1 + x_2^2 + x_3^2$", ylabel="$y_2$",
+       title="CcGAN (2-D noise) at $x_1$ = 10 and 20; data on [0, 10]")
 fig.tight_layout()
 fig.savefig(OUT / "fig10_caps_extrapolation.png", dpi=120)

@@ -1,12 +1,12 @@
 # %% [markdown]
 # # 05 — Averaged-drift closures
 #
-# The averaging principle (seed paper, section 6.2) closes a fast–slow system on its slow variable:
+# The averaging principle (Crabtree et al., section 6.2) closes a fast–slow system on its slow variable:
 # dz/dt = B(z) with B(z) = ∫ μ_slow(z, x_fast) ν_z(dx_fast), the slow drift averaged over the
 # fast variables' conditional equilibrium ν_z. eqfree estimates B on a grid of z values without
 # writing it down, from lifted states:
 #
-# - **bursts**: lift n replicas at z, run the fine simulator for a short τ, restrict:
+# - **bursts**: lift n walkers at z, run the fine simulator for a short τ, restrict:
 #   B ≈ E[Δz]/τ, and the diffusion D ≈ Var(Δz)/τ;
 # - **conditional average**: when μ_slow is known in fine coordinates, B = E_{ν_z}[μ_slow].
 #
@@ -29,7 +29,7 @@ import numpy as np
 
 from eqfree import Coordinates, systems
 from eqfree.closures import BurstEstimator, Closure, ConditionalAverageEstimator, estimate_closure, integrate
-from eqfree.lift import LinearGaussianLift
+from eqfree.systems import LinearGaussianLift
 
 FAST = os.environ.get("EQFREE_FAST") == "1"
 OUT = Path(os.environ.get("EQFREE_OUT", Path(__file__).parent / "output"))
@@ -57,7 +57,7 @@ exact = system.averaged_drift(grid)
 
 # %%
 n_steps = 100
-bursts = BurstEstimator(lift, system.evolver(dt), restrict, tau=n_steps * dt, n_replicas=4000 // scale)
+bursts = BurstEstimator(lift, system.evolver(dt), restrict, tau=n_steps * dt, n_walkers=4000 // scale)
 burst = estimate_closure(bursts, grid, seed=2026, store=OUT / "closure_bursts.zarr", overwrite=True,
                          metadata={"system": system.name, **system.params})
 
@@ -80,7 +80,8 @@ average = estimate_closure(averages, grid, seed=2027, store=OUT / "closure_avera
 a = dt / eps
 dB = -3 * grid**2 - 3 * s**2
 k = np.arange(n_steps)
-beta = (0.5 * (n_steps - 1) * dt * dB * exact - 3 * grid * (s**2 / (1 - a / 2) - s**2) * (1 - np.mean((1 - a) ** (2 * k)))
+beta = (0.5 * (n_steps - 1) * dt * dB * exact
+        - 3 * grid * (s**2 / (1 - a / 2) - s**2) * (1 - np.mean((1 - a) ** (2 * k)))
         - eps * dB * exact * (1 - np.mean((1 - a) ** k)))
 burst_z = np.abs(burst["drift"].values - exact - beta) / burst["drift_stderr"].values
 average_z = np.abs(average["drift"].values - exact) / average["drift_stderr"].values
@@ -125,23 +126,24 @@ x0 = lift(np.array([1.0]), walkers, seed=12)
 direct = system.simulate(walkers, 10_000, seed=13, x0=x0, save_every=100)[..., 0]
 mean = direct.mean("walker").values
 stderr = direct.std("walker", ddof=1).values / np.sqrt(walkers)
-sde = integrate(burst_closure, 1.0, (0.0, 1.0), sde=True, dt=1e-3, n_paths=2000 // scale, seed=14, t_eval=times)
+sde = integrate(burst_closure, 1.0, (0.0, 1.0), sde=True, dt=1e-3, n_walkers=2000 // scale, seed=14, t_eval=times)
 ode_gap = np.abs(mean - ode.values).max()
 wrong_gap = np.abs(mean - wrong.values).max()
 print(f"closed ODE vs direct mean: largest gap {ode_gap:.4f} (ensemble se ≤ {stderr.max():.4f}); "
       f"the wrong closure −z³ misses by {wrong_gap:.3f}")
-print(f"spread at t = 1: direct sd {direct.isel(time=-1).std().item():.4f}, closure SDE sd {sde.isel(time=-1).std().item():.4f}")
+print(f"spread at t = 1: direct sd {direct.isel(time=-1).std().item():.4f}, "
+      f"closure SDE sd {sde.isel(time=-1).std().item():.4f}")
 
 fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
 left.fill_between(times, mean - 3 * stderr, mean + 3 * stderr, color="tab:orange", alpha=0.4,
                   label=f"direct fine simulation, mean ± 3 se ({walkers} walkers)")
 left.plot(times, ode, color="k", lw=1, label="closed ODE, conditional-average closure")
-left.plot(times, sde.mean("path"), color="tab:blue", lw=1, ls=":", label="closure SDE, mean")
+left.plot(times, sde.mean("walker"), color="tab:blue", lw=1, ls=":", label="closure SDE, mean")
 left.plot(times, wrong, color="0.6", ls="--", lw=1, label="wrong closure $-z^3$")
 left.set(xlabel="t", ylabel="$x_1$", title="slow path from $x_1(0) = 1$")
 left.legend(fontsize=8)
 right.plot(times, direct.var("walker"), color="tab:orange", label="direct fine simulation")
-right.plot(times, sde.var("path"), color="tab:blue", label="closure SDE (burst diffusion)")
+right.plot(times, sde.var("walker"), color="tab:blue", label="closure SDE (burst diffusion)")
 right.set(xlabel="t", ylabel="variance of $x_1$", title="fluctuations of the slow variable (O(ε))")
 right.legend(fontsize=8)
 fig.tight_layout()

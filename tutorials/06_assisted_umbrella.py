@@ -4,7 +4,8 @@
 # A trained conditional generator G gives fine states already near the conditional equilibrium
 # at z, so umbrella sampling need not relax from a poor start: many short biased runs started
 # from G(z) replace one long run, and they can run side by side. The samples still come from the
-# true dynamics, so the generator's own errors do not enter them. This tutorial reproduces the seed paper's
+# true dynamics, so the generator's own errors do not enter them. This tutorial reproduces Crabtree, Bello-Rivas,
+# Ferguson & Kevrekidis's
 # Figure 6 on `fast_slow_linear` (10 runs of 1000 steps seeded by a score model against one run
 # of 10,000 steps from (0, 3), both biased at x1 = 10), with the accuracy of each as the runs go
 # on, and then the exploration the paper suggests at the end of its section 6.2: on `caps`, from
@@ -48,7 +49,7 @@ OUT.mkdir(parents=True, exist_ok=True)
 # %%
 linear = systems.get("fast_slow_linear")
 X = linear.simulate(50, 20_000, dt=0.5, save_every=20, seed=11).isel(time=slice(1, None)).values.reshape(-1, 2)
-generator = ConditionalScoreModel(epochs=1000 if FAST else 4000, hidden=(64, 64, 64), lr=2e-3, ema_decay=0.9995)
+generator = ConditionalScoreModel(n_epochs=1000 if FAST else 4000, hidden=(64, 64, 64), lr=2e-3, ema_decay=0.9995)
 generator.fit(X, X[:, 0], seed=0, progress=not FAST)
 print(f"score model trained in {generator.training_['seconds']:.1f} s on {len(X)} states")
 
@@ -56,8 +57,8 @@ Z, KAPPA, THRESHOLD = 10.0, 0.5, 0.02
 exact_x2 = stats.norm(1.0, math.sqrt(0.05))
 # W1 between N(1, s1²) and N(1, s2²) is |s1 − s2| E|N(0, 1)| = |s1 − s2| √(2/π)
 em_floor = abs(math.sqrt(linear.euler_maruyama_conditional_variance(1.0)) - math.sqrt(0.05)) * math.sqrt(2 / math.pi)
-assisted = AssistedUmbrella(generator, linear, "x1", KAPPA, dt=1.0, n_steps=1000, runs=10)
-single = UmbrellaSampling(linear, "x1", KAPPA, dt=1.0, n_steps=10_000, initial=np.array([0.0, 3.0]))
+assisted = AssistedUmbrella(generator, linear.evolver(1.0), "x1", KAPPA, n_steps=1000, n_walkers=10)
+single = UmbrellaSampling(linear.evolver(1.0), "x1", KAPPA, n_steps=10_000, initial=np.array([0.0, 3.0]))
 
 
 def w1_curve(window, points=50):
@@ -85,7 +86,7 @@ for seed in seeds:
     short = assisted.run(Z, seed=seed)
     seconds["seeded 10 x 1000"].append(time.perf_counter() - start)
     start = time.perf_counter()
-    long_ = single.window(Z, seed=seed, walkers=1)
+    long_ = single.window(Z, seed=seed, n_walkers=1)
     seconds["single 1 x 10000"].append(time.perf_counter() - start)
     curves["seeded 10 x 1000"].append(w1_curve(short))
     curves["single 1 x 10000"].append(w1_curve(long_))
@@ -204,7 +205,7 @@ def judged(states, z, seed):
 
 
 TARGET, KAPPA_CAPS, RUNS, STEPS = 20.0, 100.0, 20, 500
-cap_generator = ConditionalScoreModel(epochs=1000 if FAST else 3000, hidden=(64, 64, 64), lr=2e-3)
+cap_generator = ConditionalScoreModel(n_epochs=1000 if FAST else 3000, hidden=(64, 64, 64), lr=2e-3)
 cap_generator.fit(X_caps, X_caps[:, 0], seed=0, progress=not FAST)
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", ExtrapolationWarning)  # sampling at 20 before exploring is the point
@@ -212,8 +213,8 @@ with warnings.catch_warnings():
 before = judged(guess, TARGET, seed=6)
 
 start = time.perf_counter()
-rounds = explore(cap_generator, X_caps, caps, "x1", to=TARGET, step=2.5, kappa=KAPPA_CAPS, dt=1e-3, n_steps=STEPS,
-                 runs=RUNS, epochs=200 if FAST else 500, reference=exact_caps, seed=1,
+rounds = explore(cap_generator, X_caps, caps.evolver(1e-3), "x1", to=TARGET, step=2.5, kappa=KAPPA_CAPS, n_steps=STEPS,
+                 n_walkers=RUNS, n_epochs=200 if FAST else 500, reference=exact_caps, seed=1,
                  store=OUT / "explore_rounds.zarr", progress=not FAST)
 explore_seconds = time.perf_counter() - start
 reached = bool(rounds.attrs["reached"])

@@ -1,7 +1,8 @@
 # %% [markdown]
 # # 07 — Alanine dipeptide: OpenMM as the fine simulator, umbrella sampling on ψ, a CcGAN on 66 coordinates
 #
-# The seed paper's molecular case (section 5, Figures 7 and 8): alanine dipeptide (ACE-ALA-NME,
+# The molecular case of Crabtree, Bello-Rivas, Ferguson & Kevrekidis, "GANs and closures" (section 5,
+# Figures 7 and 8): alanine dipeptide (ACE-ALA-NME,
 # 22 atoms) with the Amber14 force field in OBC2 implicit solvent, Langevin dynamics at 300 K with a
 # 1 fs step and friction 1/ps. An unbiased run gives the training data; umbrella sampling on the
 # backbone dihedral ψ (κ = 50 and 500 kJ/mol/rad²) gives the PMF(ψ) and biased reference samples;
@@ -31,7 +32,7 @@ from scipy import stats
 
 from eqfree import systems
 from eqfree.io import write_zarr
-from eqfree.lift import CcGAN
+from eqfree.lift import CcGAN, UmbrellaSampling
 from eqfree.periodic import wrap_into, wrapped_difference
 
 FAST = os.environ.get("EQFREE_FAST") == "1"
@@ -79,7 +80,8 @@ def executor():
 
 N_WINDOWS, US_WALKERS, US_STEPS = (12, 2, 1500) if FAST else (36, 4, 20_000)
 grid = np.linspace(-math.pi, math.pi, N_WINDOWS, endpoint=False)
-sampler = alanine.umbrella(KAPPA, n_steps=US_STEPS, walkers=US_WALKERS, save_every=10)
+sampler = UmbrellaSampling(alanine.evolver(), alanine.cv("psi"), KAPPA, n_steps=US_STEPS, n_walkers=US_WALKERS,
+                           save_every=10, initial=alanine.x0)
 start = time.perf_counter()
 with warnings.catch_warnings():
     warnings.simplefilter("ignore" if FAST else "default", UserWarning)  # short fast-mode windows still relax
@@ -140,7 +142,8 @@ print(f"{WALKERS} x {STEPS * alanine.dt / 1000:g} ns in {md_seconds:.0f} s; {len
 Z = 4.0
 reference_windows, widths = {}, {}
 for kappa in (50.0, 500.0):
-    window_sampler = alanine.umbrella(kappa, n_steps=US_STEPS * 2, walkers=2 * US_WALKERS, save_every=10)
+    window_sampler = UmbrellaSampling(alanine.evolver(), alanine.cv("psi"), kappa, n_steps=US_STEPS * 2,
+                                      n_walkers=2 * US_WALKERS, save_every=10, initial=alanine.x0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore" if FAST else "default", UserWarning)
         window = window_sampler.window(Z, seed=5)
@@ -161,7 +164,7 @@ for kappa in (50.0, 500.0):
 # %%
 CUT = -1.9
 labels = wrap_into(angles[:, 1], CUT)
-gan = CcGAN(preset="table3", noise_dim=8, epochs=40 if FAST else 5000, batch_size=128 if FAST else 512, lr=1e-4,
+gan = CcGAN(preset="table3", noise_dim=8, n_epochs=40 if FAST else 5000, batch_size=128 if FAST else 512, lr=1e-4,
             align_to=alanine.x0)
 gan.fit(frames, labels, seed=3, progress=not FAST)
 print(f"CcGAN trained on {len(frames)} frames in {gan.training_['seconds']:.0f} s")
@@ -219,5 +222,6 @@ sample = generated[:20 if FAST else 200]
 raw_energy = alanine.energy(sample)
 relaxed_energy = alanine.energy(alanine.evolver().minimize(sample, tolerance=10.0, max_iterations=200))
 md_energy = alanine.energy(frames[:: max(1, len(frames) // len(sample))][: len(sample)])
-print(f"bonds within 0.01 nm of equilibrium: {bonds_within:.3f}; energy (kJ/mol) median raw {np.median(raw_energy):.0f}, "
+print(f"bonds within 0.01 nm of equilibrium: {bonds_within:.3f}; "
+      f"energy (kJ/mol) median raw {np.median(raw_energy):.0f}, "
       f"after 200 minimizer steps {np.median(relaxed_energy):.1f}, MD frames {np.median(md_energy):.1f}")

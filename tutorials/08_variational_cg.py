@@ -58,7 +58,7 @@ def right(x):
 
 # %%
 widths = (16, 32, 32)
-generator = ReverseKL(widths=widths, steps=8000, beta_start=1e-3, steps_at_target=0)
+generator = ReverseKL(widths=widths, n_epochs=8000, beta_start=1e-3, epochs_at_target=0)
 generator.fit(well.potential, dim=2, seed=1)
 draws = generator.reweight(well.potential, 1_000_000, seed=1)
 raw, raw_se = draws.free_energy_difference(right, weighted=False)
@@ -67,7 +67,8 @@ evaluations = generator.training_["energy_evaluations"]
 report = {"loss": draws.loss, "loss_stderr": draws.loss_stderr, "gap": draws.loss + log_z,
           "dF_raw": raw, "dF_raw_se": raw_se, "dF": reweighted, "dF_se": reweighted_se,
           "ess": draws.ess / len(draws.x), "evaluations": evaluations, "seconds": generator.training_["seconds"]}
-print(f"reverse KL: loss {draws.loss:.4f} ± {draws.loss_stderr:.4f} (>= -log Z = {-log_z:.4f}; gap {report['gap']:.4f}); "
+print(f"reverse KL: loss {draws.loss:.4f} ± {draws.loss_stderr:.4f} (>= -log Z = {-log_z:.4f}; "
+      f"gap {report['gap']:.4f}); "
       f"dF raw {raw:.3f} ± {raw_se:.3f}, reweighted {reweighted:.3f} ± {reweighted_se:.3f} kT (exact {delta_f:.3f}); "
       f"Kish ESS {report['ess']:.3f} n; {evaluations} energy evaluations in training, {report['seconds']:.1f} s")
 
@@ -175,13 +176,14 @@ print(f"largest |corr(z_k, x1)| on exact samples: {report['cv_correlation']:.3f}
 bands = {}
 for n in ((500, 5000) if FAST else (500, 2000, 10_000)):
     data = exact_samples(n, seed=6)
-    vae = VAE(widths=(8, 16, 16), steps=2000 if FAST else 6000, lr=3e-3, kl_warmup=500,
+    vae = VAE(widths=(8, 16, 16), n_epochs=2000 if FAST else 6000, lr=3e-3, kl_warmup=500,
               importance_samples=8).fit(data, seed=7, progress=not FAST)
-    laplace = DiagonalLaplace(vae).fit(data)
-    prediction = laplace.predictive(lambda x: right(x).astype(float), n_theta=50, n_x=20_000, seed=8)
+    laplace = DiagonalLaplace().fit(vae, data)
+    prediction = laplace.predictive(vae, lambda x: right(x).astype(float), n_theta=50, n_x=20_000, seed=8)
     bands[n] = (prediction.mean, *prediction.interval, right(vae.sample(200_000, seed=9)).mean(), vae.switched_off_)
     print(f"VAE, N = {n}: P(x1 > 0) at the MAP {bands[n][3]:.5f}, Laplace 95 % band [{bands[n][1]:.5f}, "
-          f"{bands[n][2]:.5f}] (exact {p_right:.5f}); ARD switched off {vae.switched_off_:.1%} of the decoder parameters")
+          f"{bands[n][2]:.5f}] (exact {p_right:.5f}); "
+          f"ARD switched off {vae.switched_off_:.1%} of the decoder parameters")
 
 fig, ax = plt.subplots(figsize=(6, 4))
 sizes = np.array(list(bands))
@@ -244,11 +246,11 @@ rng = np.random.default_rng(3)
 fits = {}
 for n in ((50, 200) if FAST else (50, 200, 500)):
     chosen = rng.choice(len(frames), n, replace=False)
-    steps = 300 if FAST else 3000
-    vae = VAE(steps=steps, batch_size=64, lr=1e-3, kl_warmup=steps // 4, importance_samples=8)
+    epochs = 300 if FAST else 3000
+    vae = VAE(n_epochs=epochs, batch_size=64, lr=1e-3, kl_warmup=epochs // 4, importance_samples=8)
     vae.fit(aligned[chosen], seed=1, progress=not FAST)
     z = vae.encode(aligned)
-    band = DiagonalLaplace(vae).fit(aligned[chosen]).predictive(gyration, n_theta=100, n_x=500, seed=2)
+    band = DiagonalLaplace().fit(vae, aligned[chosen]).predictive(vae, gyration, n_theta=100, n_x=500, seed=2)
     fit = {"z": z, "chosen": chosen, "band": band.interval, "mean": band.mean,
            "data_mean": gyration(frames[chosen]).mean(),
            "separation": linear_separability(z[both], basins[both] == "alpha_R") if visited else math.nan,
@@ -293,6 +295,6 @@ fig.savefig(OUT / "cg_alanine_latent.png", dpi=120)
 # prunes more of the decoder the fewer frames it sees (97 %, 96 %, 93 % of its parameters switched
 # off), and a pruned parameter carries no posterior variance. What the band does not hold is the
 # model's own error: a Gaussian decoder in Cartesian coordinates puts the mean of a rotating group
-# inside its arc. Trained twice as long (6000 steps), the N = 50 model's R_g fell to 2.343 Å against
+# inside its arc. Trained twice as long (6000 epochs), the N = 50 model's R_g fell to 2.343 Å against
 # its frames' 2.358 Å, and its band missed the MD mean; over three other random training sets at
-# 3000 steps, all nine bands held it and narrowed with N.
+# 3000 epochs, all nine bands held it and narrowed with N.

@@ -1,4 +1,4 @@
-"""Where restricted bursts come from: replicas of a coarse time-stepper, or one deterministic ODE burst.
+"""Where restricted bursts come from: walkers of a coarse time-stepper, or one deterministic ODE burst.
 
 Both give the tail fit of a burst of duration τ started at a coarse state z,
 ``derivative(z, key) -> CoarseDerivative`` (:mod:`eqfree.coarse.derivative`). ``key`` is a tuple of
@@ -25,7 +25,8 @@ from .derivative import CoarseDerivative, coarse_derivative, tail_mask
 def burst_steps(tau: float, dt: float, t_heal: float, save_every: int = 1) -> int:
     """Fine steps in a burst of duration τ; checks that the tail [t_heal, τ] holds two saved states."""
     steps = steps_for(checked_positive(tau, "tau (burst duration)"), dt)
-    if isinstance(save_every, bool) or not isinstance(save_every, (int, np.integer)) or save_every < 1 or steps % save_every:
+    integer = isinstance(save_every, (int, np.integer)) and not isinstance(save_every, bool)
+    if not integer or save_every < 1 or steps % save_every:
         raise InputError(
             f"save_every = {save_every!r} must be a positive integer dividing the {steps} fine steps of the burst, "
             "so that z(tau) is saved"
@@ -35,19 +36,19 @@ def burst_steps(tau: float, dt: float, t_heal: float, save_every: int = 1) -> in
 
 
 @dataclass(frozen=True)
-class ReplicaBursts:
-    """``n_replicas`` independent bursts of a :class:`~eqfree.CoarseTimeStepper` (stochastic fine models)."""
+class WalkerBursts:
+    """``n_walkers`` independent bursts of a :class:`~eqfree.CoarseTimeStepper` (stochastic fine models)."""
 
     stepper: CoarseTimeStepper
     tau: float
-    n_replicas: int
+    n_walkers: int
     seed: SeedLike
     t_heal: float = 0.0
     save_every: int = 1
     steps: int = field(init=False)
 
     def __post_init__(self):
-        checked_count(self.n_replicas, "n_replicas (the standard error needs two)", 2)
+        checked_count(self.n_walkers, "n_walkers (the standard error needs two)", 2)
         as_seed_sequence(self.seed)
         object.__setattr__(self, "steps", burst_steps(self.tau, self.dt, self.t_heal, self.save_every))
 
@@ -56,7 +57,7 @@ class ReplicaBursts:
         return float(self.stepper.evolve.dt)
 
     def burst(self, z, key: tuple[int, ...] = ()) -> xr.DataArray:
-        return self.stepper(z, self.tau, self.n_replicas, seed=child(self.seed, *key), save_every=self.save_every)
+        return self.stepper(z, self.tau, self.n_walkers, seed=child(self.seed, *key), save_every=self.save_every)
 
     def derivative(self, z, key: tuple[int, ...] = ()) -> CoarseDerivative:
         return coarse_derivative(self.burst(z, key), self.t_heal)
@@ -71,7 +72,7 @@ class ODEBursts:
     dt: float
     tau: float
     t_heal: float = 0.0
-    n_replicas: int = field(default=1, init=False)
+    n_walkers: int = field(default=1, init=False)
     steps: int = field(init=False)
 
     def __post_init__(self):
@@ -88,7 +89,8 @@ class ODEBursts:
         if values.ndim == 1:
             values = values[:, None]
         if values.shape != (self.steps + 1, z.size):
-            raise InputError(f"fn returned shape {values.shape}; expected (n_steps + 1, n_cv) = {(self.steps + 1, z.size)}")
+            raise InputError(f"fn returned shape {values.shape}; "
+                             f"expected (n_steps + 1, n_cv) = {(self.steps + 1, z.size)}")
         return xr.DataArray(
             values,
             dims=("time", "cv"),

@@ -1,15 +1,15 @@
 """Coarse time derivative from a restricted burst: a least-squares line through its healed tail.
 
-For each replica r and CV component, the samples z_r(t_j) with t_j ∈ [t_heal, τ] are fitted by
+For each walker r and CV component, the samples z_r(t_j) with t_j ∈ [t_heal, τ] are fitted by
 
     z_r(t) ≈ a_r + (t − t̄) b_r,    t̄ = ⟨t_j⟩,    a_r = ⟨z_r(t_j)⟩_j,
     b_r = Σ_j (t_j − t̄)(z_r(t_j) − a_r) / Σ_j (t_j − t̄)².
 
 Centred at the anchor time t̄, the slope is a second-order estimate of dz/dt at the anchor state a_r
-(the error is O(w²) in the tail width w). Replicas are independent, so any linear functional of the
+(the error is O(w²) in the tail width w). Walkers are independent, so any linear functional of the
 lines — the slope b = ⟨b_r⟩, or an extrapolated value ⟨a_r + (t − t̄) b_r⟩ — has standard error
-sd_r(·)/√R from the scatter across replicas, with no model of the time correlation inside a burst.
-A deterministic burst (no ``replica`` dim) has standard error zero.
+sd_r(·)/√R from the scatter across walkers, with no model of the time correlation inside a burst.
+A deterministic burst (no ``walker`` dim) has standard error zero.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from ..errors import InputError, InputTypeError
 
 @dataclass(frozen=True)
 class CoarseDerivative:
-    """Per-replica tail lines of one burst; arrays have shape ``(replica, cv)``."""
+    """Per-walker tail lines of one burst; arrays have shape ``(walker, cv)``."""
 
     anchor_time: float
     intercepts: np.ndarray
@@ -35,7 +35,7 @@ class CoarseDerivative:
     deterministic: bool
 
     @property
-    def n_replicas(self) -> int:
+    def n_walkers(self) -> int:
         return self.slopes.shape[0]
 
     @property
@@ -87,27 +87,28 @@ def tail_mask(times: np.ndarray, t_heal: float) -> np.ndarray:
 
 
 def coarse_derivative(burst: xr.DataArray, t_heal: float = 0.0) -> CoarseDerivative:
-    """Fit the tail t ∈ [t_heal, τ] of a restricted burst, dims ``(time, replica, cv)`` or, for a
+    """Fit the tail t ∈ [t_heal, τ] of a restricted burst, dims ``(time, walker, cv)`` or, for a
     deterministic burst, ``(time, cv)``; time counts from the lift, τ is its last value."""
     if not isinstance(burst, xr.DataArray):
-        raise InputTypeError(f"burst must be an xarray.DataArray with dims (time, replica, cv) or (time, cv), got {type(burst)}")
+        raise InputTypeError(f"burst must be an xarray.DataArray with dims (time, walker, cv) or (time, cv), "
+                             f"got {type(burst)}")
     deterministic = burst.dims == ("time", "cv")
     if deterministic:
-        burst = burst.expand_dims("replica", axis=1)
-    elif burst.dims != ("time", "replica", "cv"):
-        raise InputError(f"burst dims must be (time, replica, cv) or (time, cv), got {burst.dims}")
-    elif burst.sizes["replica"] < 2:
+        burst = burst.expand_dims("walker", axis=1)
+    elif burst.dims != ("time", "walker", "cv"):
+        raise InputError(f"burst dims must be (time, walker, cv) or (time, cv), got {burst.dims}")
+    elif burst.sizes["walker"] < 2:
         raise InputError(
-            "a standard error needs at least 2 replicas; pass more replicas, "
+            "a standard error needs at least 2 walkers; pass more walkers, "
             "or a deterministic burst with dims (time, cv)"
         )
     times = np.asarray(burst["time"].values, dtype=float)
     tail = tail_mask(times, t_heal)
     z = np.asarray(burst.values, dtype=float)
     if not np.all(np.isfinite(z)):
-        step, replica, _ = np.argwhere(~np.isfinite(z))[0]
+        step, walker, _ = np.argwhere(~np.isfinite(z))[0]
         raise InputError(
-            f"burst is non-finite at time {times[step]:g}, replica {replica}: the fine simulation diverged; "
+            f"burst is non-finite at time {times[step]:g}, walker {walker}: the fine simulation diverged; "
             "reduce its step, or check that the coarse state is within the model's range"
         )
     t = times[tail] - times[tail].mean()

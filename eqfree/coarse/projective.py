@@ -25,13 +25,13 @@ z_n is carried forward — contracted or amplified — by the coarse flow: var(z
 + (the variance the step adds), J_n = ∂z_{n+1}/∂z_n ≈ 1 + Δ ∂F. Summing the step variances alone
 ignores J_n (it over-states the error under contraction, 1.8–2.2× on ``averaging_cubic`` at t = 1,
 and under-states it under expansion), and J_n is not observable from one realization in more than
-one dimension. ``realizations`` = G independent trajectories (independent seeds, R replicas each)
+one dimension. ``realizations`` = G independent trajectories (independent seeds, R walkers each)
 are therefore run and averaged,
 
     z_n = (1/G) Σ_g z_n^(g),    z_stderr_n = sd_g(z_n^(g)) / √G,
 
 which is exact whatever the flow does to earlier errors. To first order in 1/R the average of G runs
-of R replicas has the error of one run of G·R replicas at the same cost; the standard error itself
+of R walkers has the error of one run of G·R walkers at the same cost; the standard error itself
 is uncertain by a relative 1/√(2(G − 1)).
 """
 
@@ -42,9 +42,9 @@ import math
 import numpy as np
 import xarray as xr
 
-from ..errors import InputError
+from ..errors import DivergenceError, InputError
 from ..validation import checked_count
-from .bursts import ODEBursts, ReplicaBursts
+from .bursts import ODEBursts, WalkerBursts
 
 #: (nodes c, matrix a (strictly lower), weights b)
 TABLEAUS = {
@@ -66,7 +66,7 @@ def _macro_steps(t0: float, t_end: float, macro_step: float, tau: float) -> int:
 
 
 def projective_integrate(
-    bursts: ReplicaBursts | ODEBursts, z0, t_end: float, macro_step: float, *, method: str = "euler", t0: float = 0.0,
+    bursts: WalkerBursts | ODEBursts, z0, t_end: float, macro_step: float, *, method: str = "euler", t0: float = 0.0,
     realizations: int = 2,
 ) -> xr.Dataset:
     """Integrate the coarse dynamics from ``z0`` at ``t0`` to ``t_end`` in macro steps Δ = ``macro_step``.
@@ -75,7 +75,7 @@ def projective_integrate(
     realization g, step n, stage i has key ``(g, n, i)``. Returns a Dataset over the macro times with
     ``z`` (time, cv), the mean over the ``realizations``, its ``z_stderr`` (the spread of the realizations over
     √G; stochastic bursts need G >= 2; zero for deterministic bursts) and ``fine_steps``, cumulative fine steps per
-    replica and realization (times ``n_replicas · realizations`` for all fine steps).
+    walker and realization (times ``n_walkers · realizations`` for all fine steps).
     """
     if method not in TABLEAUS:
         raise InputError(f"unknown method {method!r}; choose one of {sorted(TABLEAUS)}")
@@ -108,12 +108,12 @@ def projective_integrate(
             "z": (("time", "cv"), runs.mean(axis=0), {"long_name": "coarse state, mean over realizations"}),
             "z_stderr": (("time", "cv"), stderr, {"long_name": "standard error of z across realizations"}),
             "fine_steps": ("time", np.arange(n_steps + 1) * len(tableau[0]) * bursts.steps,
-                           {"long_name": "cumulative fine steps per replica and realization"}),
+                           {"long_name": "cumulative fine steps per walker and realization"}),
         },
         coords={"time": times, "cv": list(cv)},
         attrs={
             "method": method, "macro_step": float(macro_step), "tau": float(bursts.tau), "t_heal": float(bursts.t_heal),
-            "dt": float(bursts.dt), "n_replicas": int(bursts.n_replicas), "realizations": int(realizations),
+            "dt": float(bursts.dt), "n_walkers": int(bursts.n_walkers), "realizations": int(realizations),
             "bursts_per_step": len(tableau[0]), "M": (macro_step - bursts.tau) / bursts.dt,
         },
     )
@@ -137,7 +137,7 @@ def _step(bursts, z, key, t0, macro_step, nodes, matrix, weights):
 
 def _check_finite(z: np.ndarray, step: int, t: float, what: str) -> None:
     if not np.all(np.isfinite(z)):
-        raise FloatingPointError(
+        raise DivergenceError(
             f"projective step {step} made {what} non-finite (t = {t:g}): the macro step is outside the "
             "stability region of the method; reduce macro_step or lengthen the healing part of the burst"
         )

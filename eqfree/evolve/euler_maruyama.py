@@ -21,7 +21,7 @@ from ..errors import InputError
 from ..seeding import SeedLike, as_seed_sequence
 from ..validation import checked_count, checked_positive
 from .noise import BlockNoise
-from .sde import SDEProtocol, check_noise_type
+from .sde import JointFields, SDEProtocol, check_noise_type
 
 Potential = Callable[[torch.Tensor], torch.Tensor]
 
@@ -39,7 +39,7 @@ class DivergenceError(errors.DivergenceError):
 
 
 def coordinate_names(dim: int) -> list[str]:
-    """``x1, x2, ...`` (1-based, as in the seed paper)."""
+    """``x1, x2, ...`` (1-based, as in Crabtree, Bello-Rivas, Ferguson & Kevrekidis)."""
     return [f"x{i + 1}" for i in range(dim)]
 
 
@@ -81,7 +81,8 @@ def bias_force(bias: Potential, x: torch.Tensor) -> torch.Tensor:
         xg = x.detach().requires_grad_(True)
         energy = bias(xg)
         if energy.shape != (x.shape[0],):
-            raise InputError(f"bias potential must return shape (walkers,) = ({x.shape[0]},), got {tuple(energy.shape)}")
+            raise InputError(f"bias potential must return shape (walkers,) = ({x.shape[0]},), "
+                             f"got {tuple(energy.shape)}")
         (grad,) = torch.autograd.grad(energy.sum(), xg)
     return -grad
 
@@ -150,7 +151,7 @@ def euler_maruyama(
         _broadcast_field(diffusion, (walkers, dim, m), "diffusion (general noise)")
     _broadcast_field(sde.drift(x, t0), (walkers, dim), "drift")
 
-    both = getattr(sde, "drift_and_diffusion", None)
+    both = sde.drift_and_diffusion if isinstance(sde, JointFields) else None
     noise = BlockNoise(seed, walkers, m, device, noise_dtype, checked_count(first_walker, "first_walker", 0))
     sqrt_dt = math.sqrt(dt)
     saved_steps = np.arange(0, n_steps + 1, save_every)

@@ -1,4 +1,6 @@
-"""Change of variables for an Itô SDE by Itô's lemma (seed paper, eq. D.2).
+"""Change of variables for an Itô SDE by Itô's lemma (Crabtree, Bello-Rivas, Ferguson & Kevrekidis,
+"GANs and closures: micro-macro consistency in multiscale modeling",
+eq. D.2).
 
 For dX = μ(X, t) dt + σ(X, t) dW (σ with columns σ_l, l = 1..m) and a smooth invertible map
 Y = f(X), with x = f⁻¹(y),
@@ -34,6 +36,11 @@ class ItoTransformedSDE:
     f_inv: Map
     noise: str = "general"
 
+    @property
+    def beta(self) -> float:
+        """β of the original SDE (a change of variables leaves the energy scale alone)."""
+        return self.sde.beta
+
     def _along(self, x: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Df(x) v and D²f(x)[v, v] for per-walker directions v ``(walkers, dim)``."""
         return jvp(lambda p: jvp(self.f, (p,), (v,))[1], (x,), (v,))
@@ -43,7 +50,7 @@ class ItoTransformedSDE:
         mu = torch.broadcast_to(self.sde.drift(x, t), x.shape)
         sigma = diffusion_matrix(self.sde, x, t)
         _, transported_drift = jvp(self.f, (x,), (mu,))
-        columns, curvatures = zip(*(self._along(x, sigma[..., l]) for l in range(sigma.shape[-1])))
+        columns, curvatures = zip(*(self._along(x, sigma[..., k]) for k in range(sigma.shape[-1])))
         return transported_drift + 0.5 * sum(curvatures), torch.stack(columns, dim=-1)
 
     def drift(self, y: torch.Tensor, t: float) -> torch.Tensor:
@@ -52,7 +59,7 @@ class ItoTransformedSDE:
     def diffusion(self, y: torch.Tensor, t: float) -> torch.Tensor:
         x = self.f_inv(y)
         sigma = diffusion_matrix(self.sde, x, t)
-        return torch.stack([jvp(self.f, (x,), (sigma[..., l],))[1] for l in range(sigma.shape[-1])], dim=-1)
+        return torch.stack([jvp(self.f, (x,), (sigma[..., k],))[1] for k in range(sigma.shape[-1])], dim=-1)
 
 
 def ito_transform(sde: SDEProtocol, f: Map, f_inv: Map) -> ItoTransformedSDE:

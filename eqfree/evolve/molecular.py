@@ -12,6 +12,7 @@ times ps.
 from __future__ import annotations
 
 import copy
+import math
 import threading
 from collections.abc import Mapping, Sequence
 
@@ -23,6 +24,7 @@ from ..errors import InputError, InputTypeError, MissingDependencyError
 from ..parallel import run_tasks
 from ..seeding import SeedLike, as_seed_sequence, child
 from ..validation import checked_count, checked_positive
+from .bias import HarmonicBias
 from .euler_maruyama import DivergenceError
 
 #: the molar gas constant R = N_A k_B, kJ/(mol K)
@@ -38,6 +40,22 @@ def import_openmm():
     return openmm
 
 
+CENTER, KAPPA = "umbrella_center", "umbrella_kappa"
+
+
+def torsion_bias(atoms: Sequence[int], kappa: float):
+    """The ``CustomTorsionForce`` κ/2 d(θ, z)², d = min(|θ − z|, 2π − |θ − z|), on ``atoms``: the
+    harmonic bias on the wrapped difference (:class:`~eqfree.evolve.HarmonicBias`), its centre z the
+    global parameter ``umbrella_center`` (rad) and κ ``umbrella_kappa`` (kJ/mol/rad²)."""
+    openmm = import_openmm()
+    force = openmm.CustomTorsionForce(f"0.5*{KAPPA}*d^2; d = min(a, 2*pi - a); a = abs(theta - {CENTER}); "
+                                      f"pi = {math.pi!r}")
+    force.addGlobalParameter(CENTER, 0.0)
+    force.addGlobalParameter(KAPPA, float(kappa))
+    force.addTorsion(*(int(a) for a in atoms), [])
+    return force
+
+
 def _openmm_seeds(seed: np.random.SeedSequence) -> tuple[int, int]:
     """Two positive 31-bit integers (OpenMM reads a seed of 0 as 'choose one at random')."""
     first, second = seed.generate_state(2, np.uint32) % np.uint32(2**31 - 2) + 1
@@ -49,19 +67,25 @@ class OpenMMEvolver:
 
     Parameters
     ----------
-    system : the ``openmm.System`` (forces, masses, constraints).
+    system : the ``openmm.System`` (forces, masses, constraints), without the bias.
     temperature : T in K.    friction : γ in 1/ps.    dt : the step in ps.
     platform : an OpenMM platform name (``"CPU"``, ``"CUDA"``, ``"Reference"``, ...).
     threads : CPU threads per context (one is fastest for a few dozen atoms; None: OpenMM's default).
     coords : names of the 3 n_atoms coordinates (default ``x1, x2, ...``).
+    bias : an added :class:`~eqfree.evolve.HarmonicBias` on one dihedral (see :meth:`biased`).
     """
 
     def __init__(self, system, *, temperature: float = 300.0, friction: float = 1.0, dt: float = 0.001,
-                 platform: str = "CPU", threads: int | None = 1, coords: Sequence[str] | None = None):
+                 platform: str = "CPU", threads: int | None = 1, coords: Sequence[str] | None = None,
+                 bias: HarmonicBias | None = None):
         openmm = import_openmm()
         if not isinstance(system, openmm.System):
             raise InputTypeError(f"system must be an openmm.System, got {type(system).__name__}")
-        self.system = system
+        self.system, self.bias = system, bias
+        self._simulated = system  # the system the contexts run: with the bias force, if any
+        if bias is not None:
+            self._simulated = copy.deepcopy(system)
+            self._simulated.addForce(torsion_bias(self._torsion(bias), bias.kappa))
         self.temperature = checked_positive(temperature, "temperature (K)")
         self.friction = checked_positive(friction, "friction (1/ps)")
         self.dt = checked_positive(dt, "dt (ps)")
@@ -77,14 +101,21 @@ class OpenMMEvolver:
         """β = 1/(k_B T) in mol/kJ."""
         return 1.0 / (MOLAR_GAS_CONSTANT * self.temperature)
 
-    def with_forces(self, *forces) -> OpenMMEvolver:
-        """A copy whose system also holds ``forces`` (e.g. a bias; its global parameters can then be set
-        per walker through ``parameters=`` of a call)."""
-        twin = copy.copy(self)
-        twin.system, twin._local = copy.deepcopy(self.system), threading.local()
-        for force in forces:
-            twin.system.addForce(force)
-        return twin
+    def biased(self, bias: HarmonicBias) -> OpenMMEvolver:
+        """The same dynamics with a harmonic bias on one dihedral, an OpenMM ``CustomTorsionForce``
+        (:func:`torsion_bias`), replacing any bias this evolver holds; the bias's centres (one, or one per
+        walker) are set per walker."""
+        return OpenMMEvolver(self.system, temperature=self.temperature, friction=self.friction, dt=self.dt,
+                             platform=self.platform, threads=self.threads, coords=self.coords, bias=bias)
+
+    @staticmethod
+    def _torsion(bias) -> tuple[int, ...]:
+        """The four atoms of the one dihedral that ``bias`` holds; refuses any other bias."""
+        atoms = bias.cv.torsion if isinstance(bias, HarmonicBias) and bias.cv.period is not None else None
+        if atoms is None:
+            raise InputError(f"an OpenMM evolver adds a harmonic bias on one dihedral (HarmonicBias of a periodic "
+                             f"CollectiveVariable of Dihedrals with one angle), got {bias!r}")
+        return atoms
 
     # -- the context, built once per thread ----------------------------------------------------------
     def __getstate__(self):
@@ -102,9 +133,10 @@ class OpenMMEvolver:
                 platform = openmm.Platform.getPlatformByName(self.platform)
             except Exception:
                 names = [openmm.Platform.getPlatform(i).getName() for i in range(openmm.Platform.getNumPlatforms())]
-                raise InputError(f"OpenMM platform {self.platform!r} is not available here; available: {names}") from None
+                raise InputError(f"OpenMM platform {self.platform!r} is not available here; "
+                                 f"available: {names}") from None
             properties = {"Threads": str(self.threads)} if self.platform == "CPU" and self.threads else {}
-            self._local.context = openmm.Context(self.system, integrator, platform, properties)
+            self._local.context = openmm.Context(self._simulated, integrator, platform, properties)
         return self._local.context
 
     def _positions(self, x) -> np.ndarray:
@@ -119,10 +151,12 @@ class OpenMMEvolver:
 
     def potential_energy(self, x) -> np.ndarray:
         """U(x) in kJ/mol of states ``(n, 3 n_atoms)`` (nm)."""
+        openmm = import_openmm()
         context, energies = self.context(), []
         for state in self._positions(x):
             context.setPositions(state.reshape(-1, 3))
-            energies.append(context.getState(getEnergy=True).getPotentialEnergy()._value)
+            energy = context.getState(getEnergy=True).getPotentialEnergy()
+            energies.append(energy.value_in_unit(openmm.unit.kilojoule_per_mole))
         return np.array(energies)
 
     def minimize(self, x, *, tolerance: float = 1.0, max_iterations: int = 0) -> np.ndarray:
@@ -133,7 +167,8 @@ class OpenMMEvolver:
         for state in self._positions(x):
             context.setPositions(state.reshape(-1, 3))
             openmm.LocalEnergyMinimizer.minimize(context, tolerance, max_iterations)
-            minimized.append(context.getState(getPositions=True).getPositions(asNumpy=True)._value.reshape(-1))
+            positions = context.getState(getPositions=True).getPositions(asNumpy=True)
+            minimized.append(positions.value_in_unit(openmm.unit.nanometer).reshape(-1))
         return np.array(minimized)
 
     # -- bursts ----------------------------------------------------------------------------------------
@@ -143,15 +178,19 @@ class OpenMMEvolver:
         """Bursts of ``n_steps`` from states ``(walkers, 3 n_atoms)``; dims ``(time, walker, coord)``, the
         initial states included, time in ps.
 
-        ``parameters`` sets global context parameters per walker (``{name: (walkers,) values}``, e.g. a
-        bias centre). Tasks of ``walkers_per_task`` walkers go through ``executor`` (default: one task
-        when serial, one walker per task on an executor); the numbers do not depend on either.
+        ``parameters`` sets global context parameters per walker (``{name: (walkers,) values}``); a
+        :meth:`biased` evolver sets its bias centres so. Tasks of ``walkers_per_task`` walkers go through
+        ``executor`` (default: one task when serial, one walker per task on an executor); the numbers do
+        not depend on either.
         """
         x = self._positions(x)
         n_steps, save_every = checked_count(n_steps, "n_steps", 0), checked_count(save_every, "save_every")
         first_walker, seed = checked_count(first_walker, "first_walker", 0), as_seed_sequence(seed)
         walkers = len(x)
-        values = {name: np.broadcast_to(np.asarray(v, dtype=float), (walkers,)) for name, v in (parameters or {}).items()}
+        if self.bias is not None:
+            parameters = {CENTER: self.bias.centers(walkers), **(parameters or {})}
+        values = {name: np.broadcast_to(np.asarray(v, dtype=float), (walkers,))
+                  for name, v in (parameters or {}).items()}
         per_task = (walkers if executor is None else 1) if walkers_per_task is None else checked_count(
             walkers_per_task, "walkers_per_task")
         tasks = [(self, x[i:i + per_task], n_steps, save_every, seed, first_walker + i,
@@ -194,7 +233,8 @@ def _walkers(evolver: OpenMMEvolver, x: np.ndarray, n_steps: int, save_every: in
                     integrator.step(save_every)
                 except openmm.OpenMMException as error:
                     raise DivergenceError(first + i, frame * save_every, frame * save_every * evolver.dt) from error
-                out[frame, i] = context.getState(getPositions=True).getPositions(asNumpy=True)._value.reshape(-1)
+                positions = context.getState(getPositions=True).getPositions(asNumpy=True)
+                out[frame, i] = positions.value_in_unit(openmm.unit.nanometer).reshape(-1)
                 bar.update(save_every)
             # steps past the last saved frame are not run: they would not be returned
     return out

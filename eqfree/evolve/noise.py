@@ -32,7 +32,8 @@ class BlockNoise:
         ]
         self._rows = slice(first - first_block * WALKERS_PER_BLOCK, first - first_block * WALKERS_PER_BLOCK + walkers)
         self._shape = (STEPS_PER_CHUNK, WALKERS_PER_BLOCK, m)
-        self._buffer = torch.empty((STEPS_PER_CHUNK, n_blocks * WALKERS_PER_BLOCK, m), device=device, dtype=torch.float64)
+        self._buffer = torch.empty((STEPS_PER_CHUNK, n_blocks * WALKERS_PER_BLOCK, m), device=device,
+                                   dtype=torch.float64)
         self._scratch = torch.empty(self._shape, device=device, dtype=dtype)
         self._next = STEPS_PER_CHUNK
 

@@ -11,8 +11,9 @@ Shapes, for an ensemble ``x`` of shape ``(walkers, dim)`` and a float time ``t``
 - ``noise == "general"``: ``diffusion(x, t)`` broadcastable to ``(walkers, dim, m)``; m Brownian
   motions, dX = f dt + G dW.
 
-An SDE may also offer ``drift_and_diffusion(x, t) -> (f, g)`` when both share work (e.g. the
-derivatives of an Itô change of variables); integrators then call it once per step.
+An SDE declares ``beta`` = 1/kT of its equilibrium law (1 for unit noise √2 dW). It may also offer
+``drift_and_diffusion(x, t) -> (f, g)`` when both share work (e.g. the derivatives of an Itô change
+of variables; the :class:`JointFields` protocol); integrators then call it once per step.
 """
 
 from __future__ import annotations
@@ -32,22 +33,35 @@ Field = Callable[[torch.Tensor, float], torch.Tensor]
 
 @runtime_checkable
 class SDEProtocol(Protocol):
-    """What the integrators need: drift, diffusion and the noise type."""
+    """What the integrators need: drift, diffusion, the noise type, and β of the equilibrium law."""
 
     noise: str
+    beta: float
 
     def drift(self, x: torch.Tensor, t: float) -> torch.Tensor: ...
 
     def diffusion(self, x: torch.Tensor, t: float) -> torch.Tensor: ...
 
 
+@runtime_checkable
+class JointFields(Protocol):
+    """An SDE that computes drift and diffusion together, ``drift_and_diffusion(x, t) -> (f, g)``."""
+
+    def drift_and_diffusion(self, x: torch.Tensor, t: float) -> tuple[torch.Tensor, torch.Tensor]: ...
+
+
 @dataclass(frozen=True)
 class SDE:
-    """An Itô SDE from two callables ``drift(x, t)`` and ``diffusion(x, t)`` (see module doc)."""
+    """An Itô SDE from two callables ``drift(x, t)`` and ``diffusion(x, t)`` (see module doc).
+
+    ``beta`` is 1/kT of its equilibrium law (for overdamped Langevin dX = −∇V dt + √(2/β) dW,
+    the law ∝ exp(−βV)): the unit in which a bias added to the dynamics is reported (umbrella
+    sampling); 1 for the unit-noise dynamics √2 dW."""
 
     drift_fn: Field
     diffusion_fn: Field
     noise: str = "diagonal"
+    beta: float = 1.0
 
     def __post_init__(self):
         check_noise_type(self.noise)

@@ -2,18 +2,15 @@
 
 from ..periodic import wrapped_difference
 from .assisted import AssistedUmbrella
-from .bias import CollectiveVariable, HarmonicBias, collective_variable
 from .explore import ExplorationStopped, explore
-from .gaussian import LinearGaussianLift
-from .generative import CcGAN, ConditionalGenerator, ConditionalScoreModel, ExtrapolationWarning, load_generator
+from .generative import CcGAN, ConditionalGenerator, ConditionalScoreModel, ExtrapolationWarning
 from .reweighted import ReweightedUmbrella
-from .torsion_umbrella import TorsionUmbrella, torsion_bias
 from .umbrella import UmbrellaSampling
-from .variational import VAE, DiagonalLaplace, ReverseKL, load_variational
+from .variational import VAE, DiagonalLaplace, ReverseKL
 
 __all__ = [
     "AssistedUmbrella", "ExplorationStopped", "explore",
-    "CcGAN", "ConditionalGenerator", "ConditionalScoreModel", "ExtrapolationWarning", "load_generator",
-    "CollectiveVariable", "HarmonicBias", "LinearGaussianLift", "ReweightedUmbrella", "TorsionUmbrella", "UmbrellaSampling", "torsion_bias", "collective_variable",
-    "wrapped_difference", "VAE", "ReverseKL", "DiagonalLaplace", "load_variational",
+    "CcGAN", "ConditionalGenerator", "ConditionalScoreModel", "ExtrapolationWarning",
+    "ReweightedUmbrella", "UmbrellaSampling",
+    "wrapped_difference", "VAE", "ReverseKL", "DiagonalLaplace",
 ]

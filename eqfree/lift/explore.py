@@ -1,4 +1,5 @@
-"""Adaptive exploration beyond the training data (seed paper, end of section 6.2).
+"""Adaptive exploration beyond the training data (Crabtree, Bello-Rivas, Ferguson & Kevrekidis, "GANs and
+closures: micro-macro consistency in multiscale modeling", end of section 6.2).
 
 From a generator trained on CV values in [a, b], each round
 
@@ -25,29 +26,30 @@ from tqdm.auto import tqdm
 from ..errors import InputError
 from ..io import provenance, write_zarr
 from ..metrics import energy_distance, label_consistency, wasserstein_marginals
+from ..operators import Evolve
 from ..periodic import wrapped_difference
+from ..restrict import collective_variable
 from ..seeding import SeedLike, child
 from ..validation import checked_count, checked_positive
 from .assisted import AssistedUmbrella
-from .bias import collective_variable
 
 
 class ExplorationStopped(UserWarning):
     """Exploration ended before its target (label consistency failed or the rounds ran out)."""
 
 
-def explore(generator, X, sde, cv, *, to: float, step: float, kappa: float, dt: float, n_steps: int,
-            runs: int = 10, epochs: int = 500, tolerance: float | None = None, max_rounds: int = 20,
+def explore(generator, X, evolve: Evolve, cv, *, to: float, step: float, kappa: float, n_steps: int,
+            n_walkers: int = 10, n_epochs: int = 500, tolerance: float | None = None, max_rounds: int = 20,
             reference=None, n_check: int = 1000, seed: SeedLike, store=None, progress: bool = True) -> xr.Dataset:
     """Extend a trained ``generator`` from its training states ``X`` to the CV value ``to`` (module doc).
 
     Parameters
     ----------
     generator : a fitted :class:`~eqfree.lift.CcGAN` or :class:`~eqfree.lift.ConditionalScoreModel`
-        trained on ``X`` (states of ``sde``) labelled by ``cv``; it is retrained in place.
+        trained on ``X`` (states of the system ``evolve`` runs) labelled by ``cv``; it is retrained in place.
     step : Δ, the CV distance each round goes beyond the data.
-    kappa, dt, n_steps, runs : the refining umbrella runs (:class:`AssistedUmbrella`).
-    epochs : training epochs per round (warm start; the generator's own ``epochs`` is restored after).
+    evolve, kappa, n_steps, n_walkers : the refining umbrella runs (:class:`AssistedUmbrella`).
+    n_epochs : training epochs per round (warm start; the generator's own ``n_epochs`` is restored after).
     tolerance : the largest accepted label consistency of the extrapolated states (default: five
         window widths 5/√(βκ)).
     reference : optional ``reference(z, n, seed) -> (n, dim)`` exact conditional samples; each
@@ -57,7 +59,7 @@ def explore(generator, X, sde, cv, *, to: float, step: float, kappa: float, dt: 
     ``refined_label_consistency``, ``n_added``, ``train_seconds`` and, with a reference,
     ``w1`` (round, coord) and ``energy``; plus the final refined states ``x`` (sample, coord).
     """
-    cv = collective_variable(cv, dim=getattr(sde, "dim", None))
+    cv = collective_variable(cv, dim=None if evolve.coords is None else len(evolve.coords))
     step, to = checked_positive(step, "step"), float(to)
     max_rounds, n_check = checked_count(max_rounds, "max_rounds"), checked_count(n_check, "n_check")
     X = np.asarray(X, dtype=float)
@@ -66,7 +68,7 @@ def explore(generator, X, sde, cv, *, to: float, step: float, kappa: float, dt: 
     if low <= to <= high:
         raise InputError(f"to = {to:g} lies inside the training labels [{low:g}, {high:g}]: nothing to explore")
     direction = 1.0 if to > high else -1.0
-    tolerance = 5 / math.sqrt(kappa * getattr(sde, "beta", 1.0)) if tolerance is None else checked_positive(
+    tolerance = 5 / math.sqrt(kappa * evolve.beta) if tolerance is None else checked_positive(
         tolerance, "tolerance")
     rounds, refined = [], None
     edge = high if direction > 0 else low
@@ -84,7 +86,7 @@ def explore(generator, X, sde, cv, *, to: float, step: float, kappa: float, dt: 
                               f"{record['label_consistency']:.3g} on average (> tolerance {tolerance:.3g}); "
                               f"the data now reach {edge:g}", ExplorationStopped, stacklevel=2)
                 break
-            assisted = AssistedUmbrella(generator, sde, cv, kappa, dt=dt, n_steps=n_steps, runs=runs,
+            assisted = AssistedUmbrella(generator, evolve, cv, kappa, n_steps=n_steps, n_walkers=n_walkers,
                                         max_label_error=None)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
@@ -97,17 +99,18 @@ def explore(generator, X, sde, cv, *, to: float, step: float, kappa: float, dt: 
                 record["w1"] = wasserstein_marginals(refined, exact)
                 record["energy"] = energy_distance(refined, exact, max_samples=2000, seed=child(seed, r, 3))
             X = np.concatenate([X, refined])
-            trained_epochs, generator.params["epochs"] = generator.params["epochs"], epochs
+            trained_epochs = generator.n_epochs
+            generator.set_params(n_epochs=n_epochs)
             try:
                 generator.fit(X, cv(X), seed=child(seed, r, 4), warm_start=True, progress=False)
             finally:
-                generator.params["epochs"] = trained_epochs
+                generator.set_params(n_epochs=trained_epochs)
             record["train_seconds"] = generator.training_["seconds"]
             rounds.append(record)
             edge = float(xi.max()) if direction > 0 else float(xi.min())
             edge = z if direction * (edge - z) < 0 else edge
             bar.update(1)
-            result = _record(rounds, refined, getattr(sde, "coords", None), to)
+            result = _record(rounds, refined, evolve.coords, to)
             if store is not None:
                 write_zarr(result, store, overwrite=True)
             if z == to:
@@ -115,7 +118,7 @@ def explore(generator, X, sde, cv, *, to: float, step: float, kappa: float, dt: 
         else:
             warnings.warn(f"exploration stopped after max_rounds = {max_rounds}: the data reach {edge:g}, "
                           f"short of {to:g}; raise max_rounds or step", ExplorationStopped, stacklevel=2)
-    return _record(rounds, refined, getattr(sde, "coords", None), to)
+    return _record(rounds, refined, evolve.coords, to)
 
 
 def _record(rounds: list[dict], refined, coords, to: float) -> xr.Dataset:

@@ -17,8 +17,9 @@ import numpy as np
 import xarray as xr
 
 from ..errors import InputError
-from ..reweight import UmbrellaReweighting, kish_ess
+from ..reweight import UmbrellaReweighting
 from ..seeding import SeedLike, as_seed_sequence
+from ..statistics import kish_ess
 
 
 class ReweightedUmbrella:
@@ -26,7 +27,7 @@ class ReweightedUmbrella:
     fitted ``estimator`` within CV ``bandwidth`` h of z."""
 
     def __init__(self, windows: xr.Dataset, estimator: UmbrellaReweighting, bandwidth: float):
-        if not hasattr(estimator, "log_weights_"):
+        if not estimator.is_fitted:
             raise InputError("the estimator is not fitted: pass UmbrellaSampling.reweight(windows, ...)")
         if len(estimator.log_weights_) != windows.sizes["sample"]:
             raise InputError(f"the estimator was fitted on {len(estimator.log_weights_)} samples, "
@@ -44,7 +45,8 @@ class ReweightedUmbrella:
         if z.shape != (1,):
             raise InputError(f"umbrella sampling lifts one CV value at a time, got z of shape {z.shape}")
         weights = self.weights(z[0])
-        effective = kish_ess(weights)
+        with np.errstate(divide="ignore"):  # a zero weight is log w = −∞
+            effective = kish_ess(np.log(weights))
         if effective < n:
             warnings.warn(f"at z = {z[0]:g} the weights have an effective sample size of {effective:.0f} < n = {n}: "
                           "lifted states repeat; run more windows or walkers near z, or widen the bandwidth",

@@ -1,6 +1,7 @@
 """Restriction operators: fine states -> collective variables."""
 
 from .alignment import kabsch_align
+from .collective import CollectiveVariable, collective_variable
 from .coordinates import Coordinates, parse_coordinate
 from .diffusion_maps import (
     DiffusionMaps,
@@ -13,7 +14,9 @@ from .dihedrals import Dihedrals, dihedral
 from .extension import GaussianProcessRegression, GeometricHarmonics, KernelExpansion
 
 __all__ = [
-    "Coordinates", "Dihedrals", "DiffusionMaps", "dihedral", "kabsch_align", "GaussianProcessRegression", "GeometricHarmonics", "KernelExpansion",
+    "CollectiveVariable", "collective_variable",
+    "Coordinates", "Dihedrals", "DiffusionMaps", "dihedral", "kabsch_align", "GaussianProcessRegression",
+    "GeometricHarmonics", "KernelExpansion",
     "kernel_sum_bandwidth", "local_linear_residuals", "local_noise_covariances", "mahalanobis_squared_distances",
     "parse_coordinate",
 ]

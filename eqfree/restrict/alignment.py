@@ -15,15 +15,15 @@ import numpy as np
 import torch
 
 from ..errors import InputError
-from .dihedrals import _as_atoms
+from .dihedrals import as_atoms
 
 
 def kabsch_align(x, reference):
     """States x (..., 3 n_atoms) or (..., n_atoms, 3) rotated and translated onto ``reference``
     (n_atoms × 3 or flat), returned in x's shape, and the RMSD after alignment, shape ``(...)``."""
     tensor = torch.is_tensor(x)
-    positions = _as_atoms(x if tensor else torch.as_tensor(np.asarray(x, dtype=float)))
-    target = _as_atoms(torch.as_tensor(reference, dtype=positions.dtype, device=positions.device))
+    positions = as_atoms(x if tensor else torch.as_tensor(np.asarray(x, dtype=float)))
+    target = as_atoms(torch.as_tensor(reference, dtype=positions.dtype, device=positions.device))
     if target.ndim != 2 or target.shape != positions.shape[-2:]:
         raise InputError(f"reference has {tuple(target.shape)} atom coordinates; the states have "
                          f"{tuple(positions.shape[-2:])}")

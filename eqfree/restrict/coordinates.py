@@ -1,6 +1,7 @@
 """Restriction to known coordinates: R(x) = x[..., indices].
 
-Coordinates are named ``x1, x2, ...`` (1-based, as in the seed paper) or given as 0-based integers.
+Coordinates are named ``x1, x2, ...`` (1-based, as in Crabtree, Bello-Rivas, Ferguson & Kevrekidis,
+"GANs and closures: micro-macro consistency in multiscale modeling") or given as 0-based integers.
 Indexing works on numpy arrays and on torch tensors alike, so R is differentiable by autograd.
 """
 
@@ -48,7 +49,8 @@ class Coordinates:
 
     def __call__(self, x):
         if x.shape[-1] <= max(self.indices):
-            raise InputError(f"states of dimension {x.shape[-1]} have no coordinate {self.names[self.indices.index(max(self.indices))]}")
+            missing = self.names[self.indices.index(max(self.indices))]
+            raise InputError(f"states of dimension {x.shape[-1]} have no coordinate {missing}")
         return x[..., self.indices]
 
     def __repr__(self) -> str:

@@ -1,4 +1,5 @@
-"""Diffusion maps (Coifman & Lafon 2006; seed paper, appendix B).
+"""Diffusion maps (Coifman & Lafon 2006; Crabtree, Bello-Rivas, Ferguson & Kevrekidis, "GANs and closures:
+micro-macro consistency in multiscale modeling", appendix B).
 
 For data x_1..x_N and bandwidth ε:
 
@@ -26,7 +27,9 @@ from scipy.sparse.csgraph import connected_components
 from scipy.sparse.linalg import eigsh
 from scipy.spatial import cKDTree
 
+from ..base import Estimator
 from ..errors import InputError
+from ..seeding import SeedLike
 
 #: the sparse kernel drops values below this by default: cut-off radius √(2ε ln(1/KERNEL_TOLERANCE))
 KERNEL_TOLERANCE = 1e-12
@@ -44,7 +47,7 @@ def as_samples(X, name: str = "X") -> np.ndarray:
     return X
 
 
-def kernel_sum_bandwidth(X: np.ndarray, *, n_samples: int = 1000, seed: int = 0) -> float:
+def kernel_sum_bandwidth(X: np.ndarray, *, n_samples: int = 1000, seed: SeedLike) -> float:
     """ε at the steepest slope of log Σ_ij exp(−d_ij²/(2ε)) against log ε (the kernel-sum rule).
 
     Between ε so small that only i = j counts and ε so large that every pair does, the log-log slope
@@ -53,10 +56,10 @@ def kernel_sum_bandwidth(X: np.ndarray, *, n_samples: int = 1000, seed: int = 0)
     """
     rng = np.random.default_rng(seed)
     sample = X if len(X) <= n_samples else X[rng.choice(len(X), n_samples, replace=False)]
-    return _steepest_kernel_sum(_squared_distances(sample, sample))
+    return steepest_kernel_sum(squared_distances(sample, sample))
 
 
-def _steepest_kernel_sum(squared: np.ndarray) -> float:
+def steepest_kernel_sum(squared: np.ndarray) -> float:
     positive = squared[squared > 0]
     if positive.size == 0:
         raise InputError("all points coincide: no bandwidth separates them")
@@ -65,7 +68,8 @@ def _steepest_kernel_sum(squared: np.ndarray) -> float:
     return float(grid[np.argmax(np.gradient(log_sums, np.log(grid)))])
 
 
-def _squared_distances(Y: np.ndarray, X: np.ndarray) -> np.ndarray:
+def squared_distances(Y: np.ndarray, X: np.ndarray) -> np.ndarray:
+    """‖y_i − x_j‖² of all pairs, ``(len(Y), len(X))``, clipped at 0 against round-off."""
     return (np.sum(Y**2, 1)[:, None] + np.sum(X**2, 1)[None, :] - 2 * Y @ X.T).clip(0)
 
 
@@ -96,8 +100,8 @@ def local_noise_covariances(evolve, X, *, n_steps: int, n_bursts: int, seed) -> 
     return np.einsum("nba,nbc->nac", steps, steps) / (n_bursts - 1) / (n_steps * evolve.dt)
 
 
-class DiffusionMaps:
-    """Diffusion maps estimator (scikit-learn style).
+class DiffusionMaps(Estimator):
+    """Diffusion maps estimator (:mod:`eqfree.base` convention).
 
     Parameters
     ----------
@@ -116,9 +120,10 @@ class DiffusionMaps:
     eigenvectors_ : ``(N, n_eigenpairs + 1)`` right eigenvectors of W, the first constant.
     residuals_ : local-linear-regression residual of each eigenvector (ψ_0: 0, ψ_1: 1).
     selected_ : indices of the eigenvectors returned by :meth:`transform`.
+    X_, density_ : the training data and its kernel density p_i = Σ_j A_ij (for the Nyström extension).
     """
 
-    def __init__(self, n_components: int = 1, *, epsilon: float | str = "auto", alpha: float = 1.0,
+    def __init__(self, *, n_components: int = 1, epsilon: float | str = "auto", alpha: float = 1.0,
                  n_eigenpairs: int | None = None, kernel: str = "auto", cut_off: float | None = None,
                  select: str = "nonharmonic"):
         self.n_components = n_components
@@ -141,7 +146,8 @@ class DiffusionMaps:
             raise InputError(f"cut_off must be a positive radius, got {self.cut_off!r}")
         if self.select not in ("nonharmonic", "leading"):
             raise InputError(f"select must be 'nonharmonic' or 'leading', got {self.select!r}")
-        if not (self.epsilon == "auto" or (isinstance(self.epsilon, (int, float)) and np.isfinite(self.epsilon) and self.epsilon > 0)):
+        number = isinstance(self.epsilon, (int, float)) and np.isfinite(self.epsilon) and self.epsilon > 0
+        if not (self.epsilon == "auto" or number):
             raise InputError(f"epsilon must be a positive number or 'auto', got {self.epsilon!r}")
         default = self.n_components if self.select == "leading" else max(2 * self.n_components + 4, 8)
         n_eigenpairs = self.n_eigenpairs or default
@@ -159,29 +165,31 @@ class DiffusionMaps:
         """A(Y, X) (B.1): dense array, or sparse with pairs beyond the cut-off radius dropped."""
         Y = X if Y is None else Y
         if not self.sparse_:
-            return np.exp(-_squared_distances(Y, X) / (2 * self.epsilon_))
+            return np.exp(-squared_distances(Y, X) / (2 * self.epsilon_))
         radius = self.cut_off or np.sqrt(2 * self.epsilon_ * np.log(1 / KERNEL_TOLERANCE))
-        distances = cKDTree(Y).sparse_distance_matrix(self._tree, radius, output_type="coo_matrix")
+        distances = cKDTree(Y).sparse_distance_matrix(self.tree_, radius, output_type="coo_matrix")
         values = np.exp(-(distances.data**2) / (2 * self.epsilon_))
         return sparse.csr_matrix((values, (distances.row, distances.col)), shape=(len(Y), len(X)))
 
-    def fit(self, X, covariances=None) -> DiffusionMaps:
+    def fit(self, X, covariances=None, *, seed: SeedLike) -> DiffusionMaps:
         """Fit on data ``(N, d)``; with ``covariances`` ``(N, d, d)`` (the local noise covariances C(x_i),
         e.g. from :func:`local_noise_covariances`) the kernel uses the Mahalanobis distance (4.2) of
-        Singer & Coifman (2008) instead of the Euclidean one (dense kernel)."""
+        Singer & Coifman (2008) instead of the Euclidean one (dense kernel). ``seed`` draws the subsample
+        on which ``epsilon="auto"`` is chosen."""
         X = as_samples(X)
         n = len(X)
         n_eigenpairs = self._check_parameters(n)
         self.precisions_ = None if covariances is None else self._precisions(covariances, X.shape)
         self.sparse_ = self.precisions_ is None and (self.kernel == "sparse" or (self.kernel == "auto" and n > 3000))
-        self._tree = cKDTree(X) if self.sparse_ else None
+        self.tree_ = cKDTree(X) if self.sparse_ else None
         if self.precisions_ is None:
-            self.epsilon_ = kernel_sum_bandwidth(X) if self.epsilon == "auto" else float(self.epsilon)
+            self.epsilon_ = kernel_sum_bandwidth(X, seed=seed) if self.epsilon == "auto" else float(self.epsilon)
             A = self._kernel(X)
         else:
             squared = mahalanobis_squared_distances(X, self.precisions_)
-            sample = np.random.default_rng(0).choice(n, min(n, 1000), replace=False)
-            self.epsilon_ = _steepest_kernel_sum(squared[np.ix_(sample, sample)]) if self.epsilon == "auto" else float(self.epsilon)
+            sample = np.random.default_rng(seed).choice(n, min(n, 1000), replace=False)
+            self.epsilon_ = (steepest_kernel_sum(squared[np.ix_(sample, sample)]) if self.epsilon == "auto"
+                             else float(self.epsilon))
             A = np.exp(-squared / (2 * self.epsilon_))
         graph = A if self.sparse_ else sparse.csr_matrix(A > KERNEL_TOLERANCE)
         n_parts, labels = connected_components(graph, directed=False)
@@ -206,10 +214,11 @@ class DiffusionMaps:
         psi = scale[:, None] * vectors[:, order]
         psi /= np.sqrt(np.sum((d / d.sum())[:, None] * psi**2, axis=0))
         psi *= np.sign(psi[np.argmax(np.abs(psi), axis=0), np.arange(psi.shape[1])])  # fixed sign convention
-        self.X_ = X
-        self._p = p
+        # C order, as eqfree.base.load restores them: the Nyström products then sum in the same order
+        self.X_ = np.ascontiguousarray(X)
+        self.density_ = p
         self.eigenvalues_ = values[order]
-        self.eigenvectors_ = psi
+        self.eigenvectors_ = np.ascontiguousarray(psi)
         if self.select == "nonharmonic":
             residuals = local_linear_residuals(psi[:, 1:])
             self.residuals_ = np.concatenate([[0.0], residuals])
@@ -238,8 +247,7 @@ class DiffusionMaps:
 
     # -- using the fit -------------------------------------------------------------------------
     def _check_extensible(self) -> None:
-        if not hasattr(self, "eigenvectors_"):
-            raise RuntimeError("DiffusionMaps is not fitted: call fit(X) first")
+        self.check_fitted()
         if self.precisions_ is not None:
             raise InputError(
                 "a Mahalanobis fit has no Nyström extension without the new points' noise covariances; "
@@ -260,9 +268,13 @@ class DiffusionMaps:
         p_new = np.asarray(A.sum(axis=1)).ravel()
         if np.any(p_new == 0):
             far = np.flatnonzero(p_new == 0)[:10].tolist()
-            raise InputError(f"points {far} are farther than the kernel reaches from all training data at epsilon = {self.epsilon_:.3g}")
-        A_bar = self._normalize(A, p_new, self._p)
-        W = sparse.diags(1 / np.asarray(A_bar.sum(axis=1)).ravel()) @ A_bar if sparse.issparse(A_bar) else A_bar / A_bar.sum(axis=1, keepdims=True)
+            raise InputError(f"points {far} are farther than the kernel reaches from all training data "
+                             f"at epsilon = {self.epsilon_:.3g}")
+        A_bar = self._normalize(A, p_new, self.density_)
+        if sparse.issparse(A_bar):
+            W = sparse.diags(1 / np.asarray(A_bar.sum(axis=1)).ravel()) @ A_bar
+        else:
+            W = A_bar / A_bar.sum(axis=1, keepdims=True)
         return np.asarray(W @ self.eigenvectors_) / self.eigenvalues_
 
     def transform(self, X_new) -> np.ndarray:
@@ -276,7 +288,7 @@ class DiffusionMaps:
         as_tensor = lambda a: torch.as_tensor(a, dtype=x.dtype, device=x.device)
         kernel = torch.exp(-torch.cdist(x, as_tensor(self.X_)).square() / (2 * self.epsilon_))
         p_new = kernel.sum(dim=1, keepdim=True)
-        kernel = kernel / (p_new**self.alpha * as_tensor(self._p) ** self.alpha)
+        kernel = kernel / (p_new**self.alpha * as_tensor(self.density_) ** self.alpha)
         W = kernel / kernel.sum(dim=1, keepdim=True)
         return W @ as_tensor(self.eigenvectors_[:, self.selected_] / self.eigenvalues_[self.selected_])
 
@@ -285,12 +297,21 @@ class DiffusionMaps:
         x = torch.as_tensor(as_samples(X_new, "X_new"), dtype=torch.float64)
         return torch.func.vmap(torch.func.jacrev(lambda p: self.nystrom_torch(p[None])[0]))(x).numpy()
 
-    def fit_transform(self, X) -> np.ndarray:
-        return self.fit(X).eigenvectors_[:, self.selected_]
+    def fit_transform(self, X, covariances=None, *, seed: SeedLike) -> np.ndarray:
+        """:meth:`fit`, then the selected coordinates of the training points, ``(N, n_components)``."""
+        return self.fit(X, covariances, seed=seed).eigenvectors_[:, self.selected_]
+
+    def get_state(self) -> dict:
+        return {k: v for k, v in super().get_state().items() if k != "tree_"}
+
+    def set_state(self, state: dict) -> None:
+        super().set_state(state)
+        self.tree_ = cKDTree(self.X_) if self.sparse_ else None
 
     # -- as a Restrict operator: states (..., n_features) -> (..., n_components) ------------------
     @property
     def names(self) -> list[str]:
+        self.check_fitted()
         return [f"phi{k}" for k in self.selected_]
 
     def __call__(self, x):

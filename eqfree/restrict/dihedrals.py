@@ -20,7 +20,7 @@ import torch
 from ..errors import InputError
 
 
-def _as_atoms(x):
+def as_atoms(x):
     """(..., n_atoms, 3) view of flat (..., 3 n_atoms) or atom-shaped states (a last axis of 3 is
     read as atom-shaped: a flat state of one atom has no dihedral)."""
     if x.shape[-1] == 3:
@@ -35,7 +35,7 @@ def dihedral(x, atoms: Sequence[int]):
     if len(atoms) != 4 or len(set(atoms)) != 4:
         raise InputError(f"a dihedral needs four distinct atom indices, got {tuple(atoms)}")
     tensor = torch.is_tensor(x)
-    positions = _as_atoms(x if tensor else torch.as_tensor(np.asarray(x, dtype=float)))
+    positions = as_atoms(x if tensor else torch.as_tensor(np.asarray(x, dtype=float)))
     if max(atoms) >= positions.shape[-2] or min(atoms) < -positions.shape[-2]:
         raise InputError(f"atom indices {tuple(atoms)} out of range for {positions.shape[-2]} atoms")
     p0, p1, p2, p3 = (positions[..., a, :] for a in atoms)

@@ -1,7 +1,7 @@
 """Reweighting of umbrella sampling: binned WHAM and MBAR (through pymbar), with shared diagnostics."""
 
-from .common import OVERLAP_THRESHOLD, UmbrellaReweighting, kish_ess
+from .common import OVERLAP_THRESHOLD, UmbrellaReweighting
 from .mbar import MBAR
 from .wham import WHAM, ConvergenceError
 
-__all__ = ["MBAR", "WHAM", "ConvergenceError", "OVERLAP_THRESHOLD", "UmbrellaReweighting", "kish_ess"]
+__all__ = ["MBAR", "WHAM", "ConvergenceError", "OVERLAP_THRESHOLD", "UmbrellaReweighting"]

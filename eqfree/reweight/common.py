@@ -21,6 +21,7 @@ import numpy as np
 import xarray as xr
 from scipy.special import logsumexp
 
+from ..base import Estimator
 from ..errors import InputError
 from ..periodic import check_period, wrapped_difference
 
@@ -160,14 +161,6 @@ def pmf_dataset(edges, filled, pmf, stderr, counts, *, estimator: str, period: f
     )
 
 
-def kish_ess(weights) -> float:
-    """Kish's effective sample size (Σ w)² / Σ w² of non-negative weights."""
-    w = np.asarray(weights, dtype=float)
-    if w.ndim != 1 or w.size == 0 or not np.isfinite(w).all() or (w < 0).any() or not w.sum() > 0:
-        raise InputError("weights must be a non-empty 1-D array of finite, non-negative numbers, not all zero")
-    return float(w.sum() ** 2 / np.sum(w**2))
-
-
 class Histogram(NamedTuple):
     u: np.ndarray
     window: np.ndarray
@@ -181,7 +174,7 @@ class Histogram(NamedTuple):
     filled: np.ndarray
 
 
-class UmbrellaReweighting:
+class UmbrellaReweighting(Estimator):
     """Shared fitted state of WHAM and MBAR: unbiased sample weights, overlap, conditional weights.
 
     Attributes (after ``fit``)
@@ -193,6 +186,13 @@ class UmbrellaReweighting:
     """
 
     period: float | None
+
+    def get_state(self) -> dict:
+        state = super().get_state()
+        return {**state, "pmf_": state["pmf_"].to_dict(data="array")}
+
+    def set_state(self, state: dict) -> None:
+        super().set_state({**state, "pmf_": xr.Dataset.from_dict(state["pmf_"])})
 
     def _histogram(self, reduced_bias, window, cv, groups=None) -> Histogram:
         """The checked inputs of ``fit`` and their CV histogram (bins without samples flagged)."""
@@ -216,10 +216,9 @@ class UmbrellaReweighting:
         Shape ``(N,)``, in the sample order given to ``fit``; d is the (wrapped, when periodic) CV
         difference and h the ``bandwidth``. Weighted averages over them estimate the average of the
         conditional law ν_ξ over ξ ~ kernel(z), a bias O(h²); check the Kish effective sample size
-        (:func:`kish_ess`) of the result before trusting it.
+        (:func:`eqfree.statistics.kish_ess`) of the result before trusting it.
         """
-        if not hasattr(self, "log_weights_"):
-            raise InputError(f"{type(self).__name__} is not fitted: call fit(...) first")
+        self.check_fitted()
         if not (np.ndim(z) == 0 and math.isfinite(z)):
             raise InputError(f"z must be a finite CV value, got {z!r}")
         if not (np.ndim(bandwidth) == 0 and math.isfinite(bandwidth) and bandwidth > 0):

@@ -24,7 +24,7 @@ from .common import OVERLAP_THRESHOLD, UmbrellaReweighting, check_threshold, pmf
 
 
 class WHAM(UmbrellaReweighting):
-    """Binned WHAM estimator (scikit-learn style); see the module docstring for the equations.
+    """Binned WHAM estimator (:mod:`eqfree.base` convention); see the module docstring for the equations.
 
     Parameters
     ----------
@@ -33,7 +33,6 @@ class WHAM(UmbrellaReweighting):
     tolerance : convergence threshold on max_k |Δf_k| between iterations, in kT.
     max_iterations : iterations before :class:`ConvergenceError` is raised.
     n_bootstrap : bootstrap replicates (at least 2) for the standard errors.
-    seed : explicit seed of the bootstrap (int or ``numpy.random.SeedSequence``).
     period : CV period (e.g. 2π) or None.
     overlap_threshold : neighbouring windows with overlap below this raise a UserWarning.
 
@@ -42,24 +41,24 @@ class WHAM(UmbrellaReweighting):
     all but one bootstrap replicate gets an infinite ``pmf_stderr``.
     """
 
-    def __init__(self, bins=100, *, tolerance: float = 1e-10, max_iterations: int = 100_000, n_bootstrap: int = 100,
-                 seed: SeedLike = 0, period: float | None = None, overlap_threshold: float = OVERLAP_THRESHOLD):
+    def __init__(self, *, bins=100, tolerance: float = 1e-10, max_iterations: int = 100_000, n_bootstrap: int = 100,
+                 period: float | None = None, overlap_threshold: float = OVERLAP_THRESHOLD):
         self.bins = bins
         self.tolerance = tolerance
         self.max_iterations = max_iterations
         self.n_bootstrap = n_bootstrap
-        self.seed = seed
         self.period = period
         self.overlap_threshold = overlap_threshold
 
-    def fit(self, reduced_bias, window, cv, groups=None) -> WHAM:
-        """Fit on ``reduced_bias`` (K, N) in kT, ``window`` (N,) labels, ``cv`` (N,) and optional ``groups`` (N,)."""
+    def fit(self, reduced_bias, window, cv, groups=None, *, seed: SeedLike) -> WHAM:
+        """Fit on ``reduced_bias`` (K, N) in kT, ``window`` (N,) labels, ``cv`` (N,) and optional ``groups`` (N,);
+        ``seed`` (int or ``numpy.random.SeedSequence``) drives the bootstrap."""
         threshold = check_threshold(self.overlap_threshold)
         checked_count(self.n_bootstrap, "n_bootstrap (for the standard errors)", 2)
         checked_count(self.max_iterations, "max_iterations")
         if not self.tolerance > 0:
             raise InputError(f"tolerance must be positive, got {self.tolerance!r}")
-        rng = np.random.default_rng(as_seed_sequence(self.seed))
+        rng = np.random.default_rng(as_seed_sequence(seed))
         u, window, cv, groups, n_k, period, edges, sample_bin, counts, filled = self._histogram(
             reduced_bias, window, cv, groups)
         histogram = _BinnedBias(u, window, (np.cumsum(filled) - 1)[sample_bin])

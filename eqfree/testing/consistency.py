@@ -44,7 +44,7 @@ def check_micro_macro_consistency(
     if not tolerance >= 0:
         raise InputError(f"tolerance must be non-negative, got {tolerance}")
     sample_tolerance = 10 * tolerance if sample_tolerance is None else sample_tolerance
-    valid = getattr(lift, "valid_range", None)
+    valid = lift.valid_range
     if valid is not None and z.size == 1 and not valid[0] <= z[0] <= valid[1]:
         raise InputError(f"z = {z[0]:g} is outside the lift's valid range {tuple(valid)}; check inside it")
     x = np.asarray(lift(z, n, seed=seed), dtype=float)

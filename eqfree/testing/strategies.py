@@ -18,6 +18,8 @@ try:
 except ImportError:
     raise ImportError("eqfree.testing.strategies needs hypothesis: pip install 'eqfree[test]'") from None
 
+from collections.abc import Callable
+
 import numpy as np
 import xarray as xr
 
@@ -25,9 +27,9 @@ import xarray as xr
 def cv_values(lift=None, *, low: float | None = None, high: float | None = None) -> st.SearchStrategy[float]:
     """Finite CV values in [low, high]; by default the lift's ``valid_range``."""
     if low is None or high is None:
-        valid = getattr(lift, "valid_range", None)
+        valid = None if lift is None else lift.valid_range
         if valid is None:
-            raise InputError("give low and high, or a lift with a valid_range attribute")
+            raise InputError("give low and high, or a lift with a valid_range")
         low, high = (valid[0] if low is None else low), (valid[1] if high is None else high)
     if not low <= high:
         raise InputError(f"need low <= high, got [{low}, {high}]")
@@ -47,10 +49,9 @@ def cv_grids(low: float = -10.0, high: float = 10.0, *, min_size: int = 2, max_s
 
 
 @st.composite
-def closure_datasets(draw, *, diffusion: bool | None = None) -> xr.Dataset:
-    """Closure datasets (layout of :mod:`closures.store`) with some points done, some not, and attrs."""
-    from eqfree.closures.store import template
-
+def closure_datasets(draw, template: Callable[..., xr.Dataset], *, diffusion: bool | None = None) -> xr.Dataset:
+    """Closure datasets with some points done, some not, and attrs, in the layout that ``template``
+    (:func:`eqfree.closures.store.template`: this lower layer does not import the closures) lays out."""
     grid = draw(cv_grids())
     with_diffusion = draw(st.booleans()) if diffusion is None else diffusion
     text = st.text(st.characters(codec="utf-8", exclude_categories=("Cs", "Cc")), max_size=20)

@@ -1,4 +1,7 @@
-"""Alanine dipeptide (ACE-ALA-NME, 22 atoms) in implicit solvent, built with OpenMM alone (seed paper, section 5).
+"""Alanine dipeptide (ACE-ALA-NME, 22 atoms) in implicit solvent, built with OpenMM alone
+(Crabtree, Bello-Rivas, Ferguson & Kevrekidis,
+"GANs and closures: micro-macro consistency in multiscale modeling",
+section 5).
 
 The ten heavy atoms come from ``heavy_atoms.pdb`` (standard bond lengths and angles, φ = −80°,
 ψ = 150°); ``Modeller.addHydrogens`` adds the twelve hydrogens. Force field: Amber14
@@ -28,8 +31,7 @@ import xarray as xr
 
 from eqfree.errors import InputError
 from eqfree.evolve.molecular import MOLAR_GAS_CONSTANT, OpenMMEvolver, import_openmm
-from eqfree.lift import CollectiveVariable, TorsionUmbrella
-from eqfree.restrict import Dihedrals
+from eqfree.restrict import CollectiveVariable, Dihedrals
 from eqfree.validation import checked_count
 
 HEAVY_ATOMS = Path(__file__).with_name("heavy_atoms.pdb")
@@ -53,7 +55,9 @@ _FORCE_FIELDS = {"obc2": "implicit/obc2.xml", "obc2-custom": "implicit/obc2.xml"
 
 def _in_range(angle_degrees: np.ndarray, low: float, high: float) -> np.ndarray:
     """low ≤ angle < high on the circle (a range with low > high wraps through ±180°)."""
-    return (angle_degrees >= low) & (angle_degrees < high) if low < high else (angle_degrees >= low) | (angle_degrees < high)
+    if low < high:
+        return (angle_degrees >= low) & (angle_degrees < high)
+    return (angle_degrees >= low) | (angle_degrees < high)
 
 
 def basin_of(phi, psi) -> np.ndarray:
@@ -157,7 +161,8 @@ class AlanineDipeptide:
     @cached_property
     def masses(self) -> np.ndarray:
         """Atom masses in dalton."""
-        return np.array([self.openmm_system.getParticleMass(i)._value for i in range(len(self.atoms))])
+        dalton = import_openmm().unit.dalton
+        return np.array([self.openmm_system.getParticleMass(i).value_in_unit(dalton) for i in range(len(self.atoms))])
 
     def atom_index(self, residue: str, atom: str) -> int:
         try:
@@ -180,10 +185,10 @@ class AlanineDipeptide:
             if isinstance(force, openmm.HarmonicBondForce):
                 for k in range(force.getNumBonds()):
                     i, j, length, _ = force.getBondParameters(k)
-                    pairs.append((i, j)), lengths.append(length._value)
+                    pairs.append((i, j)), lengths.append(length.value_in_unit(openmm.unit.nanometer))
         for k in range(self.openmm_system.getNumConstraints()):
             i, j, length = self.openmm_system.getConstraintParameters(k)
-            pairs.append((i, j)), lengths.append(length._value)
+            pairs.append((i, j)), lengths.append(length.value_in_unit(openmm.unit.nanometer))
         return np.array(pairs), np.array(lengths)
 
     def bond_lengths(self, x) -> np.ndarray:
@@ -244,13 +249,6 @@ class AlanineDipeptide:
                                   save_every=save_every, executor=executor, progress=progress)
         result.attrs.update(system=self.name, **{f"param_{k}": v for k, v in self.params.items()})
         return result
-
-    def umbrella(self, kappa: float, *, cv: str = "psi", n_steps: int, walkers: int = 10, initial=None,
-                 warmup: str | int = "auto", save_every: int = 1, dt: float | None = None) -> TorsionUmbrella:
-        """Umbrella sampling on dihedral ``cv`` with spring constant ``kappa`` (kJ/mol/rad²); walkers start
-        from ``initial`` (default: the minimized structure)."""
-        return TorsionUmbrella(self.evolver(dt), self.torsion(cv), kappa, name=cv, n_steps=n_steps, walkers=walkers,
-                               initial=self.x0 if initial is None else initial, warmup=warmup, save_every=save_every)
 
 
 def _use_builtin_obc2(openmm, system) -> None:

@@ -1,4 +1,5 @@
-"""The continuous conditional GAN (CcGAN, Ding et al., ICLR 2021) of the seed paper, appendix A.
+"""The continuous conditional GAN (CcGAN, Ding et al., ICLR 2021) as used by Crabtree, Bello-Rivas,
+Ferguson & Kevrekidis ("GANs and closures: micro-macro consistency in multiscale modeling"), appendix A.
 
 Labels ỹ ∈ [0, 1] (training range). Each epoch (one discriminator and one generator step; the
 paper's "epochs" count these steps) draws a batch of target labels
@@ -21,7 +22,7 @@ discriminator scores both against t_j:
 Networks: :data:`~eqfree.lift.generative.networks.PRESETS` (Tables 1–3); Adam(β1 = 0.5,
 β2 = 0.999), learning rate 1e-4, batch 512 by default.
 
-Molecules (seed paper, section 5): with ``align_to`` = a reference conformation Y (flat, 3 n_atoms),
+Molecules (Crabtree et al., section 5): with ``align_to`` = a reference conformation Y (flat, 3 n_atoms),
 the training states are Kabsch-aligned onto Y before scaling, and every generated state is aligned
 the same way before the discriminator sees it and before it is returned,
 
@@ -67,11 +68,12 @@ class CcGAN(ConditionalGenerator):
     Parameters
     ----------
     loss : ``"hard"`` (HVDL) or ``"soft"`` (SVDL) vicinal discriminator loss.
-    noise_dim : dimension of the generator's Gaussian noise (seed paper, section 6.1: below the
+    noise_dim : dimension of the generator's Gaussian noise (Crabtree et al., section 6.1: below the
         dimension of the conditional law, the output collapses onto a lower-dimensional subset).
     preset : networks, ``"table1"``, ``"table2"``, ``"table3"`` or a custom mapping
         (:func:`~eqfree.lift.generative.networks.architecture`).
-    epochs, batch_size, lr, betas : training (one epoch = one discriminator + one generator step).
+    n_epochs, batch_size, lr, betas : training; one epoch is one discriminator and one generator
+        optimizer step on a batch of ``batch_size`` target labels (the paper's "epochs").
     ema_decay : decay of the exponential moving average of the generator's weights that becomes
         the trained generator (BatchNorm statistics are then re-estimated on target labels); it
         damps the oscillations of adversarial training. 0 keeps the last weights, as in the paper.
@@ -84,7 +86,7 @@ class CcGAN(ConditionalGenerator):
 
     method = "ccgan"
 
-    def __init__(self, *, loss: str = "hard", noise_dim: int = 1, preset: str | dict = "table1", epochs: int = 5000,
+    def __init__(self, *, loss: str = "hard", noise_dim: int = 1, preset: str | dict = "table1", n_epochs: int = 5000,
                  batch_size: int = 512, lr: float = 1e-4, betas=(0.5, 0.999), sigma: float | None = None,
                  kappa: float | None = None, m_kappa: float = 2.0, ema_decay: float = 0.999, align_to=None,
                  device: str | torch.device = "cpu"):
@@ -104,14 +106,15 @@ class CcGAN(ConditionalGenerator):
                 raise InputError("align_to must be a finite reference conformation, flat (3 n_atoms,) with at least "
                                  f"3 atoms, got an array of shape {align_to.shape}")
             align_to = align_to.tolist()
-        super().__init__(epochs=epochs, batch_size=batch_size, device=device, loss=loss,
-                         noise_dim=checked_count(noise_dim, "noise_dim"), preset=preset, lr=float(lr),
-                         betas=[float(b) for b in betas], sigma=sigma, kappa=kappa, m_kappa=float(m_kappa), ema_decay=float(ema_decay),
-                         align_to=align_to)
+        self._set_training(n_epochs, batch_size, device)
+        self.loss, self.noise_dim, self.preset = loss, checked_count(noise_dim, "noise_dim"), preset
+        self.lr, self.betas = float(lr), tuple(float(b) for b in betas)
+        self.sigma, self.kappa, self.m_kappa, self.ema_decay = sigma, kappa, float(m_kappa), float(ema_decay)
+        self.align_to = align_to
 
     def fit(self, X, y, *, seed, **options) -> CcGAN:
         """:meth:`ConditionalGenerator.fit` on the states Kabsch-aligned onto ``align_to`` when it is set."""
-        reference = self.params["align_to"]
+        reference = self.align_to
         if reference is not None:
             X, y = checked_training_data(X, y)
             if X.shape[1] != len(reference):
@@ -121,9 +124,9 @@ class CcGAN(ConditionalGenerator):
         return super().fit(X, y, seed=seed, **options)
 
     def _build(self, dim: int) -> nn.ModuleDict:
-        generator_widths, activation, discriminator_widths = architecture(self.params["preset"])
+        generator_widths, activation, discriminator_widths = architecture(self.preset)
         return nn.ModuleDict({
-            "generator": generator_network(self.params["noise_dim"] + 1, dim, generator_widths, activation),
+            "generator": generator_network(self.noise_dim + 1, dim, generator_widths, activation),
             "discriminator": mlp(dim + 1, 1, discriminator_widths, "relu"),
         })
 
@@ -133,10 +136,10 @@ class CcGAN(ConditionalGenerator):
 
     def _aligned(self, x: torch.Tensor) -> torch.Tensor:
         """Scaled states Kabsch-aligned onto ``align_to`` in physical units (module doc); x itself when unset."""
-        if self.params["align_to"] is None:
+        if self.align_to is None:
             return x
         mean, scale = (torch.as_tensor(v, dtype=x.dtype, device=x.device) for v in (self.data_.mean, self.data_.scale))
-        return (kabsch_align(x * scale + mean, self.params["align_to"])[0] - mean) / scale
+        return (kabsch_align(x * scale + mean, self.align_to)[0] - mean) / scale
 
     def discriminate(self, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """The discriminator's logit, log D/(1 − D), of states x at scaled labels."""
@@ -146,20 +149,19 @@ class CcGAN(ConditionalGenerator):
         """G with its BatchNorm folded into the Dense layers, on blocks of :data:`SAMPLE_BLOCK`
         samples so that the activations stay in cache (10⁵ samples about 3× faster than one pass)."""
         network = fold_batchnorm(self.networks_["generator"])
-        noise = self.noise((len(labels), self.params["noise_dim"]), generator)
+        noise = self.noise((len(labels), self.noise_dim), generator)
         return torch.cat([self._aligned(network(torch.cat([z, y[:, None]], dim=1)))
                           for z, y in zip(noise.split(SAMPLE_BLOCK), labels.split(SAMPLE_BLOCK))])
 
     def _train(self, x, y, generator, bar):
-        p = self.params
         order = torch.argsort(y)
         x, y = x[order], y[order]
         distinct = torch.unique(y)
         labels_np = y.cpu().numpy()
-        sigma = p["sigma"] if p["sigma"] is not None else silverman_bandwidth(labels_np)
-        kappa = p["kappa"] if p["kappa"] is not None else p["m_kappa"] * largest_gap(labels_np)
+        sigma = self.sigma if self.sigma is not None else silverman_bandwidth(labels_np)
+        kappa = self.kappa if self.kappa is not None else self.m_kappa * largest_gap(labels_np)
         nu = 1.0 / kappa**2
-        half_width = kappa if p["loss"] == "hard" else math.sqrt(-math.log(SOFT_CUTOFF) / nu)
+        half_width = kappa if self.loss == "hard" else math.sqrt(-math.log(SOFT_CUTOFF) / nu)
         self.training_.update(sigma=sigma, kappa=kappa, nu=nu, half_width=half_width)
 
         def uniform(n):
@@ -177,20 +179,20 @@ class CcGAN(ConditionalGenerator):
             return t, low, high
 
         def weights(labels, t):
-            return torch.ones_like(t) if p["loss"] == "hard" else torch.exp(-nu * (labels - t) ** 2)
+            return torch.ones_like(t) if self.loss == "hard" else torch.exp(-nu * (labels - t) ** 2)
 
         def noise(n):
-            return torch.randn(n, p["noise_dim"], generator=generator, device=self.device)
+            return torch.randn(n, self.noise_dim, generator=generator, device=self.device)
 
         net_g, net_d = self.networks_["generator"], self.networks_["discriminator"]
-        optim_g = torch.optim.Adam(net_g.parameters(), lr=p["lr"], betas=tuple(p["betas"]))
-        optim_d = torch.optim.Adam(net_d.parameters(), lr=p["lr"], betas=tuple(p["betas"]))
+        optim_g = torch.optim.Adam(net_g.parameters(), lr=self.lr, betas=self.betas)
+        optim_d = torch.optim.Adam(net_d.parameters(), lr=self.lr, betas=self.betas)
         average = torch.optim.swa_utils.AveragedModel(
-            net_g, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(p["ema_decay"]),
-        ) if p["ema_decay"] > 0 else None
+            net_g, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(self.ema_decay),
+        ) if self.ema_decay > 0 else None
         history = {"discriminator": [], "generator": []}
-        b = p["batch_size"]
-        for epoch in range(p["epochs"]):
+        b = self.batch_size
+        for epoch in range(self.n_epochs):
             t, low, high = targets(b)
             real = low + (uniform(b) * (high - low)).long().clamp(max=high - low - 1)
             fake_labels = t + half_width * (2 * uniform(b) - 1)

@@ -1,4 +1,5 @@
-"""Multilayer perceptrons of the seed paper's appendix A (Tables 1–3) and a plain one for scores.
+"""Multilayer perceptrons of appendix A (Tables 1–3) of Crabtree, Bello-Rivas, Ferguson & Kevrekidis, "GANs and
+closures: micro-macro consistency in multiscale modeling", and a plain one for scores.
 
 Generator: concat(noise ∈ R^n, label) → [Dense(w); BatchNorm; activation] per hidden width →
 Dense(dim). Discriminator: concat(x, label) → [Dense(w); ReLU] per hidden width → Dense(1), a
@@ -71,7 +72,7 @@ def architecture(preset) -> tuple[tuple[int, ...], str | None, tuple[int, ...]]:
     mapping ``{"generator": [...], "activation": "leaky_relu" | None, "discriminator": [...]}``."""
     if isinstance(preset, str):
         if preset not in PRESETS:
-            raise InputError(f"unknown network preset {preset!r}; choose one of {sorted(PRESETS)} (seed paper, "
+            raise InputError(f"unknown network preset {preset!r}; choose one of {sorted(PRESETS)} (Crabtree et al., "
                              "Tables 1-3) or give {'generator': widths, 'activation': ..., 'discriminator': widths}")
         return PRESETS[preset]
     try:

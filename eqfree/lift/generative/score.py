@@ -21,11 +21,11 @@ score of the noised conditional law p_σ(x | ỹ) is s(x; σ, ỹ) = (D − x)/�
 
 **Training.** ln σ ~ N(p_mean, p_std²), ε ~ N(0, I), minimize E λ(σ) ‖D(x + σε; σ, ỹ) − x‖² with
 λ = (σ² + 1)/σ². Since λ c_out² = 1 this equals E ‖F − (x − c_skip (x + σε))/c_out‖², the form
-used here: a unit-variance regression target at every σ. One optimizer step (Adam) per "epoch";
+used here: a unit-variance regression target at every σ. One epoch is one Adam step on a batch;
 sampling uses an exponential moving average of the weights (decay ``ema_decay``).
 
 **Sampling.** Noise levels σ_i = (σ_max^{1/ρ} + i/(N−1) (σ_min^{1/ρ} − σ_max^{1/ρ}))^ρ,
-i = 0..N−1, then σ_N = 0; x_0 = σ_max ε.
+i = 0..N−1 (N = ``n_levels``), then σ_N = 0; x_0 = σ_max ε.
 
 - ``"ode"``: the probability-flow ODE dx/dσ = (x − D(x; σ))/σ, Heun's method (2N − 1 network
   calls; the last step, to σ = 0, is an Euler step, which returns D(x; σ_{N−1})). Second order.
@@ -50,9 +50,9 @@ from .base import ConditionalGenerator
 from .networks import mlp
 
 SAMPLERS = ("ode", "sde")
-#: steps used when ``n_steps`` is None; with these, Gaussian N(m, 1) data come out with a variance
-#: about 0.6 % (ode) and 4 % (sde) too large (module doc)
-DEFAULT_STEPS = {"ode": 64, "sde": 256}
+#: noise levels used when ``n_levels`` is None; with these, Gaussian N(m, 1) data come out with a
+#: variance about 0.6 % (ode) and 4 % (sde) too large (module doc)
+DEFAULT_LEVELS = {"ode": 64, "sde": 256}
 
 
 def _finite(value, name: str) -> float:
@@ -65,44 +65,44 @@ def _finite(value, name: str) -> float:
     return value
 
 
-def _checked_sampler(sampler, n_steps) -> tuple[str, int | None]:
+def _checked_sampler(sampler, n_levels) -> tuple[str, int | None]:
     if sampler not in SAMPLERS:
         raise InputError(f"unknown sampler {sampler!r}: choose 'ode' (probability-flow ODE, Heun) "
                          "or 'sde' (reverse-time SDE, Euler-Maruyama)")
-    if n_steps is not None:
-        n_steps = checked_count(n_steps, "n_steps", minimum=2)
-    return sampler, n_steps
+    if n_levels is not None:
+        n_levels = checked_count(n_levels, "n_levels", minimum=2)
+    return sampler, n_levels
 
 
-def karras_sigmas(n_steps: int, sigma_min: float, sigma_max: float, rho: float) -> list[float]:
+def karras_sigmas(n_levels: int, sigma_min: float, sigma_max: float, rho: float) -> list[float]:
     """σ_0 = σ_max > ... > σ_{N−1} = σ_min on the ρ-warped grid (module doc), then σ_N = 0."""
     a, b = sigma_max ** (1 / rho), sigma_min ** (1 / rho)
-    return [(a + i / (n_steps - 1) * (b - a)) ** rho for i in range(n_steps)] + [0.0]
+    return [(a + i / (n_levels - 1) * (b - a)) ** rho for i in range(n_levels)] + [0.0]
 
 
 class ConditionalScoreModel(ConditionalGenerator):
     """Conditional denoising score model with EDM preconditioning (module doc).
 
     Parameters (all keyword-only, all saved with the model):
-    ``epochs`` — optimizer steps; ``batch_size``; ``lr`` — Adam's learning rate; ``hidden`` —
-    widths of F's hidden layers; ``n_fourier``, ``fourier_scale`` — the label's Fourier features
-    (none by default: they spoil extrapolation, module doc);
+    ``n_epochs`` — training epochs, one Adam step on a batch each; ``batch_size``; ``lr`` — Adam's
+    learning rate; ``hidden`` — widths of F's hidden layers; ``n_fourier``, ``fourier_scale`` — the
+    label's Fourier features (none by default: they spoil extrapolation, module doc);
     ``p_mean``, ``p_std`` — the training law of ln σ; ``ema_decay`` — of the sampled weights' moving
     average (0: the last weights); ``sigma_min``, ``sigma_max``, ``rho`` — the sampling schedule;
-    ``sampler`` — "ode" or "sde"; ``n_steps`` — noise levels N (None: 64 for ode, 256 for sde);
-    ``device``.
+    ``sampler`` — "ode" or "sde"; ``n_levels`` — noise levels N of the sampler (None: 64 for ode,
+    256 for sde); ``device``.
     """
 
     method = "score"
 
-    def __init__(self, *, epochs: int = 4000, batch_size: int = 512, lr: float = 1e-3,
+    def __init__(self, *, n_epochs: int = 4000, batch_size: int = 512, lr: float = 1e-3,
                  hidden=(128, 128, 128), n_fourier: int = 0, fourier_scale: float = 1.0,
                  p_mean: float = -1.2, p_std: float = 1.2, ema_decay: float = 0.999,
                  sigma_min: float = 0.002, sigma_max: float = 80.0, rho: float = 7.0,
-                 sampler: str = "ode", n_steps: int | None = None, device: str | torch.device = "cpu"):
+                 sampler: str = "ode", n_levels: int | None = None, device: str | torch.device = "cpu"):
         if isinstance(hidden, (int, str)) or not hasattr(hidden, "__iter__"):
             raise InputError(f"hidden must be a sequence of layer widths such as (128, 128, 128), got {hidden!r}")
-        hidden = [checked_count(width, "each hidden width") for width in hidden]
+        hidden = tuple(checked_count(width, "each hidden width") for width in hidden)
         if not hidden:
             raise InputError("hidden must list at least one layer width, e.g. (128, 128, 128)")
         ema_decay = _finite(ema_decay, "ema_decay")
@@ -111,37 +111,35 @@ class ConditionalScoreModel(ConditionalGenerator):
         sigma_min, sigma_max = checked_positive(sigma_min, "sigma_min"), checked_positive(sigma_max, "sigma_max")
         if sigma_min >= sigma_max:
             raise InputError(f"sigma_min ({sigma_min:g}) must be smaller than sigma_max ({sigma_max:g})")
-        sampler, n_steps = _checked_sampler(sampler, n_steps)
-        super().__init__(
-            epochs=epochs, batch_size=batch_size, device=device, lr=checked_positive(lr, "lr"), hidden=hidden,
-            n_fourier=checked_count(n_fourier, "n_fourier", minimum=0),
-            fourier_scale=checked_positive(fourier_scale, "fourier_scale"), p_mean=_finite(p_mean, "p_mean"),
-            p_std=checked_positive(p_std, "p_std"), ema_decay=ema_decay, sigma_min=sigma_min, sigma_max=sigma_max,
-            rho=checked_positive(rho, "rho"), sampler=sampler, n_steps=n_steps)
+        sampler, n_levels = _checked_sampler(sampler, n_levels)
+        self._set_training(n_epochs, batch_size, device)
+        self.lr, self.hidden = checked_positive(lr, "lr"), hidden
+        self.n_fourier = checked_count(n_fourier, "n_fourier", minimum=0)
+        self.fourier_scale = checked_positive(fourier_scale, "fourier_scale")
+        self.p_mean, self.p_std = _finite(p_mean, "p_mean"), checked_positive(p_std, "p_std")
+        self.ema_decay, self.sigma_min, self.sigma_max = ema_decay, sigma_min, sigma_max
+        self.rho = checked_positive(rho, "rho")
+        self.sampler, self.n_levels = sampler, n_levels
 
-    def set_sampler(self, sampler: str | None = None, n_steps: int | None = None) -> ConditionalScoreModel:
+    def set_sampler(self, sampler: str | None = None, n_levels: int | None = None) -> ConditionalScoreModel:
         """Switch the sampler and/or its number of noise levels (None keeps the sampler; a new
-        sampler without ``n_steps`` takes its default); returns self."""
-        if sampler is not None and n_steps is None and sampler != self.params["sampler"]:
-            n_steps_new = None
-        else:
-            n_steps_new = self.params["n_steps"] if n_steps is None else n_steps
-        sampler, n_steps_new = _checked_sampler(self.params["sampler"] if sampler is None else sampler, n_steps_new)
-        self.params.update(sampler=sampler, n_steps=n_steps_new)
-        return self
+        sampler without ``n_levels`` takes its default); returns self."""
+        if sampler is not None and n_levels is None and sampler != self.sampler:
+            return self.set_params(sampler=sampler, n_levels=None)
+        return self.set_params(sampler=self.sampler if sampler is None else sampler,
+                               n_levels=self.n_levels if n_levels is None else n_levels)
 
     @property
-    def n_steps(self) -> int:
+    def levels(self) -> int:
         """The number of noise levels N the current sampler uses."""
-        return self.params["n_steps"] or DEFAULT_STEPS[self.params["sampler"]]
+        return self.n_levels or DEFAULT_LEVELS[self.sampler]
 
     # -- networks ---------------------------------------------------------------------------------
     def _build(self, dim: int) -> nn.ModuleDict:
-        p = self.params
-        net = mlp(dim + 2 + 2 * p["n_fourier"], dim, p["hidden"], activation="silu")
+        net = mlp(dim + 2 + 2 * self.n_fourier, dim, self.hidden, activation="silu")
         ema = copy.deepcopy(net).requires_grad_(False)
         networks = nn.ModuleDict({"F": net, "ema": ema})
-        networks.register_buffer("frequencies", torch.randn(p["n_fourier"]) * p["fourier_scale"])
+        networks.register_buffer("frequencies", torch.randn(self.n_fourier) * self.fourier_scale)
         return networks
 
     def embed(self, labels: torch.Tensor) -> torch.Tensor:
@@ -168,15 +166,15 @@ class ConditionalScoreModel(ConditionalGenerator):
 
     # -- training ---------------------------------------------------------------------------------
     def _train(self, x, y, generator, bar):
-        p, net, ema = self.params, self.networks_["F"], self.networks_["ema"]
-        optimizer = torch.optim.Adam(net.parameters(), lr=p["lr"])
+        net, ema = self.networks_["F"], self.networks_["ema"]
+        optimizer = torch.optim.Adam(net.parameters(), lr=self.lr)
         embedding = self.embed(y)
-        n, batch = len(x), min(p["batch_size"], len(x))
+        n, batch = len(x), min(self.batch_size, len(x))
         losses = []
-        for step in range(p["epochs"]):
+        for step in range(self.n_epochs):
             index = torch.randint(n, (batch,), generator=generator, device=x.device)
             clean = x[index]
-            sigma = torch.exp(p["p_mean"] + p["p_std"] * torch.randn(
+            sigma = torch.exp(self.p_mean + self.p_std * torch.randn(
                 (batch, 1), generator=generator, device=x.device))
             noisy = clean + sigma * torch.randn(clean.shape, generator=generator, device=x.device)
             c_skip, c_out, out = self._preconditioned(net, noisy, sigma, embedding[index])
@@ -185,21 +183,21 @@ class ConditionalScoreModel(ConditionalGenerator):
             loss.backward()
             optimizer.step()
             # averaging with warm-up: early weights are forgotten quickly
-            decay = min(p["ema_decay"], (1 + step) / (10 + step))
+            decay = min(self.ema_decay, (1 + step) / (10 + step))
             with torch.no_grad():
                 for average, current in zip(ema.parameters(), net.parameters()):
                     average.lerp_(current, 1 - decay)
             losses.append(loss.detach())
             bar.update(1)
-            if step % 100 == 0 or step == p["epochs"] - 1:
+            if step % 100 == 0 or step == self.n_epochs - 1:
                 bar.set_postfix(loss=f"{loss.item():.4f}")
         return {"loss": torch.stack(losses).cpu().tolist()}
 
     # -- sampling ---------------------------------------------------------------------------------
     def _generate(self, labels, generator):
-        sigmas = karras_sigmas(self.n_steps, self.params["sigma_min"], self.params["sigma_max"], self.params["rho"])
+        sigmas = karras_sigmas(self.levels, self.sigma_min, self.sigma_max, self.rho)
         x = sigmas[0] * self.noise((len(labels), self.dim_), generator)
-        if self.params["sampler"] == "ode":
+        if self.sampler == "ode":
             return self._ode(x, labels, sigmas)
         return self._sde(x, labels, sigmas, generator)
 

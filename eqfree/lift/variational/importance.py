@@ -18,12 +18,7 @@ import numpy as np
 from scipy.special import logsumexp
 
 from ...errors import InputError
-
-
-def kish_ess(log_weights) -> float:
-    """Kish's effective sample size (Σ w)² / Σ w²."""
-    log_weights = np.asarray(log_weights, dtype=float)
-    return float(np.exp(2 * logsumexp(log_weights) - logsumexp(2 * log_weights)))
+from ...statistics import kish_ess
 
 
 @dataclass(frozen=True)

@@ -9,9 +9,10 @@ encoder mean of each training state:
 - decoder log-variances log σ_θ,k²:  Λ_k = N/2 + λ0 (the Fisher information of a Gaussian variance),
 
 with ⟨τ_j⟩ the ARD precisions of a :class:`~.vae.VAE` (zero otherwise) and λ0 = ``prior_precision``.
-The encoder is kept at its fit. Predictions sample θ^(s) ~ N(θ*, diag 1/Λ), then x ~ q(x | θ^(s)),
-and report the spread over s of the observable's average (epistemic uncertainty from limited data;
-the Monte-Carlo error of n_x draws per θ adds to it).
+The encoder is kept at its fit. ``DiagonalLaplace(prior_precision=λ0).fit(model, X)`` keeps Λ and θ*;
+``predictive(model, ...)`` draws with the same model (a check of θ* refuses another one). Predictions
+sample θ^(s) ~ N(θ*, diag 1/Λ), then x ~ q(x | θ^(s)), and report the spread over s of the
+observable's average (epistemic uncertainty from limited data; the Monte-Carlo error of n_x draws per θ adds to it).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import numpy as np
 import torch
 from torch.func import functional_call, jacrev, vmap
 
+from ...base import Estimator
 from ...errors import InputError
 from ...seeding import SeedLike, child_int
 from ...validation import checked_count
@@ -48,31 +50,34 @@ class Predictive:
         return np.percentile(self.draws, tail, axis=0), np.percentile(self.draws, 100 - tail, axis=0)
 
 
-class DiagonalLaplace:
+class DiagonalLaplace(Estimator):
     """Diagonal GGN Laplace approximation of a fitted model's decoder parameters (module doc).
 
-    Learned attributes: ``precision_`` (parameter name → Λ, same shape as the parameter),
-    ``n_samples_``.
+    ``DiagonalLaplace(prior_precision=λ0).fit(model, X)``; then ``predictive(model, observable, ...)``
+    with the same model. Learned attributes: ``precision_`` (parameter name → Λ, same shape as the
+    parameter; ``log_var`` for the decoder log-variances), ``mean_`` (the MAP θ* the precision was
+    computed at, by the same names), ``n_samples_``.
     """
 
-    def __init__(self, model: LatentVariableModel, *, prior_precision: float = 0.0):
-        model._check_fitted()
+    def __init__(self, *, prior_precision: float = 0.0):
         if not (np.isfinite(prior_precision) and prior_precision >= 0):
             raise InputError(f"prior_precision must be finite and >= 0, got {prior_precision!r}")
-        self.model, self.prior_precision = model, float(prior_precision)
+        self.prior_precision = float(prior_precision)
 
-    def _decoder_parameters(self) -> dict[str, torch.Tensor]:
-        return {name: p.detach() for name, p in self.model.networks_["decoder"].mean.named_parameters()}
+    @staticmethod
+    def _decoder_parameters(model: LatentVariableModel) -> dict[str, torch.Tensor]:
+        return {name: p.detach() for name, p in model.networks_["decoder"].mean.named_parameters()}
 
-    def fit(self, X) -> DiagonalLaplace:
-        """Λ from the training states ``X`` (N, dim); returns self."""
-        model = self.model
+    def fit(self, model: LatentVariableModel, X) -> DiagonalLaplace:
+        """Λ at the MAP of the fitted ``model`` from its training states ``X`` (N, dim); returns self.
+        Deterministic: no seed."""
+        model.check_fitted()
         X = checked_states(X)
         if X.shape[1] != model.dim_:
             raise InputError(f"X has {X.shape[1]} coordinates; the model has {model.dim_}")
         z = torch.as_tensor(model.encode(X), device=model.device)
         decoder = model.networks_["decoder"]
-        params = self._decoder_parameters()
+        params = self._decoder_parameters(model)
         inverse_variance = torch.exp(-decoder.log_var.detach())
 
         def mean_at(p, z_one):
@@ -84,41 +89,50 @@ class DiagonalLaplace:
             for name, j in jacobian(params, block).items():  # (block, dim, *shape)
                 weights = inverse_variance.reshape(1, -1, *([1] * (j.ndim - 2)))
                 ggn[name] += (j**2 * weights).sum(dim=(0, 1))
-        prior = getattr(model, "prior_precisions", lambda: {})()
-        self.precision_ = {name: ggn[name] + prior.get(f"decoder.mean.{name}", 0.0) + self.prior_precision
-                           for name in params}
-        self.precision_["log_var"] = torch.full_like(decoder.log_var.detach(), len(X) / 2 + self.prior_precision)
-        zero = [name for name, lam in self.precision_.items() if not bool((lam > 0).all())]
+        prior = model.prior_precisions()
+        precision = {name: ggn[name] + prior.get(f"decoder.mean.{name}", 0.0) + self.prior_precision
+                     for name in params}
+        precision["log_var"] = torch.full_like(decoder.log_var.detach(), len(X) / 2 + self.prior_precision)
+        zero = [name for name, lam in precision.items() if not bool((lam > 0).all())]
         if zero:
             raise InputError(f"parameters {zero} have zero curvature and no prior: give prior_precision > 0")
+        self.precision_ = precision
+        self.mean_ = {**{name: p.clone() for name, p in params.items()}, "log_var": decoder.log_var.detach().clone()}
         self.n_samples_ = len(X)
         return self
 
     def standard_deviations(self) -> dict[str, np.ndarray]:
         """Posterior standard deviations Λ^(−1/2) per parameter."""
+        self.check_fitted()
         return {name: lam.rsqrt().cpu().numpy() for name, lam in self.precision_.items()}
 
     @torch.inference_mode()
-    def predictive(self, observable, *, n_theta: int, n_x: int, seed: SeedLike, level: float = 0.95) -> Predictive:
+    def predictive(self, model: LatentVariableModel, observable, *, n_theta: int, n_x: int, seed: SeedLike,
+                   level: float = 0.95) -> Predictive:
         """Averages of ``observable`` (x (n, dim) numpy → (n,) or (n, k)) over n_x draws of
-        q(x | θ^(s)), for n_theta posterior draws θ^(s)."""
-        if not hasattr(self, "precision_"):
-            raise RuntimeError("call fit(X) before predictive(...)")
+        q(x | θ^(s)), for n_theta posterior draws θ^(s); ``model`` is the one :meth:`fit` saw."""
+        self.check_fitted()
+        model.check_fitted()
         if not 0 < level < 1:
             raise InputError(f"level must lie in (0, 1), got {level!r}")
         n_theta, n_x = checked_count(n_theta, "n_theta"), checked_count(n_x, "n_x")
-        model = self.model
         decoder = model.networks_["decoder"]
-        mean_params = self._decoder_parameters()
+        current = {**self._decoder_parameters(model), "log_var": decoder.log_var.detach()}
+        if current.keys() != self.mean_.keys() or not all(
+                torch.equal(p.cpu(), self.mean_[name].cpu()) for name, p in current.items()):
+            raise InputError("this Laplace approximation was fitted to another model (or before the model was "
+                             "refitted): call fit(model, X) with this model first")
+        mean = {name: p.to(model.device) for name, p in self.mean_.items()}
+        precision = {name: lam.to(model.device) for name, lam in self.precision_.items()}
+        log_var_mean = mean.pop("log_var")
         generator = torch.Generator().manual_seed(child_int(seed, 0))
         draws = []
         for _ in range(n_theta):
-            theta = {name: p + model._normal(p.shape, generator) * self.precision_[name].rsqrt()
-                     for name, p in mean_params.items()}
-            log_var = decoder.log_var + model._normal(decoder.log_var.shape, generator) * self.precision_["log_var"].rsqrt()
-            z = model._normal((n_x, model.params["latent_dim"]), generator)
-            x_tilde = functional_call(decoder.mean, theta, (z,)) + torch.exp(0.5 * log_var) * model._normal(
+            theta = {name: p + model.normal(p.shape, generator) * precision[name].rsqrt() for name, p in mean.items()}
+            log_var = log_var_mean + model.normal(log_var_mean.shape, generator) * precision["log_var"].rsqrt()
+            z = model.normal((n_x, model.latent_dim), generator)
+            x_tilde = functional_call(decoder.mean, theta, (z,)) + torch.exp(0.5 * log_var) * model.normal(
                 (n_x, model.dim_), generator)
-            x = (model._shift + model._scale * x_tilde).cpu().numpy()
+            x = model.unstandardize(x_tilde).cpu().numpy()
             draws.append(np.mean(np.asarray(observable(x), dtype=float), axis=0))
         return Predictive(np.asarray(draws), float(level))

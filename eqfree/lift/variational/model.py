@@ -19,8 +19,9 @@ An energy is a callable ``energy(x) -> (n,)`` on float64 torch tensors ``(n, dim
 units as 1/β, differentiable by torch autograd (wrap an external force field in a
 ``torch.autograd.Function`` whose backward returns −forces).
 
-A saved model is a folder: ``config.json`` (method, parameters, scaling, training record) and
-``weights.pt`` (the networks' state dict and what the method adds, e.g. ARD precisions).
+Both models follow the estimator convention of :mod:`eqfree.base` (hyperparameters by name, fitted
+state in attributes ending in ``_``, :meth:`~eqfree.base.Estimator.save` and :func:`eqfree.base.load`).
+One training epoch is one Adam step on a batch.
 """
 
 from __future__ import annotations
@@ -29,23 +30,21 @@ import math
 import time
 import warnings
 from collections.abc import Callable
-from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from ...base import Estimator
 from ...errors import InputError
 from ...evolve import coordinate_names
-from ...io.model_folder import read_model_folder, write_model_folder
+from ...scaling import DataScaler
 from ...seeding import SeedLike, child_int
 from ...validation import checked_count
-from ..generative.base import DataScaler
 from .importance import ImportanceSample
 from .networks import Decoder, Encoder, gaussian_log_density, kl_to_standard_normal, standard_normal_log_density
 
-FORMAT = "eqfree-variational-model"
 Energy = Callable[[torch.Tensor], torch.Tensor]
 
 
@@ -68,11 +67,14 @@ def checked_states(X, name: str = "X") -> np.ndarray:
 
 
 class EncoderRestriction:
-    """The encoder mean x ↦ μ_φ(x) as a :class:`~eqfree.Restrict`: (..., dim) → (..., latent)."""
+    """The encoder mean x ↦ μ_φ(x) as a :class:`~eqfree.Restrict`: (..., dim) → (..., latent), with
+    ``names`` z1, z2, ..."""
+
+    names: list[str]
 
     def __init__(self, model: LatentVariableModel):
         self.model = model
-        self.names = [f"z{i + 1}" for i in range(model.params["latent_dim"])]
+        self.names = [f"z{i + 1}" for i in range(model.latent_dim)]
 
     def __call__(self, x) -> np.ndarray:
         return self.model.encode(x)
@@ -118,32 +120,29 @@ class StepGuard:
                           "['rejected_steps']", RejectedStepWarning, stacklevel=3)
 
 
-class LatentVariableModel:
-    """Base class of :class:`~.vae.VAE` and :class:`~.reverse_kl.ReverseKL` (module doc)."""
+class LatentVariableModel(Estimator):
+    """Base class of :class:`~.vae.VAE` and :class:`~.reverse_kl.ReverseKL` (module doc).
+
+    As a :class:`~eqfree.Lift` it lifts a latent value z, drawn from q(z) = N(0, I) over all of the
+    latent space: ``valid_range`` is None."""
 
     method: ClassVar[str]
-    registry: ClassVar[dict[str, type[LatentVariableModel]]] = {}
+    valid_range: ClassVar[None] = None
 
-    def __init_subclass__(cls, **kwargs):
-        super().__init_subclass__(**kwargs)
-        cls.registry[cls.method] = cls
-
-    def __init__(self, *, latent_dim: int, widths, steps: int, batch_size: int, lr: float, importance_samples: int,
-                 device: str | torch.device = "cpu", **params):
+    def _set_training(self, *, latent_dim: int, widths, n_epochs: int, batch_size: int, lr: float,
+                      importance_samples: int, device: str | torch.device) -> None:
+        """Check and store the hyperparameters both models have."""
         if isinstance(latent_dim, bool) or not isinstance(latent_dim, (int, np.integer)) or latent_dim < 1:
             raise InputError(f"the latent dimension must be an integer >= 1, got latent_dim = {latent_dim!r}")
-        widths = [int(w) for w in widths]
+        widths = tuple(int(w) for w in widths)
         if len(widths) != 3 or min(widths) < 1:
             raise InputError(f"widths must be three positive integers (d1, d2, d3 of Tables 1-2), got {widths!r}")
         if not (np.isfinite(lr) and lr > 0):
             raise InputError(f"lr must be a finite positive number, got {lr!r}")
-        self.params = {"latent_dim": int(latent_dim), "widths": widths, "steps": checked_count(steps, "steps"),
-                       "batch_size": checked_count(batch_size, "batch_size"), "lr": float(lr),
-                       "importance_samples": checked_count(importance_samples, "importance_samples"), **params}
-        self.device = torch.device(device)
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self.params.items())})"
+        importance_samples = checked_count(importance_samples, "importance_samples")
+        n_epochs, batch_size = checked_count(n_epochs, "n_epochs"), checked_count(batch_size, "batch_size")
+        self.latent_dim, self.widths, self.n_epochs, self.batch_size = int(latent_dim), widths, n_epochs, batch_size
+        self.lr, self.importance_samples, self.device = float(lr), importance_samples, str(torch.device(device))
 
     # -- set-up -------------------------------------------------------------------------------------
     def _initialize(self, dim: int, scaler: DataScaler, coords, seed: SeedLike) -> None:
@@ -156,13 +155,17 @@ class LatentVariableModel:
             self.networks_ = self._build()
 
     def _build(self) -> torch.nn.ModuleDict:
-        latent, widths = self.params["latent_dim"], self.params["widths"]
-        return torch.nn.ModuleDict({"encoder": Encoder(self.dim_, latent, widths),
-                                    "decoder": Decoder(latent, self.dim_, widths)}).double().to(self.device)
+        networks = torch.nn.ModuleDict({"encoder": Encoder(self.dim_, self.latent_dim, self.widths),
+                                        "decoder": Decoder(self.latent_dim, self.dim_, self.widths)})
+        return networks.double().to(self.device)
 
-    def _check_fitted(self) -> None:
-        if not hasattr(self, "networks_"):
-            raise RuntimeError(f"this {type(self).__name__} is not trained: call fit(...) or load a saved model")
+    def set_state(self, state: dict) -> None:
+        """The saved state, with the networks rebuilt from their state dict on ``device``."""
+        weights = state.pop("networks_")
+        super().set_state(state)
+        self.networks_ = self._build()
+        self.networks_.load_state_dict(weights)
+        self.networks_.eval()
 
     @property
     def _shift(self) -> torch.Tensor:
@@ -172,9 +175,25 @@ class LatentVariableModel:
     def _scale(self) -> torch.Tensor:
         return torch.as_tensor(self.data_.scale, dtype=torch.float64, device=self.device)
 
-    def _normal(self, shape, generator: torch.Generator) -> torch.Tensor:
+    def standardize(self, x: torch.Tensor) -> torch.Tensor:
+        """x̃ = (x − shift)/scale: physical states to the networks' units (torch, float64)."""
+        self.check_fitted()
+        return (x - self._shift) / self._scale
+
+    def unstandardize(self, x_tilde: torch.Tensor) -> torch.Tensor:
+        """x = shift + scale x̃: the networks' units to physical states (torch, float64)."""
+        self.check_fitted()
+        return self._shift + self._scale * x_tilde
+
+    def normal(self, shape, generator: torch.Generator) -> torch.Tensor:
         """Standard normal draws from a CPU generator, moved to the device (same numbers on any device)."""
         return torch.randn(shape, generator=generator, dtype=torch.float64).to(self.device)
+
+    def prior_precisions(self) -> dict[str, torch.Tensor]:
+        """Prior precisions of decoder-mean parameters by name (``decoder.mean.<name>``); none here
+        (a :class:`~.vae.VAE` with ARD adds its ⟨τ_j⟩)."""
+        self.check_fitted()
+        return {}
 
     # -- loss terms (torch, physical units) ---------------------------------------------------------
     def forward_terms(self, x: torch.Tensor, noise: torch.Tensor, kl_weight: float = 1.0) -> torch.Tensor:
@@ -196,8 +215,8 @@ class LatentVariableModel:
 
     def _forward_noise(self, n: int, generator: torch.Generator) -> torch.Tensor:
         """Encoder noise for ``forward_terms``: (n, latent) for the ELBO, (K, n, latent) for K > 1."""
-        k, latent = self.params["importance_samples"], self.params["latent_dim"]
-        return self._normal((n, latent) if k == 1 else (k, n, latent), generator)
+        k, latent = self.importance_samples, self.latent_dim
+        return self.normal((n, latent) if k == 1 else (k, n, latent), generator)
 
     def reverse_terms(self, energy: Energy, beta: float, z: torch.Tensor, noise: torch.Tensor):
         """(x, U(x), ℓ_r) per sample for latent draws ``z`` (n, latent) and decoder ``noise`` (n, dim)."""
@@ -216,23 +235,23 @@ class LatentVariableModel:
     # -- operators (numpy in, numpy out) ------------------------------------------------------------
     def sample(self, n: int, *, seed: SeedLike) -> np.ndarray:
         """n states (n, dim) from q(x) = ∫ q(x|z) q(z) dz."""
-        self._check_fitted()
+        self.check_fitted()
         n = checked_count(n, "n")
         generator = torch.Generator().manual_seed(child_int(seed, 0))
-        z = self._normal((n, self.params["latent_dim"]), generator)
-        return self._decode_noisy(z, self._normal((n, self.dim_), generator))
+        z = self.normal((n, self.latent_dim), generator)
+        return self._decode_noisy(z, self.normal((n, self.dim_), generator))
 
     def __call__(self, z, n: int, *, seed: SeedLike) -> np.ndarray:
         """The :class:`~eqfree.Lift` interface: n states (n, dim) from q(x|z) at one latent value z (latent,)."""
-        self._check_fitted()
+        self.check_fitted()
         z = np.asarray(z, dtype=float).reshape(-1)
-        latent = self.params["latent_dim"]
+        latent = self.latent_dim
         if z.shape != (latent,) or not np.isfinite(z).all():
             raise InputError(f"lifting takes one finite latent value of shape ({latent},); got z = {z.tolist()}")
         n = checked_count(n, "n")
         generator = torch.Generator().manual_seed(child_int(seed, 0))
         zs = torch.as_tensor(z, dtype=torch.float64, device=self.device).expand(n, latent)
-        return self._decode_noisy(zs, self._normal((n, self.dim_), generator))
+        return self._decode_noisy(zs, self.normal((n, self.dim_), generator))
 
     @torch.inference_mode()
     def _decode_noisy(self, z: torch.Tensor, noise: torch.Tensor) -> np.ndarray:
@@ -243,14 +262,14 @@ class LatentVariableModel:
     @torch.inference_mode()
     def decode(self, z) -> np.ndarray:
         """The decoder mean μ_θ(z) in physical units: (..., latent) → (..., dim)."""
-        self._check_fitted()
+        self.check_fitted()
         z = torch.as_tensor(np.asarray(z, dtype=float), device=self.device)
         return (self._shift + self._scale * self.networks_["decoder"](z)).cpu().numpy()
 
     @torch.inference_mode()
     def encode(self, x) -> np.ndarray:
         """The encoder mean μ_φ(x): (..., dim) → (..., latent)."""
-        self._check_fitted()
+        self.check_fitted()
         x = np.asarray(x, dtype=float)
         if x.shape[-1] != self.dim_:
             raise InputError(f"states have {x.shape[-1]} coordinates; the model encodes {self.dim_}")
@@ -259,57 +278,25 @@ class LatentVariableModel:
 
     def encoder_restriction(self) -> EncoderRestriction:
         """The encoder mean as a :class:`~eqfree.Restrict` with ``names`` z1, z2, ..."""
-        self._check_fitted()
+        self.check_fitted()
         return EncoderRestriction(self)
 
     @torch.inference_mode()
     def reweight(self, energy: Energy, n: int, *, seed: SeedLike, beta: float = 1.0) -> ImportanceSample:
         """n joint draws (x, z) with importance weights to exp(−βU) (:mod:`.importance`)."""
-        self._check_fitted()
+        self.check_fitted()
         n = checked_count(n, "n")
         generator = torch.Generator().manual_seed(child_int(seed, 0))
-        z = self._normal((n, self.params["latent_dim"]), generator)
-        x, _, loss = self.reverse_terms(energy, float(beta), z, self._normal((n, self.dim_), generator))
+        z = self.normal((n, self.latent_dim), generator)
+        x, _, loss = self.reverse_terms(energy, float(beta), z, self.normal((n, self.dim_), generator))
         return ImportanceSample(x.cpu().numpy(), z.cpu().numpy(), -loss.cpu().numpy(), float(beta))
 
     # -- training helpers ---------------------------------------------------------------------------
     def _progress(self, progress: bool):
-        return tqdm(total=self.params["steps"], disable=not progress, unit="step", desc=f"training {self.method}")
+        return tqdm(total=self.n_epochs, disable=not progress, unit="epoch", desc=f"training {self.method}")
 
     def _finish(self, history: dict[str, list], start: float, guard: StepGuard) -> None:
         self.networks_.eval()
         self.history_ = {name: np.asarray(values, dtype=float) for name, values in history.items()}
         self.training_.update(seconds=time.perf_counter() - start, **guard.record())
         guard.warn(len(next(iter(history.values()), [])))
-
-    def _extra_state(self) -> dict:
-        """Tensors beyond the networks that :meth:`save` keeps (subclasses add theirs)."""
-        return {}
-
-    def _load_extra_state(self, state: dict) -> None:
-        pass
-
-    # -- persistence --------------------------------------------------------------------------------
-    def save(self, path: str | Path) -> Path:
-        """Write the model to the folder ``path`` (``config.json`` + ``weights.pt``); returns it."""
-        self._check_fitted()
-        config = {"format": FORMAT, "method": self.method, "params": self.params, "dim": self.dim_,
-                  "coords": self.coords_, "data": {"mean": list(self.data_.mean), "scale": list(self.data_.scale)},
-                  "training": self.training_,
-                  "history": {name: values.tolist() for name, values in self.history_.items()}}
-        return write_model_folder(path, config, {"networks": self.networks_.state_dict(), **self._extra_state()})
-
-    @staticmethod
-    def load(path: str | Path, device: str | torch.device = "cpu") -> LatentVariableModel:
-        """A model saved by :meth:`save`, of whichever method it records, on ``device``."""
-        config, model, weights = read_model_folder(path, format=FORMAT, registry=LatentVariableModel.registry,
-                                                   kind="variational model", device=device)
-        model.data_ = DataScaler(tuple(config["data"]["mean"]), tuple(config["data"]["scale"]))
-        model.networks_ = model._build()
-        model.networks_.load_state_dict(weights.pop("networks"))
-        model.networks_.eval()
-        model._load_extra_state(weights)
-        return model
-
-
-load_variational = LatentVariableModel.load

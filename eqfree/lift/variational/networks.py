@@ -1,4 +1,5 @@
-"""Encoder and decoder networks of the seed slides' Tables 1–2, and Gaussian log-densities.
+"""Encoder and decoder networks (Tables 1–2 of the variational coarse-graining of Schöberl, Zabaras &
+Koutsourelakis 2019, as presented in their slides), and Gaussian log-densities.
 
 Encoder r(z|x; φ) = N(μ_φ(x), diag σ_φ²(x)) (Table 1):
 

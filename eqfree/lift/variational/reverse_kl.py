@@ -1,22 +1,23 @@
 """Embedded-physics coarse-graining: a latent-variable generator trained on the energy alone.
 
 Minimizing KL(q(x) || p(x)), p ∝ exp(−βU), with the entropy of q bounded through the encoder
-r(z|x) (seed slides, "Lower bound the entropy"), is minimizing
+r(z|x) (Schöberl, Zabaras & Koutsourelakis 2019, "Lower bound the entropy"), is minimizing
 
     L(θ, φ) = E_{q(x,z)}[βU(x) + log q(x|z) + log q(z) − log r(z|x)] ≥ −log Z,
 
 by reparametrization: only U(x) and its forces −∇U at the generator's own draws are needed — no
 data. The gap L + log Z = KL(q(x) || p) + E_q KL(q(z|x) || r(z|x)) ≥ 0.
 
-Tempering: training starts at β_s = ``beta_start`` (the slides: 1e-10) and every ``temper_every``
-steps raises β_s by the largest Δ ≤ β − β_s for which the predicted increase of the objective,
+Training takes one Adam step on a batch of joint draws per epoch. Tempering: training starts at
+β_s = ``beta_start`` (the slides: 1e-10) and every ``temper_every`` epochs raises β_s by the largest
+Δ ≤ β − β_s for which the predicted increase of the objective,
 
     KL(p_{β_s} || p_{β_s+Δ}) = Δ E_{β_s}[U] + log E_{β_s}[exp(−Δ U)],
 
 stays below ``threshold``; the expectations under p_{β_s} are self-normalized importance averages
 over the last batch (weights exp(−ℓ_r), :mod:`.importance`), so no extra energy is evaluated.
-Training ends ``steps_at_target`` steps after β_s reaches β (or after ``steps`` steps in all). The
-schedule (step, β_s) is recorded.
+Training ends ``epochs_at_target`` epochs after β_s reaches β (or after ``n_epochs`` in all). The
+schedule (epoch, β_s) is recorded.
 
 Mixed objective when data X exist: α · mean ℓ_f(X batch) + (1 − α) · mean ℓ_r, 0 < α < 1.
 """
@@ -31,9 +32,9 @@ import numpy as np
 import torch
 
 from ...errors import InputError, InputTypeError
+from ...scaling import DataScaler
 from ...seeding import SeedLike, child_int
 from ...validation import checked_count
-from ..generative.base import DataScaler
 from .model import Energy, LatentVariableModel, StepGuard, checked_states
 from .networks import WIDTHS
 
@@ -70,113 +71,112 @@ class ReverseKL(LatentVariableModel):
     Parameters
     ----------
     latent_dim, widths : as for :class:`~.vae.VAE` (Tables 1–2).
-    steps : the most Adam steps; batch_size: joint draws (x, z) (energy evaluations) per step.
+    n_epochs : the most epochs, one Adam step each; batch_size: joint draws (x, z) (energy evaluations)
+        per epoch.
     beta_start, threshold, temper_every : tempering (module doc).
-    steps_at_target : steps trained at the target β before training stops.
+    epochs_at_target : epochs trained at the target β before training stops.
     alpha : weight of the forward (data) term of the mixed objective; 0 without data.
     importance_samples : K of the forward term's bound (1: the ELBO; :mod:`.model`).
     scale : characteristic length(s) of x without data (x = scale · x̃); with data the
         standardization of X is used.
-    max_rejected : consecutive rejected steps (non-finite energy, loss or gradient) that stop training.
+    max_rejected : consecutive rejected epochs (non-finite energy, loss or gradient) that stop training.
     device : ``"cpu"`` or ``"cuda"``.
 
-    Learned attributes: ``networks_``, ``data_``, ``dim_``, ``coords_``, ``schedule_`` ((steps, betas)
+    Learned attributes: ``networks_``, ``data_``, ``dim_``, ``coords_``, ``schedule_`` ((epochs, betas)
     of each tempering increase), ``history_`` (``loss``: mean ℓ_r at β_s, ``beta``; with data
     ``forward``: mean ℓ_f), ``training_`` (seed, β, energy evaluations, rejected steps, seconds).
     """
 
     method = "reverse_kl"
 
-    def __init__(self, *, latent_dim: int = 2, widths=WIDTHS, steps: int = 10_000, batch_size: int = 256,
+    def __init__(self, *, latent_dim: int = 2, widths=WIDTHS, n_epochs: int = 10_000, batch_size: int = 256,
                  lr: float = 3e-3, beta_start: float = 1e-10, threshold: float = 2e-3, temper_every: int = 50,
-                 steps_at_target: int = 500, alpha: float = 0.0, importance_samples: int = 1, scale=1.0,
+                 epochs_at_target: int = 500, alpha: float = 0.0, importance_samples: int = 1, scale=1.0,
                  max_rejected: int = 50, device: str | torch.device = "cpu"):
         for name, value in (("beta_start", beta_start), ("threshold", threshold)):
             if not (math.isfinite(value) and value > 0):
                 raise InputError(f"{name} must be a finite positive number, got {value!r}")
         if not 0 <= alpha < 1:
             raise InputError(f"alpha weighs the forward (data) term: it must lie in [0, 1), got {alpha!r}")
-        scale = np.atleast_1d(np.asarray(scale, dtype=float))
+        scale_given, scale = scale, np.atleast_1d(np.asarray(scale, dtype=float))
         if scale.ndim != 1 or not (np.isfinite(scale).all() and (scale > 0).all()):
-            raise InputError(f"scale must be positive and finite (a number or one per coordinate), got {scale.tolist()}")
-        super().__init__(latent_dim=latent_dim, widths=widths, steps=steps, batch_size=batch_size, lr=lr,
-                         importance_samples=importance_samples, device=device, beta_start=float(beta_start),
-                         threshold=float(threshold),
-                         temper_every=checked_count(temper_every, "temper_every"),
-                         steps_at_target=checked_count(steps_at_target, "steps_at_target", minimum=0),
-                         alpha=float(alpha), scale=scale.tolist(),
-                         max_rejected=checked_count(max_rejected, "max_rejected"))
+            raise InputError("scale must be positive and finite (a number or one per coordinate), "
+                             f"got {scale.tolist()}")
+        temper_every = checked_count(temper_every, "temper_every")
+        epochs_at_target = checked_count(epochs_at_target, "epochs_at_target", minimum=0)
+        max_rejected = checked_count(max_rejected, "max_rejected")
+        self._set_training(latent_dim=latent_dim, widths=widths, n_epochs=n_epochs, batch_size=batch_size, lr=lr,
+                           importance_samples=importance_samples, device=device)
+        self.beta_start, self.threshold, self.temper_every = float(beta_start), float(threshold), temper_every
+        self.epochs_at_target, self.alpha, self.max_rejected = epochs_at_target, float(alpha), max_rejected
+        self.scale = float(scale[0]) if np.ndim(scale_given) == 0 else tuple(scale.tolist())
 
     def fit(self, energy: Energy, *, dim: int, seed: SeedLike, beta: float = 1.0, X=None, coords=None,
             progress: bool = True) -> ReverseKL:
         """Train on ``energy`` (x (n, dim) tensor → (n,)) at inverse temperature ``beta``; with
         states ``X`` (N, dim) and ``alpha`` > 0, on the mixed objective. Returns self."""
-        p = self.params
         if not callable(energy):
             raise InputTypeError(f"energy must be a callable x (n, dim) tensor -> (n,) tensor, got {energy!r}")
         dim = checked_count(dim, "dim")
-        if not (math.isfinite(beta) and beta >= p["beta_start"]):
-            raise InputError(f"beta must be finite and >= beta_start = {p['beta_start']:g}, got {beta!r}")
-        if (X is None) != (p["alpha"] == 0):
+        if not (math.isfinite(beta) and beta >= self.beta_start):
+            raise InputError(f"beta must be finite and >= beta_start = {self.beta_start:g}, got {beta!r}")
+        if (X is None) != (self.alpha == 0):
             raise InputError("the mixed objective needs both data X and 0 < alpha < 1; pure reverse KL needs "
-                             f"neither (got alpha = {p['alpha']:g} and X {'missing' if X is None else 'given'})")
+                             f"neither (got alpha = {self.alpha:g} and X {'missing' if X is None else 'given'})")
         if X is not None:
             X = checked_states(X)
             if X.shape[1] != dim:
                 raise InputError(f"X has {X.shape[1]} coordinates but dim = {dim}")
             scaler = DataScaler.fit(X)
         else:
-            scale = np.broadcast_to(np.asarray(p["scale"]), (dim,)) if len(p["scale"]) in (1, dim) else None
-            if scale is None:
-                raise InputError(f"scale has {len(p['scale'])} values for {dim} coordinates")
+            scale = np.atleast_1d(self.scale)
+            if len(scale) not in (1, dim):
+                raise InputError(f"scale has {len(scale)} values for {dim} coordinates")
+            scale = np.broadcast_to(scale, (dim,))
             scaler = DataScaler((0.0,) * dim, tuple(float(s) for s in scale))
         self._initialize(dim, scaler, coords, seed)
         data = torch.as_tensor(X, device=self.device) if X is not None else None
         generator = torch.Generator().manual_seed(child_int(seed, 1))
         parameters = list(self.networks_.parameters())
-        optimizer = torch.optim.Adam(parameters, lr=p["lr"], foreach=True)
-        guard = StepGuard(p["max_rejected"])
+        optimizer = torch.optim.Adam(parameters, lr=self.lr, foreach=True)
+        guard = StepGuard(self.max_rejected)
         history = {"loss": [], "beta": []} | ({"forward": []} if X is not None else {})
-        beta_s, arrived = min(p["beta_start"], beta), None
+        beta_s, arrived = min(self.beta_start, beta), None
         schedule = [(0, beta_s)]
         self.training_ = {"seed": repr(seed), "beta": float(beta), "energy": repr(energy),
                           "n_samples": 0 if X is None else len(X)}
         start = time.perf_counter()
         self.networks_.train()
         with self._progress(progress) as bar:
-            for step in range(p["steps"]):
+            for step in range(self.n_epochs):
                 if arrived is None and beta_s >= beta:
                     arrived = step
-                if arrived is not None and step - arrived >= p["steps_at_target"]:
+                if arrived is not None and step - arrived >= self.epochs_at_target:
                     break
-                z = self._normal((p["batch_size"], p["latent_dim"]), generator)
-                _, u, terms = self.reverse_terms(energy, beta_s, z, self._normal((p["batch_size"], dim), generator))
+                z = self.normal((self.batch_size, self.latent_dim), generator)
+                _, u, terms = self.reverse_terms(energy, beta_s, z, self.normal((self.batch_size, dim), generator))
                 loss = terms.mean()
                 if data is not None:
-                    batch = data[torch.randint(len(X), (p["batch_size"],), generator=generator).to(self.device)]
+                    batch = data[torch.randint(len(X), (self.batch_size,), generator=generator).to(self.device)]
                     forward = self.forward_terms(batch, self._forward_noise(len(batch), generator)).mean()
                     history["forward"].append(forward.item())
-                    loss = p["alpha"] * forward + (1 - p["alpha"]) * loss
+                    loss = self.alpha * forward + (1 - self.alpha) * loss
                 finite = bool(torch.isfinite(u).all())
                 accepted = guard.apply(step, loss, finite, optimizer, parameters)
                 history["loss"].append(terms.mean().item() if finite else math.nan)
                 history["beta"].append(beta_s)
-                if accepted and beta_s < beta and (step + 1) % p["temper_every"] == 0:
+                if accepted and beta_s < beta and (step + 1) % self.temper_every == 0:
                     beta_s = min(beta, beta_s + tempering_increment(u.detach(), -terms.detach(), beta_s, beta,
-                                                                    p["threshold"]))
+                                                                    self.threshold))
                     schedule.append((step + 1, beta_s))
                 bar.update(1)
                 if step % 100 == 0:
                     bar.set_postfix(beta=f"{beta_s:.3g}", loss=f"{history['loss'][-1]:.3f}")
         self.schedule_ = (np.array([s for s, _ in schedule]), np.array([b for _, b in schedule]))
-        self.training_.update(energy_evaluations=len(history["loss"]) * p["batch_size"], reached_step=arrived,
+        self.training_.update(energy_evaluations=len(history["loss"]) * self.batch_size, reached_step=arrived,
                               schedule={"step": self.schedule_[0].tolist(), "beta": self.schedule_[1].tolist()})
         self._finish(history, start, guard)
         if arrived is None:
-            warnings.warn(f"tempering reached beta = {beta_s:.4g} of {beta:g} in {p['steps']} steps: raise steps or "
-                          "threshold", TemperingWarning, stacklevel=2)
+            warnings.warn(f"tempering reached beta = {beta_s:.4g} of {beta:g} in {self.n_epochs} epochs: "
+                          "raise n_epochs or threshold", TemperingWarning, stacklevel=2)
         return self
-
-    def _load_extra_state(self, state: dict) -> None:
-        schedule = self.training_["schedule"]
-        self.schedule_ = (np.asarray(schedule["step"]), np.asarray(schedule["beta"], dtype=float))

@@ -6,11 +6,11 @@ objective per step is
 
     L = mean_batch ℓ_f(x) + (1/N) · ½ Σ_j ⟨τ_j⟩ θ_j²,     ℓ_f = −log q(x|z) + KL(r(z|x) || N(0, I)),
 
-minimized by Adam, with the E-step ⟨τ_j⟩ = (a0 + ½)/(b0 + θ_j²/2) every ``ard_every`` steps from
-the end of the KL warm-up on (⟨τ⟩ = 0 before: switched on from the first step, the prior pruned the
-decoder's latent inputs of an alanine-dipeptide VAE with N = 50 frames to 1e-19, a collapsed latent).
-The decoder variance σ_θ² is a learned vector independent of z (Mattei & Frelsen 2018: a
-z-dependent variance makes the likelihood unbounded).
+minimized by Adam (one epoch: one step on a batch), with the E-step ⟨τ_j⟩ = (a0 + ½)/(b0 + θ_j²/2)
+every ``ard_every`` epochs from the end of the KL warm-up on (⟨τ⟩ = 0 before: switched on from the
+first step, the prior pruned the decoder's latent inputs of an alanine-dipeptide VAE with N = 50
+frames to 1e-19, a collapsed latent). The decoder variance σ_θ² is a learned vector independent of z
+(Mattei & Frelsen 2018: a z-dependent variance makes the likelihood unbounded).
 """
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ import time
 import torch
 
 from ...errors import InputError
+from ...scaling import DataScaler
 from ...seeding import SeedLike, child_int
 from ...validation import checked_count
-from ..generative.base import DataScaler
 from .ard import ARDPrior
 from .model import LatentVariableModel, StepGuard, checked_states
 from .networks import WIDTHS
@@ -41,25 +41,25 @@ class VAE(LatentVariableModel):
     ----------
     latent_dim : dimension of z (2 in the slides).
     widths : (d1, d2, d3) of the encoder/decoder tables.
-    steps, batch_size, lr : Adam steps on minibatches drawn with replacement.
+    n_epochs, batch_size, lr : training; one epoch is one Adam step on a minibatch drawn with replacement.
     ard : use the ARD prior (MAP); False gives the maximum-likelihood (ELBO) fit.
-    a0, b0 : Gamma hyperprior of the ARD precisions; ``ard_every``: steps between E-steps.
+    a0, b0 : Gamma hyperprior of the ARD precisions; ``ard_every``: epochs between E-steps.
     off_tolerance : a parameter is switched off when ⟨τ_j⟩^(−1/2) ≈ max(|θ_j|, √(2 b0)) < off_tolerance.
-    kl_warmup : steps over which the prior term's weight rises linearly to 1 (0: none).
+    kl_warmup : epochs over which the prior term's weight rises linearly to 1 (0: none).
     importance_samples : K of the bound (:mod:`.model`). K = 1 is the slides' ELBO; K > 1 tightens
         it, which a rare state needs: on the double well (0.8 % minor well) K = 1 left 0.06 % of
         q in the minor well, the encoder placing it far in the prior's tail.
     device : ``"cpu"`` or ``"cuda"``.
 
     Learned attributes: ``networks_``, ``data_`` (standardization), ``dim_``, ``coords_``,
-    ``history_`` (``loss``: mean ℓ_f per step, ``penalty``: the ARD term per sample),
+    ``history_`` (``loss``: mean ℓ_f per epoch, ``penalty``: the ARD term per sample),
     ``training_`` (seed, samples, seconds, rejected steps), ``ard_precisions_`` (name → ⟨τ⟩),
     ``switched_off_`` (fraction of decoder-mean parameters switched off; 0 without ARD).
     """
 
     method = "vae"
 
-    def __init__(self, *, latent_dim: int = 2, widths=WIDTHS, steps: int = 5000, batch_size: int = 128,
+    def __init__(self, *, latent_dim: int = 2, widths=WIDTHS, n_epochs: int = 5000, batch_size: int = 128,
                  lr: float = 1e-3, ard: bool = True, a0: float = 1e-5, b0: float = 1e-5, ard_every: int = 1,
                  off_tolerance: float = 1e-2, kl_warmup: int = 0, importance_samples: int = 1,
                  device: str | torch.device = "cpu"):
@@ -69,33 +69,34 @@ class VAE(LatentVariableModel):
         if not off_tolerance > floor:
             raise InputError(f"off_tolerance must exceed sqrt(b0/(a0 + 1/2)) = {floor:.3g}, the prior standard "
                              f"deviation of a parameter at zero; got {off_tolerance!r}")
-        super().__init__(latent_dim=latent_dim, widths=widths, steps=steps, batch_size=batch_size, lr=lr,
-                         importance_samples=importance_samples, device=device, ard=bool(ard), a0=float(a0),
-                         b0=float(b0), ard_every=checked_count(ard_every, "ard_every"),
-                         off_tolerance=float(off_tolerance), kl_warmup=checked_count(kl_warmup, "kl_warmup", minimum=0))
+        self._set_training(latent_dim=latent_dim, widths=widths, n_epochs=n_epochs, batch_size=batch_size, lr=lr,
+                           importance_samples=importance_samples, device=device)
+        self.ard, self.a0, self.b0 = bool(ard), float(a0), float(b0)
+        self.ard_every = checked_count(ard_every, "ard_every")
+        self.off_tolerance = float(off_tolerance)
+        self.kl_warmup = checked_count(kl_warmup, "kl_warmup", minimum=0)
 
     def fit(self, X, *, seed: SeedLike, coords=None, progress: bool = True) -> VAE:
         """Train on states ``X`` (N, dim); returns self."""
         X = checked_states(X)
         self._initialize(X.shape[1], DataScaler.fit(X), coords, seed)
-        p = self.params
         data = torch.as_tensor(X, device=self.device)
         generator = torch.Generator().manual_seed(child_int(seed, 1))
         named = decoder_mean_parameters(self.networks_)
-        prior = ARDPrior([param for _, param in named], p["a0"], p["b0"]) if p["ard"] else None
+        prior = ARDPrior([param for _, param in named], self.a0, self.b0) if self.ard else None
         parameters = list(self.networks_.parameters())
-        optimizer = torch.optim.Adam(parameters, lr=p["lr"], foreach=True)
+        optimizer = torch.optim.Adam(parameters, lr=self.lr, foreach=True)
         guard = StepGuard(max_consecutive=100)
         history = {"loss": [], "penalty": []}
         self.training_ = {"seed": repr(seed), "n_samples": len(X)}
         start = time.perf_counter()
         self.networks_.train()
         with self._progress(progress) as bar:
-            for step in range(p["steps"]):
-                if prior is not None and step >= p["kl_warmup"] and (step - p["kl_warmup"]) % p["ard_every"] == 0:
+            for step in range(self.n_epochs):
+                if prior is not None and step >= self.kl_warmup and (step - self.kl_warmup) % self.ard_every == 0:
                     prior.update()
-                batch = data[torch.randint(len(X), (p["batch_size"],), generator=generator).to(self.device)]
-                kl_weight = min(1.0, (step + 1) / p["kl_warmup"]) if p["kl_warmup"] else 1.0
+                batch = data[torch.randint(len(X), (self.batch_size,), generator=generator).to(self.device)]
+                kl_weight = min(1.0, (step + 1) / self.kl_warmup) if self.kl_warmup else 1.0
                 terms = self.forward_terms(batch, self._forward_noise(len(batch), generator), kl_weight)
                 penalty = prior.penalty() / len(X) if prior is not None else torch.zeros((), dtype=torch.float64)
                 loss = terms.mean() + penalty
@@ -109,19 +110,16 @@ class VAE(LatentVariableModel):
             prior.update()
         precisions = prior.precisions if prior is not None else [torch.zeros_like(param) for _, param in named]
         self.ard_precisions_ = {name: tau.detach().clone() for (name, _), tau in zip(named, precisions)}
-        self.switched_off_ = prior.switched_off(p["off_tolerance"]) if prior is not None else 0.0
+        self.switched_off_ = prior.switched_off(self.off_tolerance) if prior is not None else 0.0
         self.training_["switched_off"] = self.switched_off_
         self._finish(history, start, guard)
         return self
 
     def prior_precisions(self) -> dict[str, torch.Tensor]:
         """⟨τ_j⟩ of each decoder-mean parameter (zeros without ARD): the prior term of the Laplace precision."""
-        self._check_fitted()
+        self.check_fitted()
         return self.ard_precisions_
 
-    def _extra_state(self) -> dict:
-        return {"ard_precisions": self.ard_precisions_}
-
-    def _load_extra_state(self, state: dict) -> None:
-        self.ard_precisions_ = state["ard_precisions"]
-        self.switched_off_ = self.training_["switched_off"]
+    def set_state(self, state: dict) -> None:
+        super().set_state(state)
+        self.ard_precisions_ = {name: tau.to(self.device) for name, tau in self.ard_precisions_.items()}

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import InputError
-from ..seeding import SeedLike, as_seed_sequence
+from eqfree.errors import InputError
+from eqfree.seeding import SeedLike, as_seed_sequence
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,37 @@
+"""The harmonic umbrella bias on a collective variable (Crabtree, Bello-Rivas, Ferguson & Kevrekidis,
+"GANs and closures: micro-macro consistency in multiscale modeling", eqs. 2.2–2.3):
+
+    U_z(x) = κ/2 d(ξ(x), z)²,    −∇U_z(x) = −κ d(ξ(x), z) ∇ξ(x)
+
+with d(a, b) = a − b, or, for a periodic CV of period P (an angle), the wrapped difference
+d(a, b) = a − b − P·round((a − b)/P) ∈ [−P/2, P/2): the force does not jump where the angle
+crosses ±P/2. An evolver adds it with ``evolve.biased(bias)``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ..periodic import wrapped_difference
+
+
+class HarmonicBias:
+    """U(x) = κ/2 d(ξ(x), z)² per walker: ``cv`` a :class:`~eqfree.restrict.CollectiveVariable` (a
+    differentiable ξ with a ``period``), ``kappa`` κ > 0 and ``center`` one z or one per walker
+    ``(walkers,)``."""
+
+    def __init__(self, cv, kappa: float, center: float | np.ndarray | torch.Tensor):
+        self.cv, self.kappa, self.center = cv, float(kappa), center
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        center = torch.as_tensor(self.center, device=x.device) if not np.isscalar(self.center) else self.center
+        return 0.5 * self.kappa * wrapped_difference(self.cv(x), center, self.cv.period) ** 2
+
+    def __repr__(self) -> str:
+        return f"HarmonicBias({self.cv!r}, kappa={self.kappa:g})"
+
+    def centers(self, n_walkers: int) -> np.ndarray:
+        """The centre of each of ``n_walkers`` walkers, ``(n_walkers,)``."""
+        center = self.center.detach().cpu().numpy() if torch.is_tensor(self.center) else self.center
+        return np.broadcast_to(np.asarray(center, dtype=float), (n_walkers,))
