@@ -30,7 +30,7 @@ from typing import Any, TypeVar
 import numpy as np
 import torch
 
-from .errors import InputError, MissingInputError, NotFittedError
+from .errors import InputError, MissingInputError, NotFittedError, OutputExistsError
 from .version import __version__
 
 FORMAT = "eqfree-estimator"
@@ -88,14 +88,19 @@ class Estimator:
 
     # -- persistence ----------------------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:
-        """Write the fitted estimator to the folder ``path`` (``config.json`` + ``state.pt``); returns it."""
+        """Write the fitted estimator to the folder ``path`` (``config.json`` + ``state.pt``); returns it.
+
+        ``path`` is new, empty, or a saved estimator (replaced): a folder holding anything else is refused."""
         self.check_fitted()
+        path = Path(path)
+        if path.exists() and (not path.is_dir() or any(path.iterdir())) and not is_saved_estimator(path):
+            raise OutputExistsError(f"{path} exists and is not a saved eqfree estimator: choose another "
+                                    "folder (nothing was written)")
         tensors: dict[str, torch.Tensor] = {}
         config = {"format": FORMAT, "class": f"{type(self).__module__}:{type(self).__qualname__}",
                   "eqfree_version": __version__,
                   "params": _encode(self.get_params(), tensors, "params"),
                   "fitted": _encode(self.get_state(), tensors, "fitted")}
-        path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
         (path / CONFIG).write_text(json.dumps(config, indent=1))
         torch.save(tensors, path / STATE)
@@ -105,15 +110,7 @@ class Estimator:
     def load(cls: type[E], path: str | Path, **params) -> E:
         """An estimator saved by :meth:`save`; ``params`` override saved hyperparameters (e.g. ``device``)."""
         path = Path(path)
-        if not (path / CONFIG).is_file():
-            raise MissingInputError(f"{path} is not a saved eqfree estimator (no {CONFIG}): give the folder "
-                                    "that save() or a train command wrote")
-        try:
-            config = json.loads((path / CONFIG).read_text())
-        except (OSError, json.JSONDecodeError) as error:
-            raise InputError(f"{path / CONFIG} cannot be read: {error}") from None
-        if config.get("format") != FORMAT:
-            raise InputError(f"{path} holds format {config.get('format')!r}, not an eqfree estimator ({FORMAT})")
+        config = _read_config(path)
         module, _, name = config["class"].partition(":")
         found = getattr(importlib.import_module(module), name, None)
         if not (isinstance(found, type) and issubclass(found, cls)):
@@ -125,6 +122,37 @@ class Estimator:
 
 
 load = Estimator.load
+
+
+def _read_config(path: Path) -> dict:
+    """The config of a folder written by :meth:`Estimator.save`; an error saying what is wrong otherwise."""
+    if not (path / CONFIG).is_file():
+        raise MissingInputError(f"{path} is not a saved eqfree estimator (no {CONFIG}): give the folder "
+                                "that save() or a train command wrote")
+    try:
+        config = json.loads((path / CONFIG).read_text())
+    except (OSError, json.JSONDecodeError) as error:
+        raise InputError(f"{path / CONFIG} cannot be read: {error}") from None
+    if not isinstance(config, dict) or config.get("format") != FORMAT:
+        found = config.get("format") if isinstance(config, dict) else None
+        raise InputError(f"{path} holds format {found!r}, not an eqfree estimator ({FORMAT})")
+    return config
+
+
+def is_saved_estimator(path: str | Path) -> bool:
+    """Whether ``path`` is a folder written by :meth:`Estimator.save`."""
+    try:
+        _read_config(Path(path))
+    except (MissingInputError, InputError):
+        return False
+    return True
+
+
+def restored(module: torch.nn.Module, weights) -> torch.nn.Module:
+    """``module`` (freshly built) with ``weights`` loaded — a state dict, as :meth:`Estimator.save` keeps
+    a module, or a module of the same shape, as :meth:`Estimator.get_state` returns it — in eval mode."""
+    module.load_state_dict(weights.state_dict() if isinstance(weights, torch.nn.Module) else weights)
+    return module.eval()
 
 
 def clone(estimator: E) -> E:

@@ -43,6 +43,24 @@ def test_existing_store_is_not_replaced_silently(tmp_path, capsys):
     assert simulate(path, "--overwrite") == 0
 
 
+def test_overwrite_never_replaces_what_eqfree_did_not_write(tmp_path, capsys):
+    """--overwrite refuses a folder of the user's and the command's own input, before computing."""
+    own = tmp_path / "results"
+    own.mkdir()
+    (own / "notes.txt").write_text("a week of work")
+    assert simulate(own, "--overwrite") == 2
+    assert "not written by eqfree" in capsys.readouterr().err
+    assert (own / "notes.txt").read_text() == "a week of work" and len(list(own.iterdir())) == 1
+    store = tmp_path / "caps.zarr"
+    assert simulate(store) == 0
+    before = open_zarr(store)["x"].values
+    assert main(["umbrella", "--system", "caps", "--cv", "x1", "--grid=0:1:3", "--kappa", "10", "--steps", "20",
+                 "--walkers", "4", "--seed", "0", "--initial", str(store), "--out", str(store), "--overwrite",
+                 "--quiet"]) == 2
+    assert "also an input" in capsys.readouterr().err
+    np.testing.assert_array_equal(open_zarr(store)["x"].values, before)
+
+
 def test_bad_parameters_exit_with_a_message(tmp_path, capsys):
     assert simulate(tmp_path / "x.zarr", "--param", "a9=1") == 2
     assert "valid parameters" in capsys.readouterr().err

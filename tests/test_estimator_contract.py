@@ -16,7 +16,7 @@ import pytest
 
 from eqfree._pymbar import pymbar_available
 from eqfree.base import Estimator, clone, load
-from eqfree.errors import InputError, NotFittedError
+from eqfree.errors import InputError, NotFittedError, OutputExistsError
 from eqfree.lift.generative import CcGAN, ConditionalScoreModel
 from eqfree.lift.variational import VAE, DiagonalLaplace, ReverseKL
 from eqfree.restrict import DiffusionMaps, GaussianProcessRegression, GeometricHarmonics
@@ -165,7 +165,37 @@ def test_estimator_contract(case: Case, tmp_path):
     assert type(refit) is type(estimator) and refit.get_params() == params and not refit.is_fitted
     assert_identical(case.outputs(case.fit(refit, 5)), expected)
 
-    # save/load round trip
+    # the fitted state, in memory and through a saved folder
+    copied = clone(estimator)
+    copied.set_state(estimator.get_state())
+    assert_identical(case.outputs(copied), expected)
     loaded = load(estimator.save(tmp_path / case.name))
     assert type(loaded) is type(estimator) and loaded.get_params() == params
     assert_identical(case.outputs(loaded), expected)
+
+
+def test_save_never_writes_into_a_folder_of_the_users(tmp_path):
+    """A folder holding anything but a saved estimator is refused and left as it was; a saved one is replaced."""
+    estimator = WHAM(bins=15, n_bootstrap=4).fit(*UMBRELLA, seed=0)
+    own = tmp_path / "notes"
+    own.mkdir()
+    (own / "config.json").write_text("my own settings")
+    with pytest.raises(OutputExistsError, match="not a saved eqfree estimator"):
+        estimator.save(own)
+    assert sorted(p.name for p in own.iterdir()) == ["config.json"]
+    assert (own / "config.json").read_text() == "my own settings"
+    saved = estimator.save(tmp_path / "wham")
+    refit = WHAM(bins=15, n_bootstrap=4).fit(*UMBRELLA, seed=1)
+    np.testing.assert_array_equal(load(refit.save(saved)).f_stderr_, refit.f_stderr_)
+
+
+def test_every_estimator_has_a_case():
+    """The contract covers every concrete estimator in eqfree (the leaves of the Estimator hierarchy)."""
+    import eqfree  # noqa: F401  (imports every estimator)
+
+    def leaves(cls):
+        children = cls.__subclasses__()
+        return {leaf for child in children for leaf in leaves(child)} if children else {cls}
+
+    library = {cls for cls in leaves(Estimator) if cls.__module__.startswith("eqfree.")}
+    assert library - {type(case.make()) for case in CASES} == set()

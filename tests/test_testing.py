@@ -10,7 +10,6 @@ from hypothesis import given, settings
 
 from eqfree import Coordinates, FunctionLift, systems
 from eqfree.closures import load, save
-from eqfree.closures.store import template
 from eqfree.seeding import as_seed_sequence
 from eqfree.systems import LinearGaussianLift
 from eqfree.testing import check_micro_macro_consistency
@@ -96,7 +95,7 @@ def test_grids_are_strictly_increasing(grid):
 
 
 @settings(max_examples=25, deadline=None)
-@given(dataset=closure_datasets(template))
+@given(dataset=closure_datasets())
 def test_closure_datasets_round_trip_through_zarr(dataset):
     with tempfile.TemporaryDirectory() as directory:
         path = save(dataset, Path(directory) / "closure.zarr")

@@ -6,17 +6,32 @@ from pathlib import Path
 
 from eqfree import systems
 
+from ..base import is_saved_estimator
 from ..errors import InputError, MissingInputError, OutputExistsError
+from ..io.store import is_eqfree_store
 from ..lift import UmbrellaSampling
 from ..restrict import Coordinates, KernelExpansion, collective_variable
 
 NOT_RECORDED = {"run", "argv", "recipe", "quiet", "overwrite", "debug"}
 
 
-def check_output(args) -> None:
-    """Refuse an occupied ``--out`` before any computation, unless ``--overwrite``."""
-    if Path(args.out).exists() and not args.overwrite:
-        raise OutputExistsError(f"{args.out} exists; choose another path or pass --overwrite")
+def check_output(args, *inputs) -> None:
+    """Before any computation: refuse an ``--out`` that is one of the command's ``inputs``, and an occupied
+    one unless ``--overwrite`` — which replaces only what eqfree wrote (a store or a saved model)."""
+    check_path(Path(args.out), overwrite=args.overwrite, inputs=inputs, flag="--out")
+
+
+def check_path(path: Path, *, overwrite: bool, inputs=(), flag: str) -> None:
+    """:func:`check_output` for any output path (``flag`` names its option in messages)."""
+    if any(item is not None and Path(item).resolve() == path.resolve() for item in inputs):
+        raise OutputExistsError(f"{flag} {path} is also an input of this command: write the result elsewhere")
+    if not path.exists():
+        return
+    if not overwrite:
+        raise OutputExistsError(f"{path} exists; choose another path or pass --overwrite")
+    if not (is_eqfree_store(path) or is_saved_estimator(path)):
+        raise OutputExistsError(f"{path} was not written by eqfree, and --overwrite replaces only eqfree's own "
+                                "outputs: choose another path")
 
 
 def system_of(args):

@@ -26,10 +26,7 @@ def add_parsers(commands, parent) -> None:
 
     estimate = closure_commands.add_parser("estimate", parents=[parent],
                                            help="B(z) (and D(z)) on a grid of CV values, resumable")
-    options.add_system(estimate)
-    options.add_seed(estimate)
-    options.add_cv(estimate)
-    options.add_lift(estimate)
+    options.add_coarse(estimate)
     options.add_grid(estimate)
     estimate.add_argument("--estimator", choices=("bursts", "conditional"), default="bursts")
     options.add_burst(estimate, required=False)
@@ -90,7 +87,7 @@ def cmd_closure_estimate(args) -> int:
 def cmd_closure_integrate(args) -> int:
     from eqfree.closures import Closure, integrate
 
-    check_output(args)
+    check_output(args, args.closure)
     closure = Closure.from_zarr(args.closure)
     times = np.linspace(0.0, args.t_end, args.points)
     path = integrate(closure, args.z0, (0.0, args.t_end), t_eval=times)

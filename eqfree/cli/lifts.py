@@ -12,7 +12,7 @@ from ..errors import InputError, MissingInputError
 from ..io import open_zarr, provenance, write_zarr
 from ..seeding import child
 from . import options
-from .build import check_output, command_line, cv_of, dt_of, recipe_parameters, restriction, system_of
+from .build import check_output, check_path, command_line, cv_of, dt_of, recipe_parameters, restriction, system_of
 
 
 def add_parsers(commands, parent) -> None:
@@ -93,7 +93,7 @@ def training_pairs(args, variable: str = "x", discard: float = 0.0):
 def cmd_train_lift(args) -> int:
     from ..lift.generative import CcGAN, ConditionalScoreModel
 
-    check_output(args)
+    check_output(args, args.data)
     X, y, coords = training_pairs(args, args.variable, args.discard)
     hyper = {"n_epochs": args.epochs, "batch_size": args.batch_size, "device": args.device}
     if args.lr is not None:
@@ -138,7 +138,7 @@ def trained_generator(path: str, device: str):
 def cmd_lift(args) -> int:
     from ..metrics import label_consistency
 
-    check_output(args)
+    check_output(args, args.model)
     model = trained_generator(args.model, args.device)
     lift = model if args.method == "generator" else assisted(args, model)
     at = np.asarray(args.at, dtype=float)
@@ -161,7 +161,10 @@ def cmd_lift(args) -> int:
 def cmd_explore(args) -> int:
     from ..lift import ConditionalScoreModel, explore
 
-    check_output(args)
+    check_output(args, args.data, args.model)
+    if args.save_model:
+        check_path(Path(args.save_model), overwrite=True, inputs=(args.data, args.model, args.out),
+                   flag="--save-model")
     system = system_of(args)
     X, y, coords = training_pairs(args)
     if args.model is not None:

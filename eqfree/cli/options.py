@@ -109,6 +109,14 @@ def add_cv(command, *, required: bool = True, help: str = "x1, 0, ... or a saved
     command.add_argument("--cv", required=required, default=None, help=help)
 
 
+def add_coarse(command) -> None:
+    """What every coarse command over a fine system needs: the system, the seed, the CV and the lift."""
+    add_system(command)
+    add_seed(command)
+    add_cv(command)
+    add_lift(command)
+
+
 def add_lift(command) -> None:
     command.add_argument("--lift", default="exact", help="exact | umbrella:kappa=K,steps=N")
 

@@ -12,10 +12,7 @@ from .build import check_output, coarse_operators, command_line, recipe_paramete
 def add_parsers(commands, parent) -> None:
     project = commands.add_parser("project", parents=[parent],
                                   help="coarse projective integration of a system's CV from z0")
-    options.add_system(project)
-    options.add_seed(project)
-    options.add_cv(project)
-    options.add_lift(project)
+    options.add_coarse(project)
     project.add_argument("--z0", type=float, required=True)
     project.add_argument("--t-end", type=float, required=True)
     project.add_argument("--macro-step", type=float, required=True)

@@ -38,7 +38,7 @@ def add_parsers(commands, parent) -> None:
 
 
 def cmd_umbrella(args) -> int:
-    check_output(args)
+    check_output(args, args.initial)
     system = system_of(args)
     dt = dt_of(args, system)
     initial = system.x0 if args.initial is None else open_zarr(args.initial)["x"].values.reshape(-1, system.dim)

@@ -53,7 +53,7 @@ def cmd_train_cg(args) -> int:
 
     if args.data is None and args.system is None:
         raise InputError("give --data (a VAE on its states), --system (reverse KL on its energy), or both (mixed)")
-    check_output(args)
+    check_output(args, args.data)
     X, coords = (None, None) if args.data is None else training_states(args)
     hyper = {"latent_dim": args.latent_dim, "widths": args.widths, "n_epochs": args.epochs, "device": args.device,
              "importance_samples": args.importance_samples}

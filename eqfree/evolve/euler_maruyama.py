@@ -38,9 +38,15 @@ class DivergenceError(errors.DivergenceError):
         )
 
 
-def coordinate_names(dim: int) -> list[str]:
-    """``x1, x2, ...`` (1-based, as in Crabtree, Bello-Rivas, Ferguson & Kevrekidis)."""
-    return [f"x{i + 1}" for i in range(dim)]
+def coordinate_names(dim: int, names=None) -> list[str]:
+    """``names`` as strings, checked to be ``dim`` of them; by default ``x1, x2, ...`` (1-based, as in
+    Crabtree, Bello-Rivas, Ferguson & Kevrekidis)."""
+    if names is None:
+        return [f"x{i + 1}" for i in range(dim)]
+    names = [str(name) for name in names]
+    if len(names) != dim:
+        raise InputError(f"{len(names)} coordinate names for {dim} coordinates")
+    return names
 
 
 def as_ensemble(x0, device=None) -> torch.Tensor:

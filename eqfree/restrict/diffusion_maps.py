@@ -29,7 +29,7 @@ from scipy.spatial import cKDTree
 
 from ..base import Estimator
 from ..errors import InputError
-from ..seeding import SeedLike
+from ..seeding import SeedLike, as_seed_sequence
 
 #: the sparse kernel drops values below this by default: cut-off radius √(2ε ln(1/KERNEL_TOLERANCE))
 KERNEL_TOLERANCE = 1e-12
@@ -54,7 +54,7 @@ def kernel_sum_bandwidth(X: np.ndarray, *, n_samples: int = 1000, seed: SeedLike
     rises to about d/2 (d the intrinsic dimension); its maximum lies in the regime where the kernel sees
     the local geometry. Computed on at most ``n_samples`` points, over a log grid of candidate ε.
     """
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(as_seed_sequence(seed))
     sample = X if len(X) <= n_samples else X[rng.choice(len(X), n_samples, replace=False)]
     return steepest_kernel_sum(squared_distances(sample, sample))
 
@@ -187,7 +187,7 @@ class DiffusionMaps(Estimator):
             A = self._kernel(X)
         else:
             squared = mahalanobis_squared_distances(X, self.precisions_)
-            sample = np.random.default_rng(seed).choice(n, min(n, 1000), replace=False)
+            sample = np.random.default_rng(as_seed_sequence(seed)).choice(n, min(n, 1000), replace=False)
             self.epsilon_ = (steepest_kernel_sum(squared[np.ix_(sample, sample)]) if self.epsilon == "auto"
                              else float(self.epsilon))
             A = np.exp(-squared / (2 * self.epsilon_))

@@ -18,10 +18,11 @@ try:
 except ImportError:
     raise ImportError("eqfree.testing.strategies needs hypothesis: pip install 'eqfree[test]'") from None
 
-from collections.abc import Callable
 
 import numpy as np
 import xarray as xr
+
+from ..closures.store import template
 
 
 def cv_values(lift=None, *, low: float | None = None, high: float | None = None) -> st.SearchStrategy[float]:
@@ -49,9 +50,8 @@ def cv_grids(low: float = -10.0, high: float = 10.0, *, min_size: int = 2, max_s
 
 
 @st.composite
-def closure_datasets(draw, template: Callable[..., xr.Dataset], *, diffusion: bool | None = None) -> xr.Dataset:
-    """Closure datasets with some points done, some not, and attrs, in the layout that ``template``
-    (:func:`eqfree.closures.store.template`: this lower layer does not import the closures) lays out."""
+def closure_datasets(draw, *, diffusion: bool | None = None) -> xr.Dataset:
+    """Closure datasets (the layout of :mod:`eqfree.closures.store`) with some points done, some not, and attrs."""
     grid = draw(cv_grids())
     with_diffusion = draw(st.booleans()) if diffusion is None else diffusion
     text = st.text(st.characters(codec="utf-8", exclude_categories=("Cs", "Cc")), max_size=20)

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ...base import Estimator
+from ...base import Estimator, restored
 from ...errors import InputError
 from ...evolve import coordinate_names
 from ...scaling import DataScaler, LabelScaler
@@ -99,10 +99,9 @@ class ConditionalGenerator(Estimator):
             if X.shape[1] != self.dim_:
                 raise InputError(f"warm start with {X.shape[1]}-dimensional states; the model generates {self.dim_}")
         else:
+            coords = coordinate_names(X.shape[1], coords)  # checked before any fitted state is set
             self.labels_, self.data_, self.dim_ = LabelScaler.fit(y), DataScaler.fit(X), X.shape[1]
-            self.coords_ = coordinate_names(self.dim_) if coords is None else [str(c) for c in coords]
-            if len(self.coords_) != self.dim_:
-                raise InputError(f"{len(self.coords_)} coordinate names for {self.dim_} coordinates")
+            self.coords_ = coords
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(child_int(seed, 0))
                 self.networks_ = self._build(self.dim_).to(self.device)
@@ -123,11 +122,10 @@ class ConditionalGenerator(Estimator):
 
     def set_state(self, state: dict) -> None:
         """The saved state, with the networks rebuilt from their state dict on ``device``."""
+        state = dict(state)
         weights = state.pop("networks_")
         super().set_state(state)
-        self.networks_ = self._build(self.dim_).to(self.device)
-        self.networks_.load_state_dict(weights)
-        self.networks_.eval()
+        self.networks_ = restored(self._build(self.dim_).to(self.device), weights)
 
     @property
     def valid_range(self) -> tuple[float, float]:

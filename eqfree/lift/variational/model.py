@@ -36,7 +36,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ...base import Estimator
+from ...base import Estimator, restored
 from ...errors import InputError
 from ...evolve import coordinate_names
 from ...scaling import DataScaler
@@ -146,10 +146,8 @@ class LatentVariableModel(Estimator):
 
     # -- set-up -------------------------------------------------------------------------------------
     def _initialize(self, dim: int, scaler: DataScaler, coords, seed: SeedLike) -> None:
-        self.dim_, self.data_ = int(dim), scaler
-        self.coords_ = coordinate_names(self.dim_) if coords is None else [str(c) for c in coords]
-        if len(self.coords_) != self.dim_:
-            raise InputError(f"{len(self.coords_)} coordinate names for {self.dim_} coordinates")
+        coords = coordinate_names(int(dim), coords)  # checked before any fitted state is set
+        self.dim_, self.data_, self.coords_ = int(dim), scaler, coords
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(child_int(seed, 0))
             self.networks_ = self._build()
@@ -161,11 +159,10 @@ class LatentVariableModel(Estimator):
 
     def set_state(self, state: dict) -> None:
         """The saved state, with the networks rebuilt from their state dict on ``device``."""
+        state = dict(state)
         weights = state.pop("networks_")
         super().set_state(state)
-        self.networks_ = self._build()
-        self.networks_.load_state_dict(weights)
-        self.networks_.eval()
+        self.networks_ = restored(self._build(), weights)
 
     @property
     def _shift(self) -> torch.Tensor:
@@ -175,14 +172,8 @@ class LatentVariableModel(Estimator):
     def _scale(self) -> torch.Tensor:
         return torch.as_tensor(self.data_.scale, dtype=torch.float64, device=self.device)
 
-    def standardize(self, x: torch.Tensor) -> torch.Tensor:
-        """x̃ = (x − shift)/scale: physical states to the networks' units (torch, float64)."""
-        self.check_fitted()
-        return (x - self._shift) / self._scale
-
     def unstandardize(self, x_tilde: torch.Tensor) -> torch.Tensor:
         """x = shift + scale x̃: the networks' units to physical states (torch, float64)."""
-        self.check_fitted()
         return self._shift + self._scale * x_tilde
 
     def normal(self, shape, generator: torch.Generator) -> torch.Tensor:

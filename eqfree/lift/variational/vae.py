@@ -111,7 +111,6 @@ class VAE(LatentVariableModel):
         precisions = prior.precisions if prior is not None else [torch.zeros_like(param) for _, param in named]
         self.ard_precisions_ = {name: tau.detach().clone() for (name, _), tau in zip(named, precisions)}
         self.switched_off_ = prior.switched_off(self.off_tolerance) if prior is not None else 0.0
-        self.training_["switched_off"] = self.switched_off_
         self._finish(history, start, guard)
         return self
 
