@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 OUT    ?= build
 
-.PHONY: demo test test-slow bench setup clean
+.PHONY: demo test test-slow bench setup clean docs docs-check
 
 setup: $(STAMP)
 
@@ -35,6 +35,7 @@ test-slow: $(STAMP)
 	$(BIN)/python -m pytest -q -m slow
 
 bench: $(STAMP)
+	rm -f build/bench.json
 	$(BIN)/python benchmarks/sde_throughput.py
 	$(BIN)/python benchmarks/diffusion_maps.py $(if $(PEERS),--peers-python $(PEERS))
 	$(BIN)/python benchmarks/umbrella.py
@@ -42,6 +43,25 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/lifting.py
 	$(BIN)/python benchmarks/assisted_umbrella.py
 	$(BIN)/python benchmarks/md.py
+	$(BIN)/python benchmarks/table.py
+
+# The documentation site (build/docs/html), offline, warnings as errors; the tutorials run in their fast
+# mode (EQFREE_DOCS_FULL=1 runs them in full). docs-check opens it in headless Chromium (Debian's package,
+# installed here when missing; the check is skipped with a message where it cannot be installed).
+DOCS_STAMP := $(VENV)/.docs-installed
+
+$(DOCS_STAMP): $(STAMP)
+	$(BIN)/pip install --quiet -e ".[test,bench,docs]"
+	touch $(DOCS_STAMP)
+
+docs: $(DOCS_STAMP)
+	$(BIN)/interrogate eqfree systems closures
+	$(BIN)/sphinx-build -W --keep-going -q -b html docs build/docs/html
+
+docs-check: docs
+	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium) \
+		|| echo "chromium could not be installed: the browser check will be skipped"
+	$(BIN)/python -m pytest -q -p no:cacheprovider -n 0 docs/test_site.py
 
 clean:
 	rm -rf $(VENV) $(OUT) .pytest_cache .hypothesis

@@ -1,5 +1,9 @@
-"""Walker-steps per second of eqfree's Euler–Maruyama on `fast_slow_linear`, against peers run here.
+"""Walker-steps per second of eqfree's SDE schemes on `fast_slow_linear`, against peers and floors run here.
 
+Schemes: Euler–Maruyama and the default Leimkuhler–Matthews (one normal draw per coordinate and step each).
+Floor: numpy's ``standard_normal`` (float64, ziggurat) drawing the run's normals and nothing else; the
+ratio eqfree/floor is the fraction of that limit each scheme reaches (issue 20's target: 0.7 at 1e5
+walkers, float64).
 Peers, measured in the same run on the same core:
 - a per-trajectory Python loop (one walker at a time, numpy scalar draws), the script a user would write;
 - torchsde's Euler scheme (``torchsde.sdeint(method="euler")``) on the same SDE, when torchsde is installed.
@@ -19,7 +23,8 @@ import time
 import numpy as np
 import torch
 
-from eqfree import euler_maruyama, systems
+from eqfree import systems
+from eqfree.evolve import integrate
 
 TARGET = 5e7
 
@@ -34,10 +39,19 @@ def best_rate(run, walker_steps: int, repeats: int) -> float:
     return walker_steps / min(times)
 
 
-def eqfree_rate(system, walkers: int, steps: int, repeats: int, noise_dtype) -> float:
+def eqfree_rate(system, walkers: int, steps: int, repeats: int, noise_dtype, scheme="euler_maruyama") -> float:
     x0 = np.tile(system.x0, (walkers, 1))
-    run = lambda: euler_maruyama(system, x0, dt=0.1, n_steps=steps, seed=1, save_every=steps, noise_dtype=noise_dtype)
+    run = lambda: integrate(system, x0, scheme=scheme, dt=0.1, n_steps=steps, seed=1, save_every=steps,
+                            noise_dtype=noise_dtype)
     return best_rate(run, walkers * steps, repeats)
+
+
+def numpy_floor(walkers: int, steps: int, dim: int, repeats: int) -> float:
+    """Walker-steps/s if numpy drawing the run's ``dim`` float64 normals per walker-step were the only work
+    (in chunks of 16 steps, as eqfree's noise stream draws them)."""
+    rng = np.random.default_rng(0)
+    out = np.empty((16, walkers, dim))
+    return best_rate(lambda: [rng.standard_normal(out=out) for _ in range(0, steps, 16)], walkers * steps, repeats)
 
 
 def python_loop_rate(system, walkers: int, steps: int, repeats: int) -> float:
@@ -105,17 +119,20 @@ def main() -> None:
     loop = python_loop_rate(system, loop_walkers, loop_steps, args.repeats)
     print(f"fast_slow_linear, dt = 0.1, {args.threads} thread(s), best of {args.repeats}; walker-steps per second")
     print(f"per-trajectory Python loop: {loop:.3g} (independent of the ensemble size)")
-    header = (f"{'walkers':>8} {'eqfree f64':>11} {'eqfree mixed':>13} {'torchsde':>10} {'f64/loop':>9} "
-              f"{'f64/torchsde':>13}")
+    header = (f"{'walkers':>8} {'eqfree f64':>11} {'LM f64':>9} {'eqfree mixed':>13} {'torchsde':>10} "
+              f"{'f64/loop':>9} {'f64/torchsde':>13} {'numpy floor':>12} {'EM/floor':>9} {'LM/floor':>9}")
     print(header)
     for walkers in args.walkers:
         steps = max(20, int(args.walker_steps / walkers))
         f64 = eqfree_rate(system, walkers, steps, args.repeats, torch.float64)
+        lm = eqfree_rate(system, walkers, steps, args.repeats, torch.float64, "leimkuhler_matthews")
+        floor = numpy_floor(walkers, steps, 2, args.repeats)
         mixed = eqfree_rate(system, walkers, steps, args.repeats, torch.float32)
         peer = torchsde_rate(system, walkers, steps, args.repeats)
         peer_text = f"{peer:10.3g}" if peer else f"{'n/a':>10}"
         ratio = f"{f64 / peer:13.1f}" if peer else f"{'n/a':>13}"
-        print(f"{walkers:8d} {f64:11.3g} {mixed:13.3g} {peer_text} {f64 / loop:9.0f} {ratio}")
+        print(f"{walkers:8d} {f64:11.3g} {lm:9.3g} {mixed:13.3g} {peer_text} {f64 / loop:9.0f} {ratio} "
+              f"{floor:12.3g} {f64 / floor:9.2f} {lm / floor:9.2f}")
     print("ceiling set by torch's CPU Gaussian generator alone: "
           f"float64 {gaussian_ceiling(torch.float64, 2, args.repeats):.3g}, "
           f"float32 {gaussian_ceiling(torch.float32, 2, args.repeats):.3g}")

@@ -4,20 +4,38 @@
     dataset = estimate_closure(estimator, np.linspace(-1.5, 1.5, 41), seed=1, store="closure.zarr")
     closure = Closure.from_zarr("closure.zarr")
     path = integrate(closure, z0=1.0, t_span=(0, 1))
+    band = mean_path(closure, z0=1.0, t_span=(0, 1), seed=2)   # mean path with its error band
+    passage(closure, -1.0, Box((0.5,), (1.5,)), seed=3)       # MFPT and rate with standard errors
 
 - :mod:`closures.estimators` — B(z) (and D(z)) at one z: short bursts, or the conditional average
-  of a known slow drift.
+  of a known slow drift; :func:`debiased` removes the bursts' ½τB'B and p(B'D + ½BD') across the grid.
 - :mod:`closures.estimate` — the whole grid on any executor, resumable, seeds per grid point.
 - :mod:`closures.store` — the dataset layout and its zarr store (one chunk per point, ``done`` mask).
-- :mod:`closures.model` — :class:`Closure`, the interpolated B(z), D(z), refusing to extrapolate.
-- :mod:`closures.integrate` — the closed ODE (solve_ivp) or SDE ensemble.
+- :mod:`closures.model` — :class:`Closure`, the interpolated (debiased) B(z), D(z), refusing to extrapolate.
+- :mod:`closures.integrate` — the closed ODE (solve_ivp) or SDE ensemble, and the mean path with the
+  band of the closure's uncertainty and the SDE's noise.
+- :mod:`closures.kinetics` — mean first-passage times, rates and committors of the closed SDE (backward
+  Kolmogorov equation: quadrature in 1-D, finite volumes with scipy.sparse on n-D grids), with standard errors.
 """
 
 from .estimate import check_grid, estimate_closure
-from .estimators import BurstEstimator, ClosureEstimator, ConditionalAverageEstimator
-from .integrate import integrate
+from .estimators import BurstEstimator, ClosureEstimator, ConditionalAverageEstimator, debiased
+from .integrate import integrate, mean_path
+from .kinetics import (
+    Box,
+    first_passage_time,
+    grid_committor,
+    grid_generator,
+    grid_mfpt,
+    parse_point,
+    passage,
+    simulated_passages,
+    stationary_density,
+)
 from .model import Closure
-from .store import load, save
+from .store import ResumeWarning, load, save
 
-__all__ = ["BurstEstimator", "ClosureEstimator", "ConditionalAverageEstimator", "Closure", "check_grid",
-           "estimate_closure", "integrate", "load", "save"]
+__all__ = ["Box", "BurstEstimator", "ClosureEstimator", "ConditionalAverageEstimator", "Closure", "ResumeWarning",
+           "check_grid", "debiased", "estimate_closure", "first_passage_time", "grid_committor", "grid_generator",
+           "grid_mfpt", "integrate", "load", "mean_path", "parse_point", "passage", "save", "simulated_passages",
+           "stationary_density"]

@@ -8,6 +8,7 @@ into the store (:mod:`closures.store`) and marks it done.
 
 from __future__ import annotations
 
+import sys
 from concurrent.futures import Executor
 from pathlib import Path
 
@@ -15,7 +16,7 @@ import numpy as np
 import xarray as xr
 
 from eqfree.errors import InputError
-from eqfree.io import provenance
+from eqfree.io import check_output, output_lock, provenance
 from eqfree.operators import Lift
 from eqfree.parallel import run_tasks
 from eqfree.seeding import SeedLike, as_seed_sequence, child
@@ -59,8 +60,9 @@ def estimate_closure(
     store: str | Path | None = None,
     overwrite: bool = False,
     executor: Executor | None = None,
-    progress: bool = False,
+    progress: bool | None = None,
     metadata: dict | None = None,
+    attrs: dict | None = None,
     cv_units: str = "1",
     time_units: str = "1",
     command: list[str] | None = None,
@@ -72,29 +74,48 @@ def estimate_closure(
     estimator : callable ``estimator(z, seed) -> dict`` with a ``recipe`` and ``estimates_diffusion``.
     grid : increasing CV values, inside the lift's ``valid_range`` where it declares one.
     seed : int or SeedSequence; point i uses ``child(seed, i)``.
-    store : zarr path. New: the template is written first and each point as it finishes. Existing:
-        resumed — only points not yet done are computed — if it was written by the same recipe,
-        refused otherwise (``overwrite=True`` starts afresh).
+    store : zarr path, checked before anything is computed and locked while written
+        (:func:`eqfree.io.output_lock`: a second writer is refused). New: the template is written first
+        and each point as it finishes. Existing: resumed — only points not yet done are computed, and
+        points marked done whose values were lost (a missing chunk) are computed again, with a
+        :class:`~closures.store.ResumeWarning` — if it was written by the same recipe, refused otherwise
+        (``overwrite=True`` starts afresh; only an eqfree store is ever replaced).
     executor : any ``concurrent.futures.Executor`` (dask: ``Client.get_executor()``); serial if None.
-    metadata : extra recipe entries (e.g. the system's name and parameters), stored and compared.
+    progress : a progress bar; ``None``: when standard error is a terminal.
+    metadata : extra recipe entries that change the results (e.g. the system's name and parameters),
+        stored and compared on resume.
+    attrs : extra attributes stored but not compared (e.g. the text of a recipe file).
     cv_units, time_units : CF units of the CV and of time.
 
     Returns the completed dataset (see :mod:`closures.store`).
     """
     grid = check_grid(grid, estimator.lift)
     parameters = {"grid": grid.tolist(), "seed": seed_recipe(seed), **estimator.recipe, "metadata": metadata or {}}
-    path = None if store is None else Path(store)
-    if path is not None and path.exists() and not overwrite:
-        dataset = closure_store.check_resumable(path, parameters)
-    else:
-        names = estimator.names
-        dataset = closure_store.template(
-            grid, diffusion=estimator.estimates_diffusion, cv_units=cv_units, time_units=time_units,
-            cv_long_name=f"collective variable {names[0]}" if names else "collective variable",
-            attrs=provenance("eqfree averaged-drift closure", parameters, command),
-        )
-        if path is not None:
+    progress = sys.stderr.isatty() if progress is None else progress
+    if store is None:
+        return _estimate(estimator, grid, seed, None, _template(estimator, grid, parameters, cv_units, time_units,
+                                                               attrs, command), executor, progress)
+    path = check_output(store, overwrite=overwrite, resume=True)
+    with output_lock(path):
+        if path.exists() and any(path.iterdir()) and not overwrite:
+            dataset = closure_store.check_resumable(path, parameters)
+        else:
+            dataset = _template(estimator, grid, parameters, cv_units, time_units, attrs, command)
             closure_store.save(dataset, path, overwrite=overwrite)
+        return _estimate(estimator, grid, seed, path, dataset, executor, progress)
+
+
+def _template(estimator, grid, parameters, cv_units, time_units, attrs, command) -> xr.Dataset:
+    names = estimator.names
+    return closure_store.template(
+        grid, diffusion=estimator.estimates_diffusion, cv_units=cv_units, time_units=time_units,
+        cv_long_name=f"collective variable {names[0]}" if names else "collective variable",
+        attrs={**provenance("eqfree averaged-drift closure", parameters, command), **(attrs or {})},
+    )
+
+
+def _estimate(estimator, grid, seed, path, dataset, executor, progress) -> xr.Dataset:
+    """Compute the points not done, writing each into the store at ``path`` (if any) as it finishes."""
     missing = np.flatnonzero(~dataset["done"].values)
     tasks = [(grid[i], child(seed, int(i))) for i in missing]
     write = None if path is None or not missing.size else closure_store.PointWriter(path)

@@ -2,7 +2,9 @@
 
 Interpolation is shape-preserving piecewise cubic (PCHIP: C¹, no overshoot, so a non-negative
 diffusion stays non-negative) or piecewise linear. The model evaluates only inside the grid and
-only on intervals whose end points are done; anything else is refused, never extrapolated.
+only on intervals whose end points are done; anything else is refused, never extrapolated. A burst
+estimate is read with its ½τB'B and p(B'D + ½BD') terms removed across the grid
+(:func:`~closures.estimators.debiased`).
 """
 
 from __future__ import annotations
@@ -16,19 +18,21 @@ from scipy.interpolate import PchipInterpolator
 from eqfree.errors import InputError
 
 from . import store as closure_store
+from .estimators import debiased
 
 INTERPOLATIONS = ("pchip", "linear")
 
 
 class Closure:
-    """dz/dt = B(z) (+ √D(z) dW) from a closure dataset; see :mod:`closures.store` for its layout."""
+    """dz/dt = B(z) (+ √D(z) dW) from a closure dataset; see :mod:`closures.store` for its layout.
+    ``dataset`` holds the estimates it interpolates (a burst estimate's, debiased)."""
 
     def __init__(self, dataset: xr.Dataset, *, interpolation: str = "pchip"):
         if interpolation not in INTERPOLATIONS:
             raise InputError(f"interpolation must be one of {INTERPOLATIONS}, got {interpolation!r}")
         if "cv" not in dataset.dims or not {"drift", "done"} <= set(dataset.data_vars):
             raise InputError("a closure dataset needs 'drift' and 'done' on a 'cv' dimension (see closures.store)")
-        self.dataset = dataset
+        self.dataset = dataset = debiased(dataset)
         self.interpolation = interpolation
         self.grid = np.asarray(dataset["cv"].values, dtype=float)
         self.done = np.asarray(dataset["done"].values, dtype=bool)
@@ -40,6 +44,7 @@ class Closure:
 
     @classmethod
     def from_zarr(cls, path: str | Path, **options) -> Closure:
+        """The closure of the store at ``path`` (``options`` as for the constructor)."""
         return cls(closure_store.load(path), **options)
 
     def _interpolant(self, values):

@@ -14,6 +14,7 @@ with the same recipe.
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -83,20 +84,27 @@ class PointWriter:
         self.arrays["done"][index] = True
 
 
-def recipe_differences(stored: dict, wanted: dict) -> list[str]:
-    """``key: stored → wanted`` for every top-level recipe entry that differs."""
+def recipe_differences(stored: dict, wanted: dict, prefix: str = "") -> list[str]:
+    """``key: stored → wanted`` for every recipe entry that differs, in full (``a.b`` for entries of entries)."""
     wanted = json.loads(json.dumps(wanted, sort_keys=True, default=str))  # as it would be stored
-    return [f"{key}: {_short(stored.get(key, '(absent)'))} → {_short(wanted.get(key, '(absent)'))}"
-            for key in sorted(set(stored) | set(wanted)) if stored.get(key) != wanted.get(key)]
+    differences = []
+    for key in sorted(set(stored) | set(wanted)):
+        old, new = stored.get(key, "(absent)"), wanted.get(key, "(absent)")
+        if isinstance(old, dict) and isinstance(new, dict):
+            differences += recipe_differences(old, new, f"{prefix}{key}.")
+        elif old != new:
+            differences.append(f"{prefix}{key}: {_text(old)} → {_text(new)}")
+    return differences
 
 
-def _short(value, limit: int = 120) -> str:
-    text = json.dumps(value, sort_keys=True) if not isinstance(value, str) else value
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+def _text(value) -> str:
+    return value if isinstance(value, str) else json.dumps(value, sort_keys=True)
 
 
 def check_resumable(path: str | Path, parameters: dict) -> xr.Dataset:
-    """The store at ``path`` if it was written by the same recipe, else a ValueError saying what differs."""
+    """The store at ``path`` if it was written by the same recipe (else an InputError showing every difference),
+    with ``done`` cleared at the points whose values are missing or not finite (a lost chunk), which are then
+    computed again; a :class:`ResumeWarning` names them."""
     dataset = load(path)
     differences = recipe_differences(parameters_of(dataset.attrs), parameters)
     if differences:
@@ -104,4 +112,15 @@ def check_resumable(path: str | Path, parameters: dict) -> xr.Dataset:
             f"{path} was written by a different recipe, so it cannot be resumed; differences (stored → now): "
             + "; ".join(differences) + ". Use another store, or overwrite=True (CLI: --overwrite) to start afresh"
         )
+    names = [name for name in ESTIMATES if name in dataset]
+    finite = np.all([np.isfinite(dataset[name].values) for name in names], axis=0)
+    lost = np.flatnonzero(dataset["done"].values & ~finite)
+    if lost.size:
+        warnings.warn(f"{path}: {lost.size} grid point(s) marked done have missing or non-finite values "
+                      f"(cv = {dataset.cv.values[lost].tolist()}); computing them again", ResumeWarning, stacklevel=3)
+        dataset["done"].values[lost] = False
     return dataset
+
+
+class ResumeWarning(UserWarning):
+    """A resumed store held points marked done whose values were lost; they are computed again."""

@@ -1,3 +1,5 @@
+"""``python -m eqfree``: the ``eqfree`` command line (:func:`eqfree.cli.main`)."""
+
 import sys
 
 from .cli import main

@@ -24,6 +24,8 @@ import dataclasses
 import importlib
 import inspect
 import json
+import os
+import shutil
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -90,20 +92,36 @@ class Estimator:
     def save(self, path: str | Path) -> Path:
         """Write the fitted estimator to the folder ``path`` (``config.json`` + ``state.pt``); returns it.
 
-        ``path`` is new, empty, or a saved estimator (replaced): a folder holding anything else is refused."""
+        ``path`` is new, empty, or a saved estimator (replaced): a folder holding anything else is refused.
+        The folder is written whole beside ``path`` and then renamed into place, so it is never half written."""
         self.check_fitted()
         path = Path(path)
         if path.exists() and (not path.is_dir() or any(path.iterdir())) and not is_saved_estimator(path):
-            raise OutputExistsError(f"{path} exists and is not a saved eqfree estimator: choose another "
-                                    "folder (nothing was written)")
+            raise OutputExistsError(f"{path} exists and is not a saved eqfree estimator (or holds other files too): "
+                                    "choose another folder (nothing was written)")
         tensors: dict[str, torch.Tensor] = {}
         config = {"format": FORMAT, "class": f"{type(self).__module__}:{type(self).__qualname__}",
                   "eqfree_version": __version__,
                   "params": _encode(self.get_params(), tensors, "params"),
                   "fitted": _encode(self.get_state(), tensors, "fitted")}
-        path.mkdir(parents=True, exist_ok=True)
-        (path / CONFIG).write_text(json.dumps(config, indent=1))
-        torch.save(tensors, path / STATE)
+        # atomically: written whole into a temporary folder beside it, which then takes its place
+        path.parent.mkdir(parents=True, exist_ok=True)
+        new, old = (path.with_name(f".{path.name}.{part}-{os.getpid()}") for part in ("new", "old"))
+        for leftover in (new, old):
+            shutil.rmtree(leftover, ignore_errors=True)
+        new.mkdir()
+        try:
+            (new / CONFIG).write_text(json.dumps(config, indent=1))
+            torch.save(tensors, new / STATE)
+            if path.exists():
+                path.rename(old)
+            new.rename(path)
+        except BaseException:
+            if old.exists() and not path.exists():
+                old.rename(path)
+            shutil.rmtree(new, ignore_errors=True)
+            raise
+        shutil.rmtree(old, ignore_errors=True)
         return path
 
     @classmethod
@@ -140,12 +158,12 @@ def _read_config(path: Path) -> dict:
 
 
 def is_saved_estimator(path: str | Path) -> bool:
-    """Whether ``path`` is a folder written by :meth:`Estimator.save`."""
+    """Whether ``path`` is a folder written by :meth:`Estimator.save`, holding nothing else (what may be replaced)."""
     try:
         _read_config(Path(path))
     except (MissingInputError, InputError):
         return False
-    return True
+    return {p.name for p in Path(path).iterdir()} <= {CONFIG, STATE}
 
 
 def restored(module: torch.nn.Module, weights) -> torch.nn.Module:

@@ -48,7 +48,8 @@ class System(Protocol):
     dt: float
     params: dict[str, float]
 
-    def evolver(self, dt: float | None = None) -> Evolve: ...
+    def evolver(self, dt: float | None = None) -> Evolve:
+        """The system's :class:`Evolve` at fine step ``dt`` (``None``: the default ``self.dt``)."""
 
 
 @runtime_checkable
@@ -85,9 +86,10 @@ class Evolve(Protocol):
     beta: float
 
     def __call__(self, x: np.ndarray, n_steps: int, *, seed: SeedLike, save_every: int = 1, first_walker: int = 0,
-                 progress: bool = False) -> xr.DataArray: ...
+                 progress: bool | None = None) -> xr.DataArray: ...
 
-    def biased(self, bias) -> Evolve: ...
+    def biased(self, bias) -> Evolve:
+        """The same dynamics with the potential ``bias`` added (replacing any bias held): same ``dt`` and ``beta``."""
 
 
 @runtime_checkable

@@ -16,9 +16,8 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor, as_completed
 from typing import Any
 
-from tqdm.auto import tqdm
-
 from .errors import MissingDependencyError
+from .progress import progress_bar
 
 
 def run_tasks(
@@ -26,7 +25,7 @@ def run_tasks(
     tasks: Sequence[tuple],
     *,
     executor: Executor | None = None,
-    progress: bool = False,
+    progress: bool | None = None,
     desc: str | None = None,
 ) -> Iterator[tuple[int, Any]]:
     """Yield ``(index, function(*tasks[index]))`` as each task finishes.
@@ -35,7 +34,7 @@ def run_tasks(
     executor they are submitted at once and yielded in order of completion; ``function`` and the
     task arguments must then be picklable for process- and dask-based executors.
     """
-    with tqdm(total=len(tasks), disable=not progress, desc=desc, unit="task") as bar:
+    with progress_bar(progress, total=len(tasks), desc=desc, unit="task") as bar:
         if executor is None:
             for index, arguments in enumerate(tasks):
                 yield index, function(*arguments)

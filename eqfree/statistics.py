@@ -19,6 +19,18 @@ from .errors import InputError
 
 
 class EnsembleMoments(NamedTuple):
+    """Mean and variance of ensemble samples with their standard errors (:func:`ensemble_moments`).
+
+    Attributes
+    ----------
+    mean, variance : float
+        Pooled mean and variance over all times and walkers.
+    mean_stderr, variance_stderr : float
+        Standard errors sd(m_w)/√W and sd(v_w)/√W from the W walker averages.
+    n_walkers : int
+        W, the number of independent walkers.
+    """
+
     mean: float
     variance: float
     mean_stderr: float

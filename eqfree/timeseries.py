@@ -39,6 +39,9 @@ METHODS = ("eqfree", "pymbar")
 
 
 class Warmup(NamedTuple):
+    """A warm-up analysis: the first kept frame, the statistical inefficiency g of the rest, and the effective
+    number of independent samples left."""
+
     start: int
     inefficiency: float
     n_effective: float

@@ -2,7 +2,8 @@
 
 >>> from eqfree import systems
 >>> systems.available()
-['alanine_dipeptide', 'averaging_cubic', 'caps', 'double_well', 'fast_slow_linear', 'half_moons']
+['alanine_dipeptide', 'averaging_cubic', 'caps', 'double_well', 'fast_slow_linear', 'half_moons', 's_shaped',
+ 'schlogl', 'two_slow']
 >>> system = systems.get("fast_slow_linear", a3=0.2)
 """
 
@@ -16,8 +17,12 @@ from .double_well import DoubleWell
 from .fast_slow_linear import FastSlowLinear
 from .gaussian import LinearGaussianLift
 from .half_moons import HalfMoons
+from .s_shaped import SShaped
+from .schlogl import Schlogl
+from .two_slow import GaussianConditionalLift, TwoSlow
 
-_REGISTRY = {cls.name: cls for cls in (AlanineDipeptide, AveragingCubic, Caps, DoubleWell, FastSlowLinear, HalfMoons)}
+_REGISTRY = {cls.name: cls for cls in (AlanineDipeptide, AveragingCubic, Caps, DoubleWell, FastSlowLinear, HalfMoons,
+                                      TwoSlow, SShaped, Schlogl)}
 
 
 def available() -> list[str]:
@@ -37,4 +42,5 @@ def get(name: str, **params) -> System:
 __all__ = [
     "System", "available", "get", "LinearGaussianLift",
     "AlanineDipeptide", "AveragingCubic", "Caps", "DoubleWell", "FastSlowLinear", "HalfMoons",
+    "GaussianConditionalLift", "TwoSlow", "SShaped", "Schlogl",
 ]

@@ -22,10 +22,14 @@ import math
 import numpy as np
 import torch
 
-from .base import System, columns, euler_maruyama_ou_variance
+from .base import System, columns, ou_reference_moments
 
 
 class Caps(System):
+    """Spherical caps (module doc): x1 drifting at rate a1, x2 and x3 Ornstein–Uhlenbeck of rates a2, a4 and
+    noise a3, a5; observed through y = (x1 + x2² + x3², x2² + x3², x3) (eq. 6.2).
+    """
+
     name = "caps"
     dim = 3
     slow = ("x1",)
@@ -36,12 +40,15 @@ class Caps(System):
 
     @property
     def x0(self) -> np.ndarray:
+        """The origin (0, 0, 0): x1 = 0 with the fast pair at its conditional mean."""
         return np.zeros(3)
 
     def drift(self, x, t):
+        """(a1, −a2 x2, −a4 x3), ``(walkers, 3)``."""
         return columns(self.a1, -self.a2 * x[:, 1], -self.a4 * x[:, 2])
 
     def diffusion(self, x, t):
+        """(0, a3, a5), diagonal noise, ``(3,)`` broadcast over walkers."""
         return torch.tensor([0.0, self.a3, self.a5], dtype=x.dtype, device=x.device)
 
     def observe(self, x) -> np.ndarray:
@@ -60,5 +67,4 @@ class Caps(System):
         if coord not in ("x2", "x3"):
             return None
         rate, sigma = (self.a2, self.a3) if coord == "x2" else (self.a4, self.a5)
-        return {"exact": (0.0, sigma**2 / (2 * rate)),
-                "euler_maruyama": (0.0, euler_maruyama_ou_variance(rate, sigma, dt))}
+        return ou_reference_moments(0.0, rate, sigma, dt)

@@ -32,10 +32,15 @@ def moons_inverse(y: torch.Tensor) -> torch.Tensor:
 
 
 class HalfMoons(System):
+    """Eq. (2.1) of Crabtree et al. through the map (4.1), simulated in y = moons(x) by Itô's lemma (module
+    doc); parameters those of :class:`~eqfree.systems.fast_slow_linear.FastSlowLinear`; general noise.
+    """
+
     name = "half_moons"
     dim = 2
     slow = ()
     noise = "general"
+    scheme = "euler_maruyama"  # multiplicative general noise: Leimkuhler–Matthews needs additive noise
     defaults = dict(FastSlowLinear.defaults)
     default_dt = 5e-2
     summary = "eq. (2.1) through map (4.1), simulated in y by Itô's lemma; radius ~ N(1, 0.05)"
@@ -47,15 +52,19 @@ class HalfMoons(System):
 
     @property
     def x0(self) -> np.ndarray:
+        """The original system's x0 = (0, 1) through the map: (1, 0)."""
         return moons(torch.as_tensor(self.original.x0)).numpy()
 
     def drift_and_diffusion(self, x, t):
+        """(drift, diffusion) of the transformed SDE, ``(walkers, 2)`` and ``(walkers, 2, 2)`` (eq. D.2)."""
         return self._sde.drift_and_diffusion(x, t)
 
     def drift(self, x, t):
+        """Df μ + ½ Σ_l D²f[σ_l, σ_l] at x = f⁻¹(y) (eq. D.2), ``(walkers, 2)``."""
         return self._sde.drift(x, t)
 
     def diffusion(self, x, t):
+        """Df σ at x = f⁻¹(y), general noise ``(walkers, 2, 2)``."""
         return self._sde.diffusion(x, t)
 
     # analytic facts -------------------------------------------------------------------------
@@ -68,4 +77,5 @@ class HalfMoons(System):
         return moons_inverse(torch.as_tensor(np.asarray(y, dtype=float))).numpy()
 
     def from_original(self, x) -> np.ndarray:
+        """Half-moon states y ``(..., 2)`` of original states x ``(..., 2)`` by the map (4.1)."""
         return moons(torch.as_tensor(np.asarray(x, dtype=float))).numpy()

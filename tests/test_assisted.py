@@ -125,8 +125,11 @@ def test_exploration_on_caps_reaches_x1_20(caps_states, tmp_path):
     assert stored.attrs["reached"] and float(stored.z[-1]) == 20.0 and stored.sizes["round"] >= 4
     assert np.all(stored.label_consistency.values < 5 / math.sqrt(kappa))  # the default stopping tolerance
     np.testing.assert_array_equal(stored.w1.values, result.w1.values)
-    # the biased x1 rests at z + 1/κ (dx1 = a1 dt has no noise): W1 of x1 is the offset 0.01
-    np.testing.assert_allclose(stored.w1.values[:, 0], 1 / kappa, rtol=0.05)
+    # the biased x1 rests at z + 1/κ (dx1 = a1 dt has no noise): W1 of x1 is the offset 0.01, plus the transient
+    # of the lifted offset δ0 (the label error, mean |x1 − z|) decaying as (1 − κ dt)^t, which adds at most
+    # mean|δ0| / (κ dt n_steps) on average over the n_steps frames kept (warmup 0)
+    transient = stored.label_consistency.values / (kappa * 1e-3 * n_steps)
+    assert np.all(np.abs(stored.w1.values[:, 0] - 1 / kappa) <= 0.05 / kappa + transient)
     # (x2, x3): OU with rates a2, a4; integrated autocorrelation 2/(rate dt) frames, so the runs hold
     # about runs · n_steps · rate dt / 2 independent samples; W1 of a Gaussian sample ~ 0.8 σ/√N_eff
     for k, rate in ((1, caps.a2), (2, caps.a4)):

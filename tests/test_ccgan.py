@@ -6,12 +6,14 @@ import numpy as np
 import pytest
 import torch
 from scipy import stats
+from test_score_model import TRAINING_VAR, assert_training_law, perfect_sampler_w1
 
 from eqfree import systems
 from eqfree.lift.generative import CcGAN
 from eqfree.lift.generative.ccgan import largest_gap, silverman_bandwidth
 from eqfree.lift.generative.networks import PRESETS, fold_batchnorm, generator_network
 from eqfree.metrics import label_consistency, local_spectra, wasserstein_marginals
+from eqfree.seeding import child_int
 
 EXACT_X2 = stats.norm(1.0, math.sqrt(0.05))  # eq. (2.1): x2 | x1 ~ N(1, 0.05)
 
@@ -39,16 +41,43 @@ def fast_slow_ccgan(fast_slow_training_data):
     return CcGAN(n_epochs=3000, lr=2e-4).fit(X, y, seed=0, progress=False)
 
 
+def test_fast_slow_linear_samples_at_the_label(fast_slow_ccgan):
+    """Figure 3: at x1 = 10 the samples' x1 is the label (Table 1 networks, HVDL)."""
+    samples = fast_slow_ccgan.sample(10.0, 4000, seed=1)
+    consistency = label_consistency(lambda x: x[:, 0], samples, 10.0)
+    print(f"CcGAN fast_slow_linear at x1 = 10: mean |x1 - 10| = {consistency:.4f}")
+    assert consistency < 0.2  # 2 % of the training range [0, 10]
+
+
+@pytest.mark.xfail(strict=True, reason="measured (seed 0, 3000 epochs, lr 2e-4): x2 mean 1.0127 (3.5 standard "
+                                       "errors above 1), variance 0.04915 (-1.9 se from the training law's 0.05128), "
+                                       "W1 0.0128 against a perfect sampler's 0.0052 ± 0.0017; the old bound W1 < 0.02 "
+                                       "let it pass")
 def test_fast_slow_linear_samples_the_exact_conditional_law(fast_slow_ccgan):
-    """Figure 3: at x1 = 10, x2 ~ N(1, 0.05) (W1 < 0.02) and x1 ≈ 10 (Table 1 networks, HVDL)."""
+    """Figure 3: at x1 = 10, x2 follows the training law N(1, 0.05128) (Euler–Maruyama at dt = 0.5)."""
     samples = fast_slow_ccgan.sample(10.0, 4000, seed=1)
     w1 = wasserstein_marginals(samples[:, 1], [EXACT_X2])[0]
-    consistency = label_consistency(lambda x: x[:, 0], samples, 10.0)
-    print(f"CcGAN fast_slow_linear at x1 = 10: W1(x2) = {w1:.4f}, mean |x1 - 10| = {consistency:.4f}, "
-          f"trained in {fast_slow_ccgan.training_['seconds']:.1f} s")
-    # a perfect sampler of the training law (EM at dt = 0.5) scores W1 ≈ 0.0023 + O(n^-1/2) ≈ 0.006
-    assert w1 < 0.02
-    assert consistency < 0.2  # 2 % of the training range [0, 10]
+    print(f"CcGAN fast_slow_linear at x1 = 10: W1(x2) = {w1:.4f} (perfect sampler {perfect_sampler_w1(4000)}), "
+          f"x2 mean {samples[:, 1].mean():.4f} var {samples[:, 1].var(ddof=1):.5f} (training law 1, "
+          f"{TRAINING_VAR:.5f}), trained in {fast_slow_ccgan.training_['seconds']:.1f} s")
+    # moments within 4 standard errors of the training law, W1 within 4 sd of a perfect sampler's score
+    # (tests/test_score_model.py); old bound W1 < 0.02 (a perfect sampler scores 0.005 ± 0.002)
+    assert_training_law(samples[:, 1], w1)
+
+
+@pytest.mark.slow
+def test_defaults_sample_the_training_law_over_seeds(fast_slow_training_data):
+    """Issue 26: at the default hyperparameters, mean and variance of x2 | x1 = 10 (4000 draws) within 3
+    standard errors of the training law (1, 0.05128; EM at dt = 0.5) in ≥ 9 of 10 seeds."""
+    X, y = fast_slow_training_data
+    n, passed = 4000, 0
+    for seed in range(10):
+        x2 = CcGAN().fit(X, y, seed=seed, progress=False).sample(10.0, n, seed=seed)[:, 1]
+        z_mean = (x2.mean() - 1.0) / math.sqrt(TRAINING_VAR / n)
+        z_var = (x2.var(ddof=1) - TRAINING_VAR) / (TRAINING_VAR * math.sqrt(2 / (n - 1)))
+        print(f"seed {seed}: standardized errors of the mean {z_mean:.2f}, of the variance {z_var:.2f}")
+        passed += abs(z_mean) < 3 and abs(z_var) < 3
+    assert passed >= 9
 
 
 @pytest.fixture(scope="module")
@@ -98,3 +127,21 @@ def test_folding_batchnorm_leaves_the_generator_unchanged(preset):
     x = torch.randn(256, 3)
     with torch.no_grad():
         torch.testing.assert_close(folded(x), network(x), rtol=1e-5, atol=1e-5)
+
+
+def test_generate_is_the_generator_that_sample_draws_from():
+    """``generate`` (G with its BatchNorm layers, eval mode) on the noise ``sample`` draws for a seed, mapped
+    back to physical units, gives ``sample``'s states (which use G with BatchNorm folded) to float32
+    round-off; outputs lie in the scaled units of the data (shift and scale of ``data_``)."""
+    rng = np.random.default_rng(2)
+    y = rng.uniform(0.0, 4.0, 600)
+    X = np.column_stack([y, 1 + 0.3 * rng.standard_normal(600)])
+    model = CcGAN(n_epochs=40, batch_size=64).fit(X, y, seed=0, progress=False)
+    n, z = 300, 2.5
+    generator = torch.Generator().manual_seed(child_int(7, 0))
+    noise = torch.randn((n, model.noise_dim), generator=generator)
+    labels = torch.full((n,), float(model.labels_.transform(z)), dtype=torch.float32)
+    model.networks_.eval()
+    with torch.inference_mode():
+        scaled = model.generate(noise, labels).double().numpy()
+    np.testing.assert_allclose(model.data_.inverse(scaled), model.sample(z, n, seed=7), rtol=1e-5, atol=1e-5)

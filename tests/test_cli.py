@@ -123,4 +123,4 @@ def test_cli_defaults_are_the_library_defaults():
 
     args = parser().parse_args(["umbrella", "--system", "double_well", "--cv", "x1", "--grid=-1:1:3", "--kappa", "1",
                                 "--steps", "2", "--walkers", "2", "--seed", "0", "--out", "u.zarr"])
-    assert args.estimator == inspect.signature(UmbrellaSampling.reweight).parameters["estimator"].default == "mbar"
+    assert args.estimator == inspect.signature(UmbrellaSampling.reweight).parameters["estimator"].default == "wham"

@@ -21,7 +21,7 @@ def umbrella(path, *extra):
 
 def test_umbrella_writes_windows_and_the_pmf(tmp_path):
     path = tmp_path / "us.zarr"
-    assert umbrella(path) == 0
+    assert umbrella(path, "--save-states") == 0
     data = open_zarr(path)
     assert data.pmf.dims == ("cv",) and data.pmf.attrs["units"] == "kT"
     assert data.x.dims == ("sample", "coord") and data.sizes["window"] == 13
@@ -56,9 +56,11 @@ def test_umbrella_on_a_saved_learned_coordinate(tmp_path):
     slope = extension.gradient(np.array([[3.0, 1.0]]))[0, 0, 0]
     kappa = 0.5 / slope**2  # acts like κ = 0.5 on x1
     out = tmp_path / "us.zarr"
-    assert main(["umbrella", "--system", "fast_slow_linear", "--cv", str(tmp_path / "phi"),
-                 f"--grid={phi0 - 0.2 * slope}:{phi0 + 0.2 * slope}:3", "--kappa", str(kappa), "--steps", "600",
-                 "--initial", str(store), "--walkers", "10", "--seed", "1", "--out", str(out), "--quiet"]) == 0
+    # dt = 0.4: the restraint is stiffer where the walkers start (the κ·dt guard refuses dt = 1 there)
+    assert main(["umbrella", "--system", "fast_slow_linear", "--cv", str(tmp_path / "phi"), "--dt", "0.4",
+                 f"--grid={phi0 - 0.2 * slope}:{phi0 + 0.2 * slope}:3", "--kappa", str(kappa), "--steps", "1500",
+                 "--initial", str(store), "--walkers", "10", "--seed", "1", "--out", str(out), "--quiet",
+                 "--save-states"]) == 0
     windows = open_zarr(out)
     samples = windows.x.values[windows.window_index.values == 1]
     assert abs(np.median(samples[:, 0]) - 3.0) < 0.1

@@ -1,13 +1,14 @@
 """Closures: estimated drifts against the closed-form averaged drift, closed ODE against direct
 simulation, resumable stores, executors, and the errors at the boundary.
 
-Bias of the burst estimator for ``averaging_cubic`` (dx1 = −x2³ dt, dx2 = −(x2 − x1)/ε dt +
-√(2s²/ε) dW, Euler–Maruyama with a = Δt/ε, K steps, τ = KΔt), against the fast-limit drift
+Bias of the burst drift m(τ)/τ for ``averaging_cubic`` (dx1 = −x2³ dt, dx2 = −(x2 − x1)/ε dt +
+√(2s²/ε) dW, the default scheme with a = Δt/ε, K steps, τ = KΔt), against the fast-limit drift
 B(z) = −z³ − 3s²z. With the exact fast-limit lift x1 = z, x2 ~ N(z, s²) and y = x2 − x1,
 the estimate is −(1/K) Σ_k x2_k³ and E[x2³] = m³ + 3 m v for x2 ~ N(m, v). Its leading bias is
 
     β(z) = ½ (K−1) Δt · B'B                         B changes along the burst
-         − 3 z (v_EM − s²) (1 − ⟨(1−a)^{2k}⟩_k)      EM's OU variance v_EM = s²/(1 − a/2), reached after the lift
+         − 3 z (v − s²) (1 − ⟨(1−a)^{2k}⟩_k)         the scheme's OU variance v, reached after the lift (s² for
+                                                    Leimkuhler–Matthews, s²/(1 − a/2) for Euler–Maruyama)
          − ε B'B (1 − ⟨(1−a)^k⟩_k)                  x2 lags x1: E[y] → −εB (finite ε)
 
 (⟨·⟩_k the mean over k < K). The first neglected terms, allowed for in full, are
@@ -21,6 +22,7 @@ per point the residual B̂ − B − β is within one standard error at z = 0.3 
 over the exact fast-limit law has no bias: E[−x2³ | x1 = z] = B(z) exactly.
 """
 
+import itertools
 import os
 import signal
 import subprocess
@@ -31,11 +33,23 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 import xarray as xr
 
 from eqfree import Coordinates, systems
-from eqfree.closures import BurstEstimator, Closure, ConditionalAverageEstimator, estimate_closure, integrate, load
-from eqfree.io import parameters_of
+from eqfree.closures import (
+    BurstEstimator,
+    Closure,
+    ConditionalAverageEstimator,
+    debiased,
+    estimate_closure,
+    integrate,
+    load,
+    mean_path,
+)
+from eqfree.closures.store import template
+from eqfree.io import parameters_of, provenance
+from eqfree.operators import FunctionLift
 from eqfree.systems import LinearGaussianLift
 
 CUBIC = systems.get("averaging_cubic")
@@ -60,8 +74,8 @@ def burst_bias(z, n_steps):
     a, tau, B = DT / EPS, n_steps * DT, CUBIC.averaged_drift(z)
     dB, d2B = derivatives(z)
     k = np.arange(n_steps)
-    v_em = S**2 / (1 - a / 2)
-    beta = (0.5 * (n_steps - 1) * DT * dB * B - 3 * z * (v_em - S**2) * (1 - np.mean((1 - a) ** (2 * k)))
+    v = CUBIC.fast_variance(DT)
+    beta = (0.5 * (n_steps - 1) * DT * dB * B - 3 * z * (v - S**2) * (1 - np.mean((1 - a) ** (2 * k)))
             - EPS * dB * B * (1 - np.mean((1 - a) ** k)))
     rest = 3 * np.abs(z) * EPS * np.abs(dB) * S**2 + tau**2 / 6 * np.abs(dB**2 * B + d2B * B**2)
     return beta, rest
@@ -80,7 +94,17 @@ def test_burst_drift_matches_averaged_drift():
     error = np.abs(closure["drift"].values - CUBIC.averaged_drift(GRID))
     assert np.all(error <= allowed), np.c_[GRID, error, allowed][error > allowed]
     assert np.mean(error <= 3 * se + np.abs(beta) + rest) >= 0.95
-    assert allowed.max() < 0.2 and closure["drift_stderr"].max() < 0.03
+    assert closure["drift_stderr"].max() < 0.03
+    # debiased across the grid, ½τB'B goes (β keeps ½(K−1)Δt; the difference −½ΔtB'B stays), and B̂' carries
+    # the finite differences' noise, ≤ Z √26 se / (2h) (one-sided second-order stencil (−3, 4, −1)/(2h) at the
+    # ends) and their O(h²) error h²|B'''|/3
+    tau, h = n_steps * DT, GRID[1] - GRID[0]
+    B, (dB, _) = CUBIC.averaged_drift(GRID), derivatives(GRID)
+    slope_error = Z * np.sqrt(26) * se / (2 * h) + h**2 * 6 / 3
+    tight = Z * se + np.abs(beta - 0.5 * tau * dB * B) + rest + 0.5 * tau * np.abs(B) * slope_error
+    error_debiased = np.abs(Closure(closure).dataset["drift"].values - B)
+    assert np.all(error_debiased <= tight), np.c_[GRID, error_debiased, tight][error_debiased > tight]
+    assert tight.max() < allowed.max()
     wrong = np.abs(closure["drift"].values - (-(GRID**3)))  # missing −3 s² z
     assert np.any(wrong > 3 * allowed)
     assert np.all(closure["done"]) and np.all(closure["n_samples"] == 4000)
@@ -88,7 +112,9 @@ def test_burst_drift_matches_averaged_drift():
     assert closure["cv"].attrs["long_name"] == "collective variable x1"
     recipe = parameters_of(closure.attrs)
     assert recipe["seed"] == 2026 and recipe["grid"] == GRID.tolist() and recipe["estimator"] == "bursts"
-    assert "AveragingCubic(eps=0.001, s=0.5)" in recipe["evolve"] and recipe["tau"] == pytest.approx(0.01)
+    assert "AveragingCubic(eps=0.001, s=0.5" in recipe["evolve"] and recipe["tau"] == pytest.approx(0.01)
+    assert recipe["t_heal"] == pytest.approx(0.005) and "diffusion" in recipe["bias"]
+    assert recipe["diffusion_lever"] == pytest.approx(1.44 * 0.01, rel=0.01)  # ≈ t_heal + τ
 
 
 def test_conditional_average_matches_averaged_drift():
@@ -105,7 +131,7 @@ def test_burst_drift_and_diffusion_of_a_brownian_slow_variable(fast_slow):
     """fast_slow_linear: x1 is Brownian motion with drift a1 and diffusion a2², whatever x2 does."""
     mean, variance = fast_slow.conditional_moments()
     lift = LinearGaussianLift(mean, 0.0, variance)
-    estimator = BurstEstimator(lift, fast_slow.evolver(), Coordinates("x1"), tau=20.0, n_walkers=2000)
+    estimator = BurstEstimator(lift, fast_slow.evolver(), Coordinates("x1"), tau=20.0, n_walkers=4000)
     closure = estimate_closure(estimator, [-1.0, 0.0, 2.5], seed=3)
     assert np.all(np.abs(closure["drift"] - fast_slow.a1) <= 3 * closure["drift_stderr"])
     assert np.all(np.abs(closure["diffusion"] - fast_slow.a2**2) <= 3 * closure["diffusion_stderr"])
@@ -129,7 +155,7 @@ def test_closed_ode_matches_direct_simulation():
     """Mean x1(t) of direct fine runs from x1 = 1 against dz/dt = B̂(z) from the conditional average.
 
     B' ≤ −3s² < 0, so a drift error δ(z) moves the path by at most ∫₀ᵗ e^{−3s²(t−u)} δ(z(u)) du, with
-    δ = 3 se(B̂) (estimation) + 3|z|s² a/(2 − a) (EM variance) + ε|B'B| (lag) + 3|z|ε|B'|s² (variance
+    δ = 3 se(B̂) (estimation) + 3|z| |v − s²| (the scheme's variance v) + ε|B'B| (lag) + 3|z|ε|B'|s² (variance
     shift) + ½|B''| Var x1(t) (the ensemble's spread seen through the curvature of B).
     """
     estimator = ConditionalAverageEstimator(EXACT_CUBIC_LIFT, slow_drift, n_samples=200_000)
@@ -142,10 +168,10 @@ def test_closed_ode_matches_direct_simulation():
     mean, se = x1.mean(axis=1), x1.std(axis=1, ddof=1) / np.sqrt(walkers)
 
     dB, d2B = derivatives(ode)
-    a = DT / EPS
     stderr = np.interp(ode, GRID, closure.dataset["drift_stderr"].values)
-    delta = (3 * stderr + 3 * np.abs(ode) * S**2 * a / (2 - a) + EPS * np.abs(dB * CUBIC.averaged_drift(ode))
-             + 3 * np.abs(ode) * EPS * np.abs(dB) * S**2 + 0.5 * np.abs(d2B) * x1.var(axis=1))
+    delta = (3 * stderr + 3 * np.abs(ode) * abs(CUBIC.fast_variance(DT) - S**2)
+             + EPS * np.abs(dB * CUBIC.averaged_drift(ode)) + 3 * np.abs(ode) * EPS * np.abs(dB) * S**2
+             + 0.5 * np.abs(d2B) * x1.var(axis=1))
     bound = np.zeros_like(times)
     for i in range(1, times.size):  # bound' = −3s² bound + δ
         h = times[i] - times[i - 1]
@@ -155,6 +181,150 @@ def test_closed_ode_matches_direct_simulation():
     wrong = Closure(closure.dataset.assign(drift=-(closure.dataset["cv"] ** 3)))
     gap = np.abs(mean - integrate(wrong, 1.0, (0.0, 1.0), t_eval=times).values)
     assert gap[-1] > 3 * (3 * se[-1] + bound[-1])
+
+
+
+def test_homogenized_diffusion_is_the_green_kubo_integral():
+    """D(z) = 2 ∫₀^∞ Cov(x2(0)³, x2(t)³) dt for the OU x2 ~ N(z, s²) of correlation e^{−t/ε}, by Gauss–Hermite
+    quadrature over the bivariate normal (10² nodes, exact for these degree-6 polynomials) and Simpson's rule
+    in t over 30 ε (the neglected tail is e^{−30}; the rule's error is O((Δt/ε)⁴) = 10⁻⁷ relative)."""
+    from scipy.integrate import simpson
+
+    x, w = np.polynomial.hermite_e.hermegauss(10)
+    w = w / w.sum()
+    t = np.linspace(0, 30 * EPS, 1201)
+    rho = np.exp(-t / EPS)[:, None, None]
+    for z in (-1.3, 0.0, 0.4, 1.0):
+        first = (z + S * x[None, :, None]) ** 3
+        later = (z + S * (rho * x[None, :, None] + np.sqrt(1 - rho**2) * x[None, None, :])) ** 3
+        mean = w @ (z + S * x) ** 3
+        covariance = np.einsum("i,j,tij->t", w, w, first * later) - mean**2
+        np.testing.assert_allclose(2 * simpson(covariance, x=t), CUBIC.homogenized_diffusion(z), rtol=1e-6)
+
+
+# the default burst closure at the truth ------------------------------------------------------------
+
+def default_closure(n_walkers, seed):
+    """What `eqfree closure estimate --system averaging_cubic --cv x1 --lift exact --grid=-1:1:9 --burst 0.01
+    --walkers N` runs: the system's default step and scheme, its exact lift at that step, τ = 10ε and the
+    default healing time τ/2; read back as a Closure, i.e. with the bursts' B' terms removed."""
+    lift = CUBIC.exact_lift(CUBIC.dt)
+    estimator = BurstEstimator(lift, CUBIC.evolver(), Coordinates("x1"), tau=0.01, n_walkers=n_walkers)
+    return Closure(estimate_closure(estimator, np.linspace(-1, 1, 9), seed=seed)).dataset
+
+
+def assert_closure_at_the_truth(data):
+    """Drift within 3 se of B(z) = −z³ − 3s²z and diffusion within 3 se + 2 % of the homogenized D(z) at ≥ 8
+    of the 9 points. Allowed besides: the fast variable's lag behind the moving z, which the bursts see
+    (E[x2 − x1] → −εB shifts the drift by −εB'B, a finite-ε effect the fast limit B lacks), and the
+    estimator's stated remainder τ|B''|D/4. Pooled over the 9 independent points, the mean relative error
+    of D must be within 3 of its standard errors + 1 % (the memory bound 2 e^{−5}/5 = 0.3 % and O(ε|B'|) ≤
+    0.4 %): the end-point estimate Var(Δz)/τ, 5–11 % low, fails this."""
+    z = data["cv"].values
+    B, D = CUBIC.averaged_drift(z), CUBIC.homogenized_diffusion(z)
+    dB, d2B = derivatives(z)
+    drift_allowed = 3 * data["drift_stderr"].values + EPS * np.abs(dB * B) + 0.01 * np.abs(d2B) * D / 4
+    drift_ok = np.abs(data["drift"].values - B) <= drift_allowed
+    relative, relative_se = data["diffusion"].values / D - 1, data["diffusion_stderr"].values / D
+    diffusion_ok = np.abs(relative) <= 3 * relative_se + 0.02
+    assert drift_ok.sum() >= 8, np.c_[z, data["drift"].values - B, drift_allowed]
+    assert diffusion_ok.sum() >= 8, np.c_[z, relative, relative_se]
+    assert abs(relative.mean()) <= 3 * np.sqrt(np.sum(relative_se**2)) / z.size + 0.01
+    return relative_se
+
+
+def test_default_burst_closure_at_the_truth():
+    relative_se = assert_closure_at_the_truth(default_closure(4000, seed=19))
+    assert relative_se.max() < 0.08  # the price of the memory-free slope: about 1.7x the end-point's se
+
+
+@pytest.mark.slow
+def test_default_burst_closure_at_the_truth_with_20000_walkers():
+    """The acceptance command of issue 19 (20000 walkers per point)."""
+    assert_closure_at_the_truth(default_closure(20_000, seed=1))
+
+
+def burst_dataset(grid, drift, diffusion, tau, lever):
+    dataset = template(grid, diffusion=True, attrs=provenance(
+        "test", {"estimator": "bursts", "tau": tau, "diffusion_lever": lever}))
+    dataset["drift"].values[:], dataset["diffusion"].values[:] = drift, diffusion
+    dataset["drift_stderr"].values[:], dataset["diffusion_stderr"].values[:] = 0.01, 0.01
+    dataset["done"].values[:] = True
+    return dataset
+
+
+def test_debiased_removes_the_burst_terms():
+    """Burst statistics built from the expansion drift = B + ½τB'B, diffusion = D + p(B'D + ½BD') for
+    B = −z³ − z, D = 1 + z² (p = 1.5τ): debiased leaves only second-order terms (B̂' is the slope of the
+    biased drift, so B̂'B̂ − B'B = O(τ)), so halving τ quarters what is left, where the raw error halves;
+    the grid is fine enough (h = 0.005) that the finite differences' O(h²) is 10⁻⁶ of it."""
+    grid = np.linspace(-1, 1, 401)
+    B, dB = -(grid**3) - grid, -3 * grid**2 - 1
+    D, dD = 1 + grid**2, 2 * grid
+    errors = []
+    for tau in (0.02, 0.01):
+        lever = 1.5 * tau
+        raw = burst_dataset(grid, B + 0.5 * tau * dB * B, D + lever * (dB * D + 0.5 * B * dD), tau, lever)
+        fixed = debiased(raw)
+        errors.append([np.abs(raw["drift"].values - B).max(), np.abs(fixed["drift"].values - B).max(),
+                       np.abs(raw["diffusion"].values - D).max(), np.abs(fixed["diffusion"].values - D).max()])
+    (raw_b, fixed_b, raw_d, fixed_d), (raw_b2, fixed_b2, raw_d2, fixed_d2) = errors
+    assert raw_b / raw_b2 == pytest.approx(2, rel=1e-6) and raw_d / raw_d2 == pytest.approx(2, rel=1e-6)
+    assert fixed_b / fixed_b2 == pytest.approx(4, rel=0.05) and fixed_d / fixed_d2 == pytest.approx(4, rel=0.05)
+    assert fixed_b2 < raw_b2 / 5 and fixed_d2 < raw_d2 / 5
+    assert debiased(fixed) is fixed and fixed.attrs["debiased"] == 1
+    assert Closure(raw).drift(0.5) == pytest.approx(float(np.interp(0.5, grid, fixed["drift"].values)), abs=1e-6)
+    plain = raw.copy()
+    plain.attrs = {}
+    assert debiased(plain) is plain  # not a burst estimate: as it is
+
+
+# the mean path with its band ------------------------------------------------------------------------
+
+def linear_closure(se):
+    """B(z) = −z, D = 0.04 on [−2, 2] (PCHIP reproduces both exactly), drift standard error ``se``."""
+    grid = np.linspace(-2, 2, 9)
+    dataset = template(grid, diffusion=True)
+    dataset["drift"].values[:], dataset["diffusion"].values[:] = -grid, 0.04
+    dataset["drift_stderr"].values[:], dataset["diffusion_stderr"].values[:] = se, 0.0
+    dataset["done"].values[:] = True
+    return Closure(dataset), grid
+
+
+def test_mean_path_of_an_ornstein_uhlenbeck_closure():
+    """dz = −z dt + 0.2 dW from z = 1: E z = e^{−t}, sd z = √(0.04 (1 − e^{−2t})/2). The drift's
+    uncertainty, independent N(0, se²) at the 9 grid points and linear between them, moves the mean path by
+    δ(t) = Σ_i η_i se ∫₀^t e^{−(t−u)} E[φ_i(z(u))] du (linear response; φ_i the hat functions, E over the
+    paths' normal law), so closure_sd = se √(Σ_i c_i(t)²), computed here by quadrature."""
+    closure, grid = linear_closure(0.05)
+    times = np.linspace(0, 1, 6)
+    band = mean_path(closure, 1.0, (0.0, 1.0), t_eval=times, dt=0.01, n_walkers=4000, n_samples=200,
+                     walkers_per_sample=64, seed=3)
+    assert list(band.data_vars) == ["z", "closure_sd", "path_sd", "z_stderr"]
+    sd = np.sqrt(0.04 * (1 - np.exp(-2 * times)) / 2)
+    heun = 0.01**2 * times  # weak order 2: |error| ≤ Δt² t |B|''-free bound for a linear drift
+    assert np.all(np.abs(band.z.values - np.exp(-times)) <= 4 * band.z_stderr.values + heun)
+    np.testing.assert_allclose(band.path_sd.values[1:], sd[1:], rtol=4 / np.sqrt(2 * 4000) + 0.01)
+    u = np.linspace(0, 1, 2001)
+    mean_u, sd_u = np.exp(-u), np.sqrt(0.04 * (1 - np.exp(-2 * u)) / 2)
+    x, w = np.polynomial.hermite_e.hermegauss(40)
+    w = w / w.sum()
+    z = mean_u[:, None] + sd_u[:, None] * x[None, :]
+    hats = np.stack([np.interp(z, grid, np.eye(grid.size)[i]) @ w for i in range(grid.size)])  # E φ_i(z(u))
+    expected = [0.0]
+    for t in times[1:]:
+        inside = u <= t
+        c = np.trapezoid(np.exp(-(t - u[inside])) * hats[:, inside], u[inside], axis=1)
+        expected.append(0.05 * np.sqrt(np.sum(c**2)))
+    # 200 draws: the sd's relative standard error is 1/√400 = 5 %; 64 shared paths per draw approximate E φ_i
+    np.testing.assert_allclose(band.closure_sd.values[1:], expected[1:], rtol=4 / np.sqrt(400) + 0.05)
+    assert band.closure_sd.values[0] == 0 and band.path_sd.values[0] == 0
+    exact = mean_path(linear_closure(0.0)[0], 1.0, (0.0, 1.0), t_eval=times, dt=0.01, n_walkers=100,
+                      n_samples=4, walkers_per_sample=8, seed=3)
+    assert np.all(exact.closure_sd.values == 0)  # no uncertainty, no band
+    again = mean_path(closure, 1.0, (0.0, 1.0), t_eval=times, dt=0.01, n_walkers=4000, n_samples=200,
+                      walkers_per_sample=64, seed=3)
+    xr.testing.assert_identical(again, band)
 
 
 # storage and resume -------------------------------------------------------------------------------
@@ -280,6 +450,10 @@ def test_non_positive_burst_is_refused(tau):
         BurstEstimator(EXACT_CUBIC_LIFT, CUBIC.evolver(DT), Coordinates("x1"), tau=tau, n_walkers=10)
     with pytest.raises(ValueError, match="multiple of the fine step"):
         BurstEstimator(EXACT_CUBIC_LIFT, CUBIC.evolver(DT), Coordinates("x1"), tau=1.5 * DT, n_walkers=10)
+    with pytest.raises(ValueError, match="t_heal = 0.02 must satisfy"):
+        BurstEstimator(EXACT_CUBIC_LIFT, CUBIC.evolver(DT), Coordinates("x1"), tau=0.01, n_walkers=10, t_heal=0.02)
+    with pytest.raises(ValueError, match="holds 2 saved states, too few"):
+        BurstEstimator(EXACT_CUBIC_LIFT, CUBIC.evolver(DT), Coordinates("x1"), tau=2 * DT, n_walkers=10)
 
 
 def test_store_from_a_different_recipe_is_refused(tmp_path):
@@ -309,8 +483,10 @@ def test_closure_refuses_outside_the_grid_and_where_not_done():
     dataset["done"].values[3] = False
     dataset["drift"].values[3] = np.nan
     closure = Closure(dataset)
+    estimates = closure.dataset  # debiased within the run of done points 0-2; the lone point 4 as estimated
+    assert estimates["drift"].values[4] == dataset["drift"].values[4]
     grid = GRID[:5]
-    np.testing.assert_allclose(closure.drift(grid[:3]), dataset["drift"].values[:3])
+    np.testing.assert_allclose(closure.drift(grid[:3]), estimates["drift"].values[:3])
     assert closure.drift(grid[1] + 0.01).shape == ()
     with pytest.raises(ValueError, match="outside the closure's grid"):
         closure.drift(grid[-1] + 0.1)
@@ -318,9 +494,9 @@ def test_closure_refuses_outside_the_grid_and_where_not_done():
         closure.drift(grid[3])
     with pytest.raises(ValueError, match="not estimated around"):
         closure.diffusion(0.5 * (grid[3] + grid[4]))
-    np.testing.assert_allclose(closure.drift(grid[4]), dataset["drift"].values[4])  # a lone done end point
+    np.testing.assert_allclose(closure.drift(grid[4]), estimates["drift"].values[4])  # a lone done end point
     linear = Closure(dataset, interpolation="linear")
-    np.testing.assert_allclose(linear.drift(0.5 * (grid[0] + grid[1])), dataset["drift"].values[:2].mean())
+    np.testing.assert_allclose(linear.drift(0.5 * (grid[0] + grid[1])), estimates["drift"].values[:2].mean())
     with pytest.raises(ValueError, match="interpolation must be one of"):
         Closure(dataset, interpolation="spline")
     averages = ConditionalAverageEstimator(EXACT_CUBIC_LIFT, slow_drift, n_samples=10)
@@ -338,3 +514,44 @@ def test_integration_leaving_the_grid_is_reported():
         integrate(closure, 0.5, (1.0, 1.0))
     with pytest.raises(ValueError, match="explicit seed"):
         integrate(closure, 0.5, (0.0, 1.0), sde=True, dt=0.1)
+
+
+@pytest.mark.slow
+def test_demo_mean_path_band_holds_the_direct_mean(tmp_path, capsys):
+    """`make demo`: the closure of tutorials/closure_demo.toml, then `closure integrate --compare 1000 --seed 2`.
+    The direct mean must lie within the Bonferroni family-wise 1 % bound of the combined standard error at
+    all 100 saved times after the first (|N(0, 1)| > 3.89 at any of 100 with probability ≤ 1 %); the
+    closure's 3-sd band stays narrower than 0.01, and at t = 1 the closure's sd exceeds the direct mean's se
+    (the uncertainty a band without the closure's errors would leave out)."""
+    from eqfree.cli import main
+
+    store, path = tmp_path / "closure.zarr", tmp_path / "path.zarr"
+    recipe = Path(__file__).parents[1] / "tutorials" / "closure_demo.toml"
+    assert main(["run", str(recipe), f"--out={store}", "--quiet"]) == 0
+    assert main(["closure", "integrate", "--closure", str(store), "--z0", "1", "--t-end", "1", "--compare", "1000",
+                 "--seed", "2", "--out", str(path), "--quiet"]) == 0
+    assert "family-wise 1 % bound 3.89" in capsys.readouterr().out
+    result = xr.open_zarr(path)
+    assert np.all(np.abs(result["gap"].values[1:]) <= 3.89)
+    assert 3 * float(result["closure_sd"].max()) < 0.01
+    assert float(result["closure_sd"][-1]) > float(result["direct_stderr"][-1])
+
+
+def test_burst_drift_vector_and_diffusion_tensor_of_the_full_double_well():
+    """Issue 21: double_well with CVs (x1, x2), the whole state, lifted exactly (the point itself): drift = −∇U and
+    D = (2/β) I within 3 se + 3 % (of |∇U| and of 2/β) at ≥ 90 % of an 11 × 7 grid on [−2.5, 2.5] × [−1.5, 1.5].
+    Not debiased (one point at a time): the burst keeps ½τ(B′B + ½B″D) in the drift, ≤ 0.04 at τ = 0.002 (3 se ≈ 0.7),
+    and ½p(JD + DJᵀ) in the diffusion (J = ∇B, the lever p ≈ 1.5τ), ≤ 0.08 at x1 = ±2.5 (3 se + 3 % ≈ 0.15)."""
+    well = systems.get("double_well")
+    lift = FunctionLift(lambda z, n, *, seed: np.tile(np.asarray(z, dtype=float).reshape(1, 2), (n, 1)))
+    estimator = BurstEstimator(lift, well.evolver(2e-4), Coordinates(["x1", "x2"]), tau=0.002, n_walkers=20_000)
+    hits = []
+    for i, point in enumerate(itertools.product(np.linspace(-2.5, 2.5, 11), np.linspace(-1.5, 1.5, 7))):
+        values = estimator(np.array(point), seed=i)
+        force = well.drift(torch.tensor([point]), 0.0).numpy()[0]
+        drift_ok = np.abs(values["drift"] - force) <= 3 * values["drift_stderr"] + 0.03 * np.abs(force)
+        diffusion_ok = np.abs(values["diffusion"] - 2 / well.beta * np.eye(2)) <= (
+            3 * values["diffusion_stderr"] + 0.03 * 2 / well.beta)
+        hits.append(drift_ok.all() and diffusion_ok.all())
+    print(f"double_well (x1, x2): {np.mean(hits):.1%} of 77 points within 3 se + 3 %")
+    assert np.mean(hits) >= 0.9

@@ -9,7 +9,12 @@ from scipy import stats
 from scipy.special import ive
 
 from eqfree import Restrict, systems
-from eqfree.restrict import DiffusionMaps, local_noise_covariances, mahalanobis_squared_distances
+from eqfree.restrict import (
+    DiffusionMaps,
+    kernel_sum_bandwidth,
+    local_noise_covariances,
+    mahalanobis_squared_distances,
+)
 
 
 def circle(theta):
@@ -172,3 +177,44 @@ def test_noise_covariances_need_bursts_and_shapes():
     with pytest.raises(ValueError, match=r"covariances must have shape \(3, 2, 2\)"):
         DiffusionMaps(n_components=1, select="leading").fit(np.random.default_rng(0).normal(size=(3, 2)),
                                                             covariances=np.ones((3, 2)), seed=0)
+
+
+def swiss_roll(n: int = 2000, seed: int = 0):
+    """The standard swiss roll: t = 1.5π(1 + 2u), height 21 u', (t cos t, height, t sin t); layers 2π apart."""
+    rng = np.random.default_rng(seed)
+    t = 1.5 * np.pi * (1 + 2 * rng.uniform(size=n))
+    height = 21 * rng.uniform(size=n)
+    return np.column_stack([t * np.cos(t), height, t * np.sin(t)]), t, height
+
+
+def test_swiss_roll_with_every_default():
+    """Automatic ε stays below the scale at which the kernel bridges the layers: the first selected coordinate
+    is monotone in t (|Spearman| > 0.99; seeds 0–5 gave 0.9997–0.9999, while ε bridging the layers, e.g. 3.4,
+    gives ~0.64). The height is not asserted: its mode (eigenvalue ratio (L/21)² ≈ 18, L ≈ 89 the roll's
+    length) lies next to the fourth roll harmonic (16), the two mix at n = 2000, and the height's local-linear
+    residual on the two selected coordinates was 0.38, 0.17, 0.83, 0.66 for seeds 0–3 (on the first alone: 1.0):
+    found for some samples only (issue 19, left open)."""
+    X, t, height = swiss_roll()
+    fit = DiffusionMaps(n_components=2).fit(X, seed=0)
+    first, second = fit.eigenvectors_[:, fit.selected_].T
+    rho_t, rho_h = stats.spearmanr(first, t).statistic, stats.spearmanr(second, height).statistic
+    print(f"swiss roll: epsilon {fit.epsilon_:.4g}, selected {fit.selected_}, rho(first, t) {rho_t:+.5f}, "
+          f"rho(second, height) {rho_h:+.3f}")
+    assert abs(rho_t) > 0.99
+
+
+def test_automatic_epsilon_is_translation_and_rotation_invariant():
+    """Distances from coordinate differences: a shift by 1e3 or a rotation changes ε at rounding level only."""
+    X, _, _ = swiss_roll(1000)
+    rotation = np.linalg.qr(np.random.default_rng(1).normal(size=(3, 3)))[0]
+    epsilon = kernel_sum_bandwidth(X, seed=0)
+    for moved in (X + 1e3, X @ rotation.T, (X - 1e3) @ rotation.T):
+        assert kernel_sum_bandwidth(moved, seed=0) == pytest.approx(epsilon, rel=1e-6)
+
+
+def test_no_epsilon_nan_in_messages():
+    """Issue 18: a bandwidth suggestion is always a number."""
+    with pytest.raises(ValueError, match="all points coincide"):
+        DiffusionMaps(n_components=1).fit(np.ones((20, 2)), seed=0)
+    with pytest.raises(ValueError, match="epsilon must be a positive number"):
+        DiffusionMaps(n_components=1, epsilon=float("nan")).fit(np.eye(5), seed=0)

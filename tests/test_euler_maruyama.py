@@ -42,7 +42,7 @@ def test_weak_order_one_on_ornstein_uhlenbeck():
 def test_fast_slow_linear_long_run_conditional_law(fast_slow):
     """x2 ~ N(1, 0.05); under EM at dt = 0.1 the invariant variance is a4²/(a3(2 − a3 dt))."""
     dt = 0.1
-    run = fast_slow.simulate(2000, 3000, seed=5, dt=dt, save_every=10)
+    run = fast_slow.simulate(2000, 3000, seed=5, dt=dt, save_every=10, scheme="euler_maruyama")
     moments = ensemble_moments(run.sel(coord="x2", time=slice(50, None)).values)
     em_var = fast_slow.euler_maruyama_conditional_variance(dt)
     assert em_var == pytest.approx(0.05 / (1 - 0.1 * dt / 2))
@@ -61,7 +61,8 @@ def test_double_well_long_run_left_probability():
     """
     well = systems.get("double_well")
     assert well.prob_left() == pytest.approx(0.9917, abs=5e-5)
-    run = well.simulate(1000, 300_000, seed=7, dt=0.02, x0=[well.minima()[-1], 0.0], save_every=50)
+    run = well.simulate(1000, 300_000, seed=7, dt=0.02, x0=[well.minima()[-1], 0.0], save_every=50,
+                        scheme="euler_maruyama")
     left = (run.sel(coord="x1", time=slice(4000, None)).values < 0).astype(float)
     moments = ensemble_moments(left)
     assert abs(moments.mean - well.prob_left()) < 0.01
@@ -76,6 +77,7 @@ def test_double_well_long_run_tight():
     """The same crossing study, twice as many walkers, T = 10⁴ at dt = 0.01: the transient left in
     t ≥ 6000 is ≈ 2e-4 and EM's invariant P is 0.99157 (−1e-4), both inside the allowance."""
     well = systems.get("double_well")
-    run = well.simulate(2000, 1_000_000, seed=17, dt=0.01, x0=[well.minima()[-1], 0.0], save_every=100)
+    run = well.simulate(2000, 1_000_000, seed=17, dt=0.01, x0=[well.minima()[-1], 0.0], save_every=100,
+                        scheme="euler_maruyama")
     moments = ensemble_moments((run.sel(coord="x1", time=slice(6000, None)).values < 0).astype(float))
     assert abs(moments.mean - well.prob_left()) < 3 * moments.mean_stderr + 5e-4

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from eqfree import Restrict, systems
-from eqfree.evolve.euler_maruyama import bias_force
+from eqfree.evolve import bias_force
 from eqfree.restrict import DiffusionMaps, GaussianProcessRegression, GeometricHarmonics
 
 

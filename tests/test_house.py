@@ -12,7 +12,7 @@ PACKAGES = {"eqfree": ROOT / "eqfree", "eqfree.systems": ROOT / "systems", "eqfr
 #: layer of each top-level part of eqfree (docs/architecture.md); a module imports only its own part or lower layers
 LAYERS = {
     "errors": 0, "version": 0,
-    "validation": 1, "seeding": 1, "periodic": 1, "_pymbar": 1,
+    "validation": 1, "seeding": 1, "periodic": 1, "progress": 1, "_pymbar": 1,
     "statistics": 2, "timeseries": 2, "parallel": 2, "base": 2, "scaling": 2, "io": 2,
     "operators": 3, "metrics": 3,
     "evolve": 4, "restrict": 4, "reweight": 4,

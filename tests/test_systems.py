@@ -11,7 +11,7 @@ from eqfree.statistics import ensemble_moments
 
 def test_registry():
     assert systems.available() == ["alanine_dipeptide", "averaging_cubic", "caps", "double_well", "fast_slow_linear",
-                                   "half_moons"]
+                                   "half_moons", "s_shaped", "schlogl", "two_slow"]
     for name in systems.available():
         system = systems.get(name)
         assert system.name == name and system.x0.shape == (system.dim,) and len(system.coords) == system.dim
@@ -52,7 +52,7 @@ def test_caps_fast_pair_relaxes_to_its_conditional_law():
     run = caps.simulate(2000, 1500, seed=4, save_every=10)  # T = 1.5; relaxation times 0.05 and 0.005
     late = run.sel(time=slice(0.5, None))
     for coord in ("x2", "x3"):
-        mean, var = caps.reference_moments(coord, caps.dt)["euler_maruyama"]
+        mean, var = caps.reference_moments(coord, caps.dt)[caps.scheme]  # the default scheme's invariant law
         moments = ensemble_moments(late.sel(coord=coord).values)
         assert abs(moments.mean - mean) < 3 * moments.mean_stderr
         assert abs(moments.variance - var) < 3 * moments.variance_stderr
@@ -67,21 +67,29 @@ def test_caps_fast_pair_relaxes_to_its_conditional_law():
 def test_averaging_cubic_short_bursts_recover_the_averaged_drift(z):
     """E[x1(τ) − z]/τ over bursts from the conditional law approaches B(z) = −z³ − 3 s² z.
 
-    Accounted for explicitly: EM at dt = ε/10 has conditional variance s²/(1 − dt/(2ε)) (5 % above
-    s²), so bursts start from that law and the target uses it; the remaining biases are bounded by the
-    burst curvature ½ B B' τ and the lag of x2 behind the moving x1, 3 (z² + s²) ε |B|.
+    The default (Leimkuhler–Matthews) scheme holds the OU fast variable at its exact variance s² at any
+    stable step, so bursts start from the fast-limit law N(z, s²) and the target is the physical B(z).
+    Accounted for explicitly: the fresh noise ξ_0 of a burst puts y = x2 − x1 off its stationary variance
+    V = s² by d_k = −a(1 − a) a^(2(k−1)) V at step k ≥ 1 (a = 1 − dt/ε; Var y_(k+1) = a² Var y_k + 2c² + 2ac²
+    once Cov(y_k, ξ_k) = c = √(2s²dt/ε)/2, which is 0 at k = 0), which shifts the mean rate by
+    −3z⟨d_k⟩ (E[x2³] = m³ + 3mv); the remaining biases are bounded by the burst curvature ½ B B' τ and
+    the lag of x2 behind the moving x1, 3 (z² + s²) ε |B|.
     """
     system = systems.get("averaging_cubic")
     tau, walkers = 0.01, 4000
     steps = round(tau / system.dt)
-    s2_em = system.s**2 / (1 - system.dt / (2 * system.eps))
+    v = system.fast_variance(system.dt)  # the scheme's: s² for Leimkuhler–Matthews
+    assert v == pytest.approx(system.s**2)
+    a = 1 - system.dt / system.eps
+    k = np.arange(steps)
+    start_shift = np.mean(np.where(k > 0, -a * (1 - a) * a ** (2 * (k - 1)) * v, 0.0))
     rng = np.random.default_rng(2)
-    x0 = np.column_stack([np.full(walkers, z), rng.normal(z, np.sqrt(s2_em), walkers)])
+    x0 = np.column_stack([np.full(walkers, z), rng.normal(z, np.sqrt(v), walkers)])
     run = system.simulate(walkers, steps, seed=3, x0=x0, save_every=steps)
     rates = (run.sel(coord="x1")[-1].values - z) / tau
-    b = -(z**3) - 3 * s2_em * z
-    b_prime = -3 * z**2 - 3 * s2_em
+    b = system.averaged_drift(z) - 3 * z * start_shift
+    b_prime = -3 * z**2 - 3 * v
     se = rates.std(ddof=1) / np.sqrt(walkers)
-    allowance = abs(0.5 * b * b_prime * tau) + 3 * (z**2 + s2_em) * system.eps * abs(b)
+    allowance = abs(0.5 * b * b_prime * tau) + 3 * (z**2 + v) * system.eps * abs(b)
     assert abs(rates.mean() - b) < 3 * se + allowance
     assert system.averaged_drift(z) == pytest.approx(-(z**3) - 0.75 * z)

@@ -13,7 +13,7 @@ from eqfree.closures import load, save
 from eqfree.seeding import as_seed_sequence
 from eqfree.systems import LinearGaussianLift
 from eqfree.testing import check_micro_macro_consistency
-from eqfree.testing.strategies import closure_datasets, cv_grids, cv_values, seeds
+from eqfree.testing.strategies import closure_datasets, cv_grids, cv_values, perturbed_lifts, seeds
 
 LINEAR = systems.get("fast_slow_linear")
 CUBIC = systems.get("averaging_cubic")
@@ -86,6 +86,18 @@ def test_bad_use_of_the_check():
         check_micro_macro_consistency(CUBIC_LIFT, Coordinates(["x1", "x2"]), 0.0, 10, seed=1, tolerance=0.1)
     with pytest.raises(ValueError, match="give low and high"):
         cv_values(linear_exact_lift)
+
+
+@settings(max_examples=30, deadline=None)
+@given(drawn=perturbed_lifts(CUBIC_LIFT), z=cv_values(CUBIC_LIFT), seed=seeds())
+def test_perturbed_lifts_scale_the_spread(drawn, z, seed):
+    """The perturbation scales each coordinate's deviation from its sample mean: the fast sd by the factor
+    exactly, the pinned slow coordinate not at all."""
+    factor, lift = drawn
+    assert 1 / 2.0 <= factor <= 2.0 and not 1 / 1.2 < factor < 1.2 and lift.valid_range == CUBIC_LIFT.valid_range
+    x, reference = lift(np.array([z]), 300, seed=seed), CUBIC_LIFT(np.array([z]), 300, seed=seed)
+    np.testing.assert_allclose(x[:, 1].std(), factor * reference[:, 1].std(), rtol=1e-12)
+    np.testing.assert_allclose(x[:, 0], z, rtol=0, atol=1e-12)
 
 
 @settings(max_examples=30, deadline=None)

@@ -10,7 +10,9 @@ import torch
 from scipy import integrate, stats
 
 from eqfree import SDE, SDEEvolver, systems
+from eqfree.errors import InputError
 from eqfree.lift import ReweightedUmbrella, UmbrellaSampling, wrapped_difference
+from eqfree.lift import umbrella as umbrella_module
 from eqfree.restrict import CollectiveVariable, DiffusionMaps, GeometricHarmonics, local_noise_covariances
 from eqfree.testing import check_micro_macro_consistency
 
@@ -25,17 +27,19 @@ def exact_x2_w1(system, samples) -> float:
 def test_known_coordinate_window_gives_the_exact_conditional_law(fast_slow):
     """Bias on x1 (eq. 2.2) from (0, 1): x1 settles at 10 + a1/κ, x2 ~ N(1, 0.05) untouched.
 
-    Euler–Maruyama at dt = 1 holds x2 at variance a4²/(a3(2 − a3)) = 0.0526: W1 to N(1, 0.05) is
-    (0.2294 − 0.2236)√(2/π) = 0.005 from that alone, well under 0.02."""
+    At dt = 1 the system's scheme holds an OU coordinate of rate r and noise σ at variance σ²/(r(2 − r dt))
+    (Euler–Maruyama) or σ²/(2r) (Leimkuhler–Matthews, exact for an OU); for x2 the worst is EM's
+    0.0526: W1 to N(1, 0.05) is (0.2294 − 0.2236)√(2/π) = 0.005 from that alone, well under 0.02."""
     sampler = UmbrellaSampling(fast_slow.evolver(1.0), "x1", 0.5, n_steps=600, n_walkers=50, save_every=2,
                                initial=fast_slow.x0)
     window = sampler.window(10.0, seed=1)
     assert window.x.shape == (301, 50, 2) and window.attrs["warmup_frames"] < 50
     kept = window.isel(time=slice(window.attrs["warmup_frames"], None, window.attrs["stride"]))
     x1, x2 = kept.x.values[..., 0].ravel(), kept.x.values[..., 1].ravel()
-    # biased x1: OU with rate κ around 10 + a1/κ; EM variance a2²/(κ(2 − κ dt))
+    # biased x1: OU with rate κ around 10 + a1/κ; its variance at dt = 1 for the system's scheme (docstring)
     assert abs(x1.mean() - (10 + 1e-3 / 0.5)) < 1e-4
-    np.testing.assert_allclose(x1.var(), 1e-6 / (0.5 * 1.5), rtol=0.1)
+    variance = {"euler_maruyama": 1e-6 / (0.5 * 1.5), "leimkuhler_matthews": 1e-6 / (2 * 0.5)}[fast_slow.scheme]
+    np.testing.assert_allclose(x1.var(), variance, rtol=0.1)
     w1 = exact_x2_w1(fast_slow, x2)
     ks = stats.kstest(x2, "norm", args=(1.0, math.sqrt(0.05))).statistic
     print(f"known x1: {x2.size} samples, W1 = {w1:.4f}, KS = {ks:.4f}")
@@ -142,7 +146,8 @@ def test_bias_on_an_angle_near_pi_wraps_instead_of_jumping():
 
 
 # -- windows across a grid, reproducibility, the Lift ----------------------------------------------------
-def test_windows_do_not_depend_on_tasks_or_executor(fast_slow):
+def test_windows_do_not_depend_on_tasks_or_executor(fast_slow, monkeypatch):
+    monkeypatch.setattr(umbrella_module, "FRAMES_PER_BLOCK", 7)  # 100 steps: 15 blocks, the last one partial
     sampler = UmbrellaSampling(fast_slow.evolver(1.0), "x1", 0.5, n_steps=100, n_walkers=4, warmup=10,
                                initial=fast_slow.x0)
     grid = [9.0, 10.0, 11.0]
@@ -150,6 +155,10 @@ def test_windows_do_not_depend_on_tasks_or_executor(fast_slow):
     with ThreadPoolExecutor(2) as pool:
         apart = sampler.run(grid, seed=3, executor=pool)
     assert together.identical(apart)
+    assert together.identical(sampler.run(grid, seed=3, windows_per_task=2))
+    # without states: the same CV samples and bias energies, no x
+    light = sampler.run(grid, seed=3, save_states=False)
+    assert "x" not in light and light.identical(together.drop_vars(["x", "coord"]))
     np.testing.assert_array_equal(together.window_index.values, np.repeat([0, 1, 2], together.n_samples.values))
     # a window alone is the first window of a run with the same seed
     alone = sampler.window(9.0, seed=3)
@@ -247,6 +256,8 @@ def test_reweighted_windows_lift_the_unbiased_kernel_law():
     assert abs(mean - exact_mean) < 4 * se + 0.01
     states = lift(np.array([z]), 500, seed=7)
     assert states.shape == (500, 2) and np.all(np.abs(states[:, 0] - z) < 8 * h)
+    with pytest.raises(InputError, match="save_states=True"):
+        ReweightedUmbrella(windows.drop_vars("x"), fits["mbar"], bandwidth=h)
 
 
 # -- bad input --------------------------------------------------------------------------------------
@@ -268,3 +279,42 @@ def test_bad_input_is_refused_clearly(fast_slow):
         CollectiveVariable(angle, period=-1.0)
     with pytest.raises(ValueError, match="estimator"):
         sampler.reweight(sampler.run([1.0, 2.0], seed=0), "tram")
+
+
+def test_the_cv_contract_is_checked_before_the_first_step(fast_slow):
+    """A CV written for (walkers, dim) with x[:, 0] is refused on its (2, 3, dim) probe, showing both shapes,
+    before any step: at construction when the evolver names its coordinates, else before the first step."""
+    first_axis = CollectiveVariable(lambda x: x[:, 0], name="first")
+    with pytest.raises(InputError, match=r"shape \(2, 3, dim\) it returned \(2, 2\), expected \(2, 3\)"):
+        UmbrellaSampling(fast_slow.evolver(1.0), first_axis, 0.5, n_steps=10, initial=fast_slow.x0)
+    # dim 3: x[:, 0] has the expected shape on the (2, 3, dim) probe but the values of the wrong states
+    calls = []
+
+    def drift(x, t):
+        calls.append(t)
+        return -x
+
+    unnamed = SDEEvolver(SDE(drift, lambda x, t: torch.ones_like(x)), 0.01)  # no coords: dim known from the states
+    sampler = UmbrellaSampling(unnamed, first_axis, 1.0, n_steps=10, n_walkers=2, initial=np.zeros(3))
+    with pytest.raises(InputError, match=r"other values for the same states in a \(2, 3, dim\) batch"):
+        sampler.run([0.0, 1.0], seed=0)
+    failing = CollectiveVariable(lambda x: x[:, :, 0], name="two_axes")
+    with pytest.raises(InputError, match=r"fails on states of shape \(2, dim\)"):
+        UmbrellaSampling(unnamed, failing, 1.0, n_steps=10, n_walkers=2, initial=np.zeros(3)).window(0.0, seed=0)
+    assert calls == []
+    UmbrellaSampling(fast_slow.evolver(1.0), CollectiveVariable(lambda x: x[..., 0]), 0.5, n_steps=10,
+                     initial=fast_slow.x0)  # the contract written for (..., dim) passes
+
+
+def test_walkers_without_a_start_name_what_to_pass(fast_slow):
+    with pytest.raises(InputError, match="pass initial states .* or define x0"):
+        UmbrellaSampling(fast_slow.evolver(1.0), "x1", 0.5, n_steps=10, initial=None)
+
+
+def test_a_run_that_cannot_fit_in_memory_is_refused_before_any_step(fast_slow):
+    """10^12 steps of 100 walkers: 16 B per walker and frame of CV series far beyond any memory."""
+    sampler = UmbrellaSampling(fast_slow.evolver(1.0), "x1", 0.5, n_steps=10**12, n_walkers=100, initial=fast_slow.x0)
+    with pytest.raises(InputError, match=r"GiB of memory available; raise save_every \(--save-every\)"):
+        sampler.run([9.0, 10.0], seed=0)
+    with pytest.raises(InputError, match=r"call run\(\), which keeps the CV series alone"):
+        sampler.window(10.0, seed=0)

@@ -20,6 +20,7 @@ from eqfree.errors import MissingInputError, NotFittedError
 from eqfree.lift.variational import (
     VAE,
     DiagonalLaplace,
+    LangevinWalkers,
     RejectedStepWarning,
     ReverseKL,
     TemperingWarning,
@@ -64,8 +65,9 @@ def entropy():
 
 @pytest.fixture(scope="module")
 def reverse():
-    model = ReverseKL(widths=(16, 32, 32), n_epochs=8000, beta_start=1e-3, epochs_at_target=0)
-    return model.fit(WELL.potential, dim=2, seed=1, progress=False)
+    """At the defaults a user runs, with seed 0 (fixed before any run of these defaults; it is the seed
+    that lost the minor well before the Langevin-walker guard)."""
+    return ReverseKL().fit(WELL.potential, dim=2, seed=0, progress=False)
 
 
 def test_reverse_kl_populates_both_wells_and_recovers_the_free_energy(reverse):
@@ -79,35 +81,46 @@ def test_reverse_kl_populates_both_wells_and_recovers_the_free_energy(reverse):
           f"loss {sample.loss:.4f} ± {sample.loss_stderr:.4f}, "
           f"gap to -log Z {gap:.4f}; importance log Z {sample.log_partition:.4f} (exact {LOG_Z:.4f}); "
           f"Kish ESS {sample.ess / len(sample.x):.3f} n; {reverse.training_['energy_evaluations']} energy evaluations")
-    assert n_right >= 100  # the minor well is populated by the generator itself
+    # the generator itself populates the minor well (the walker guard, module doc; measured 4500-5500 of 10⁶
+    # draws at seeds 0-1 against 10⁶ P = 8350 exact); 100 is the floor below which the weights could not
+    # estimate P to the 0.3 kT acceptance (relative error of P ≈ (ESS-weighted count)^(−1/2) = 0.1 kT at 100)
+    assert n_right >= 100
+    # acceptance (issue 26): within 0.3 kT with a standard error below 0.3 kT. The reweighted estimate is
+    # consistent (self-normalized importance sampling: bias O(1/ESS) = 1e-5 kT), so it must also lie within
+    # 4 of its own standard errors
     assert abs(dF - DELTA_F) < 0.3 and dF_se < 0.3
+    assert abs(dF - DELTA_F) < 4 * dF_se
     assert gap > -4 * sample.loss_stderr  # the loss bounds -log Z from above: below it is a bug
+    # fit quality (stated bound, not a statistical one): KL(q || p) + E KL(q(z|x) || r(z|x)) < 0.1 nats, of
+    # which the minor well's raw mass m ≈ 0.6 P costs m log(m/P) + (1 − m) log((1 − m)/(1 − P)) ≈ 0.0008
     assert gap < 0.1
-    assert sample.ess > 0.05 * len(sample.x)
+    assert sample.ess > 0.05 * len(sample.x)  # at least 5 · 10⁴ effective draws: dF_se ≈ 0.05 kT
 
 
 @pytest.mark.slow
 def test_reverse_kl_free_energy_over_seeds():
-    """The default test's configuration over seeds 0-5. Reverse KL is mode-seeking: the minor well
-    (0.8 % of the mass, worth −log(1 − 0.0083) = 0.008 nats of loss) survives the tempering only
-    partly; measured: seeds 1, 4, 5 within 0.3 kT, seeds 0 (well dropped), 2, 3 not."""
-    errors = []
-    for seed in range(6):
-        model = ReverseKL(widths=(16, 32, 32), n_epochs=8000, beta_start=1e-3, epochs_at_target=0)
-        sample = model.fit(WELL.potential, dim=2, seed=seed, progress=False).reweight(WELL.potential, 1_000_000, seed=1)
+    """The defaults over seeds 0-9 (issue 26 acceptance: ≥ 9 of 10 within 0.3 kT with a standard error
+    below 0.3 kT; benchmarks/seed_robustness.py prints the same study). Without the Langevin-walker guard
+    (``coverage = 0``) the minor well (0.8 % of the mass, worth 0.008 nats of loss) was dropped or
+    mis-weighted at 3 of 6 seeds."""
+    passed = 0
+    for seed in range(10):
+        sample = ReverseKL().fit(WELL.potential, dim=2, seed=seed, progress=False).reweight(WELL.potential,
+                                                                                           1_000_000, seed=1)
         dF, dF_se = sample.free_energy_difference(right)
-        errors.append(dF - DELTA_F)
         print(f"seed {seed}: {int(right(sample.x).sum())} draws in the minor well, dF {dF:.3f} ± {dF_se:.3f}, "
               f"gap {sample.loss + LOG_Z:.4f}")
-        assert sample.loss + LOG_Z > -4 * sample.loss_stderr
-    assert sum(abs(e) < 0.3 for e in errors) >= 3
+        assert sample.loss + LOG_Z > -4 * sample.loss_stderr  # a bound: below it is a bug, at every seed
+        passed += abs(dF - DELTA_F) < 0.3 and dF_se < 0.3
+    assert passed >= 9
 
 
 def test_tempering_schedule_is_recorded_and_reaches_the_target(reverse):
     steps, betas = reverse.schedule_
-    assert betas[0] == 1e-3 and betas[-1] == 1.0 and np.all(np.diff(betas) > 0) and np.all(np.diff(steps) > 0)
+    assert betas[0] == 1e-10 and betas[-1] == 1.0 and np.all(np.diff(betas) > 0) and np.all(np.diff(steps) > 0)
     np.testing.assert_array_equal(reverse.history_["beta"][steps[1:] - 1], betas[:-1])
-    assert reverse.training_["energy_evaluations"] == len(reverse.history_["loss"]) * 256
+    # a batch of 256 draws per epoch, and 256 Langevin walkers evaluated once at the start and once per epoch
+    assert reverse.training_["energy_evaluations"] == len(reverse.history_["loss"]) * 512 + 256
     assert reverse.training_["rejected_steps"] == 0
 
 
@@ -121,6 +134,28 @@ def test_tempering_increment_solves_its_equation():
     assert tempering_increment(u, log_w, 0.9, 1.0, 0.1) == pytest.approx(0.1)  # capped at the target
     # a weight concentrated on u = 1 makes the ensemble energy-deterministic: no KL increase at all
     assert tempering_increment(u, torch.tensor([-1e3, 0.0]), 0.0, 5.0, 1e-3) == pytest.approx(5.0)
+
+
+@pytest.mark.parametrize("beta", [0.5, 1.0])
+def test_langevin_walkers_keep_and_reach_the_boltzmann_law(beta):
+    """MALA is exact: on U = x1²/2 + 2 x2² (variances 1/β, 1/(4β)) walkers started from the exact law stay
+    there, and walkers started at the origin reach it (variance relaxes like e^{−2hkβ t}: after 1500 steps
+    at h = 0.01, below e^{−15}). Each variance of n = 5000 independent walkers has relative standard error
+    √(2/n) = 2 %; bound 4 standard errors (two coordinates, two starts)."""
+    n, stiffness = 5000, torch.tensor([1.0, 4.0], dtype=torch.float64)
+    energy = lambda x: 0.5 * (stiffness * x**2).sum(-1)  # noqa: E731
+    exact = 1 / (beta * stiffness.numpy())
+    generator = torch.Generator().manual_seed(3)
+    starts = {"exact": torch.randn((n, 2), generator=generator, dtype=torch.float64) * torch.as_tensor(exact) ** 0.5,
+              "origin": torch.zeros((n, 2), dtype=torch.float64)}
+    for name, start in starts.items():
+        walkers = LangevinWalkers(start, torch.ones(2, dtype=torch.float64))
+        for _ in range(1500 if name == "origin" else 200):
+            x = walkers.step(energy, beta, generator)
+        variance = x.numpy().var(axis=0)
+        print(f"\nMALA from {name} at beta {beta}: variances {variance} (exact {exact}), step {walkers.log_step:.3f}")
+        assert np.all(np.abs(variance / exact - 1) < 4 * math.sqrt(2 / n)), (name, variance)
+        assert np.all(np.abs(x.numpy().mean(axis=0)) < 4 * np.sqrt(exact / n))
 
 
 # -- data-driven VAE and the mixed objective ------------------------------------------------------
@@ -202,7 +237,9 @@ def test_mixed_objective_obeys_both_bounds(mixed, held_out):
     assert forward - entropy() > -4 * forward_se
 
 
-@pytest.mark.xfail(strict=True, reason="measured: with 1000 states and alpha = 0.5 the seeded run keeps 7e-5 of its "
+@pytest.mark.xfail(strict=True, reason="measured with the Langevin-walker guard (coverage 0.1, here 5 % of the "
+                                       "objective): raw P(x1 > 0) 0.00028, reweighted dF 4.57 ± 0.40 at seed 1. Before "
+                                       "it: with 1000 states and alpha = 0.5 the seeded run keeps 7e-5 of its "
                                        "draws in the minor well; reweighted dF 5.79 ± 0.58 (K = 8 and 2000 states: "
                                        "6.07 ± 0.14; alpha = 0.9: 5.67 ± 0.11). Without tempering, K = 8 and 10^4 "
                                        "states: alpha = 0.5 and 0.9 drop the well; alpha = 0.99 gives 4.80 ± 0.13 at "
@@ -283,6 +320,24 @@ def test_laplace_band_is_a_band_of_posterior_draws(vae, training_states):
     assert band.draws.shape == (20,) and low <= band.mean <= high
     again = laplace.predictive(vae, lambda x: right(x).astype(float), n_theta=20, n_x=2000, seed=3)
     np.testing.assert_array_equal(again.draws, band.draws)
+
+
+@pytest.mark.slow
+def test_laplace_band_covers_the_exact_population_over_seeds():
+    """Issue 26: the 95 % Laplace band of P(x1 > 0) covers the quadrature value 0.00835 in ≥ 8 of 10 seeds
+    (each seed its own 2000 exact training states and its own VAE, the fixture's settings). At nominal
+    coverage the count is Binomial(10, 0.95): P(count < 8) = 1.2 %."""
+    covered = 0
+    for seed in range(10):
+        states = exact_samples(2000, seed=100 + seed)
+        model = VAE(widths=SMALL, n_epochs=3000, batch_size=256, lr=3e-3, kl_warmup=1000, importance_samples=8)
+        model.fit(states, seed=seed, progress=False)
+        band = DiagonalLaplace().fit(model, states).predictive(model, lambda x: right(x).astype(float), n_theta=50,
+                                                               n_x=20_000, seed=seed)
+        low, high = band.interval
+        print(f"seed {seed}: P(x1 > 0) band [{low:.5f}, {high:.5f}] (exact {P_RIGHT:.5f})")
+        covered += low <= P_RIGHT <= high
+    assert covered >= 8
 
 
 # -- invariances, persistence, operators ----------------------------------------------------------

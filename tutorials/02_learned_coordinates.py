@@ -1,16 +1,18 @@
-# %% [markdown]
-# # 02 — Learned slow coordinates: diffusion maps and their out-of-sample extension
-#
-# When the slow variable is not a coordinate, eqfree learns it. This tutorial reproduces the
-# learned-coordinate panels of Figures 2 and 4 of Crabtree, Bello-Rivas, Ferguson & Kevrekidis, "GANs and
-# closures: micro-macro consistency in multiscale modeling" (data coloured by the diffusion-map coordinate φ),
-# then extends φ to a differentiable function Φ(x) that a bias potential can use.
-#
-# - `fast_slow_linear`: Euclidean diffusion maps; φ is one-to-one with x1.
-# - `half_moons`: Euclidean distances mix the fast radius into φ; the Mahalanobis distance (4.2),
-#   with local noise covariances from short bursts of the fine simulator, recovers x1.
-#
-# `EQFREE_FAST=1` shortens every run; figures go to `EQFREE_OUT` (default `tutorials/output`).
+"""
+02 — Learned slow coordinates: diffusion maps and their out-of-sample extension
+===============================================================================
+
+When the slow variable is not a coordinate, eqfree learns it. This tutorial reproduces the
+learned-coordinate panels of Figures 2 and 4 of Crabtree, Bello-Rivas, Ferguson & Kevrekidis, "GANs and
+closures: micro-macro consistency in multiscale modeling" (data coloured by the diffusion-map coordinate φ),
+then extends φ to a differentiable function Φ(x) that a bias potential can use.
+
+- `fast_slow_linear`: Euclidean diffusion maps; φ is one-to-one with x1.
+- `half_moons`: Euclidean distances mix the fast radius into φ; the Mahalanobis distance (4.2),
+  with local noise covariances from short bursts of the fine simulator, recovers x1.
+
+`EQFREE_FAST=1` shortens every run; figures go to `EQFREE_OUT` (default `tutorials/output`).
+"""
 
 # %%
 import os
@@ -27,12 +29,14 @@ from eqfree import systems
 from eqfree.restrict import DiffusionMaps, GeometricHarmonics, local_noise_covariances
 
 FAST = os.environ.get("EQFREE_FAST") == "1"
-OUT = Path(os.environ.get("EQFREE_OUT", Path(__file__).parent / "output"))
+OUT = Path(os.environ.get("EQFREE_OUT") or Path(__file__).parent / "output")
 OUT.mkdir(parents=True, exist_ok=True)
 scale = 3 if FAST else 1
 
-# %% [markdown]
-# ## Figure 2 (right): `fast_slow_linear` coloured by φ
+# %%
+# Figure 2 (right): `fast_slow_linear` coloured by φ
+# --------------------------------------------------
+#
 # 5,000 points of one unbiased run at dt = 1; automatic bandwidth, sparse kernel, the first
 # non-harmonic eigenvector.
 
@@ -45,8 +49,25 @@ rho_linear = stats.spearmanr(phi, data[:, 0]).statistic
 print(f"fast_slow_linear: {len(data)} points, epsilon = {linear_map.epsilon_:.3g}, "
       f"eigenvector {linear_map.selected_[0]} selected, Spearman rho(phi, x1) = {rho_linear:+.4f}")
 
-# %% [markdown]
-# ## Figure 4: `half_moons` coloured by φ, Euclidean against Mahalanobis
+# %%
+# A folded manifold: the swiss roll with every default
+# ----------------------------------------------------
+#
+# The automatic ε is taken in the regime where the kernel sum grows as ε^{d/2} (d = 2 here), a quarter of the
+# way in, below the scale at which the kernel bridges the layers (2π apart): φ1 follows the roll parameter t.
+
+# %%
+rng = np.random.default_rng(0)
+t = 1.5 * np.pi * (1 + 2 * rng.uniform(size=2000 // scale))
+roll = np.column_stack([t * np.cos(t), 21 * rng.uniform(size=t.size), t * np.sin(t)])
+roll_map = DiffusionMaps(n_components=2).fit(roll, seed=0)
+rho_roll = stats.spearmanr(roll_map.eigenvectors_[:, roll_map.selected_[0]], t).statistic
+print(f"swiss roll: epsilon = {roll_map.epsilon_:.3g}, selected {roll_map.selected_.tolist()}, "
+      f"Spearman rho(phi, t) = {rho_roll:+.4f}")
+
+# %%
+# Figure 4: `half_moons` coloured by φ, Euclidean against Mahalanobis
+# -------------------------------------------------------------------
 
 # %%
 moons = systems.get("half_moons")
@@ -74,8 +95,10 @@ for ax in axes:
 fig.tight_layout()
 fig.savefig(OUT / "fig4_half_moons_learned.png", dpi=120)
 
-# %% [markdown]
-# ## Φ(x): the learned coordinate as a differentiable function
+# %%
+# Φ(x): the learned coordinate as a differentiable function
+# ---------------------------------------------------------
+#
 # Geometric harmonics fitted on a subset reproduce φ on held-out points; the gradient ∇Φ feeds the
 # umbrella force −k (Φ(x) − φ0) ∇Φ(x) (eq. 2.3).
 

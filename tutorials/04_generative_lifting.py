@@ -1,15 +1,17 @@
-# %% [markdown]
-# # 04 — Generative lifting: a CcGAN and a conditional score model as lifting operators
-#
-# A conditional generator trained on fine states labelled by their CV value samples the
-# conditional equilibrium ν_z at once, with no warm-up. This tutorial reproduces Crabtree et al.'s
-# Figure 3 (CcGAN on `fast_slow_linear` at x1 = 10 against the exact N(1, 0.05), here with the
-# score model beside it), Figure 9 (on `caps`, 1-D generator noise draws a curve on the 2-D cap,
-# 2-D noise covers it) and Figure 10 (the 2-D-noise CcGAN conditioned at x1 = 20, outside the
-# training data on [0, 10]), with numbers against the exact laws.
-#
-# `EQFREE_FAST=1` trains briefly (the figures then show half-trained generators); figures go to
-# `EQFREE_OUT` (default `tutorials/output`).
+"""
+04 — Generative lifting: a CcGAN and a conditional score model as lifting operators
+===================================================================================
+
+A conditional generator trained on fine states labelled by their CV value samples the
+conditional equilibrium ν_z at once, with no warm-up. This tutorial reproduces Crabtree et al.'s
+Figure 3 (CcGAN on `fast_slow_linear` at x1 = 10 against the exact N(1, 0.05), here with the
+score model beside it), Figure 9 (on `caps`, 1-D generator noise draws a curve on the 2-D cap,
+2-D noise covers it) and Figure 10 (the 2-D-noise CcGAN conditioned at x1 = 20, outside the
+training data on [0, 10]), with numbers against the exact laws.
+
+`EQFREE_FAST=1` trains briefly (the figures then show half-trained generators); figures go to
+`EQFREE_OUT` (default `tutorials/output`).
+"""
 
 # %%
 import math
@@ -29,12 +31,14 @@ from eqfree.lift import CcGAN, ConditionalScoreModel, ExtrapolationWarning
 from eqfree.metrics import energy_distance, label_consistency, local_spectra, wasserstein_marginals
 
 FAST = os.environ.get("EQFREE_FAST") == "1"
-OUT = Path(os.environ.get("EQFREE_OUT", Path(__file__).parent / "output"))
+OUT = Path(os.environ.get("EQFREE_OUT") or Path(__file__).parent / "output")
 OUT.mkdir(parents=True, exist_ok=True)
 scale = 10 if FAST else 1
 
-# %% [markdown]
-# ## Figure 3: x2 at x1 = 10 on `fast_slow_linear`
+# %%
+# Figure 3: x2 at x1 = 10 on `fast_slow_linear`
+# ---------------------------------------------
+#
 # Training data: 50 walkers of eq. (2.1) from (0, 1) until x1 ≈ 10 (dt = 0.5, every 20th step).
 # The CcGAN has the paper's Table 1 networks and the hard vicinal loss; the score model an MLP
 # denoiser with EDM preconditioning, sampled by the probability-flow ODE.
@@ -76,8 +80,10 @@ for column, (name, lifted) in enumerate(samples.items()):
 fig.tight_layout()
 fig.savefig(OUT / "fig3_generative_x2.png", dpi=120)
 
-# %% [markdown]
-# ## Figure 9: the noise dimension on `caps`
+# %%
+# Figure 9: the noise dimension on `caps`
+# ---------------------------------------
+#
 # The fast pair (x2, x3) has a 2-D Gaussian law at every x1; seen through map (6.2) it fills a cap
 # (y2, y3) = (x2² + x3², x3). A generator G(ζ, z) with one noise variable draws, at fixed z, a
 # curve ζ ↦ G(ζ, z); two noise variables can fill the cap. The local covariance spectra of the
@@ -126,11 +132,13 @@ for ax, d in zip(axes, (1, 2)):
 fig.tight_layout()
 fig.savefig(OUT / "fig9_caps_noise_dimension.png", dpi=120)
 
-# %% [markdown]
-# ## Figure 10: extrapolation to x1 = 20
+# %%
+# Figure 10: extrapolation to x1 = 20
+# -----------------------------------
+#
 # The 2-D-noise CcGAN conditioned at x1 = 10 (inside the data) and at x1 = 20 (twice the largest
 # training label). Sampling there warns of extrapolation; the numbers say how far the samples are
-# from the exact conditional law: the label error |y1 − y2 − z|, W1 per observed coordinate and the
+# from the exact conditional law: the label error `|y1 − y2 − z|`, W1 per observed coordinate and the
 # energy distance, each beside the same statistic for exact samples of the same size (the floor).
 
 # %%

@@ -1,19 +1,21 @@
-# %% [markdown]
-# # 06 — Generator-seeded umbrella sampling, and exploring beyond the training data
-#
-# A trained conditional generator G gives fine states already near the conditional equilibrium
-# at z, so umbrella sampling need not relax from a poor start: many short biased runs started
-# from G(z) replace one long run, and they can run side by side. The samples still come from the
-# true dynamics, so the generator's own errors do not enter them. This tutorial reproduces Crabtree, Bello-Rivas,
-# Ferguson & Kevrekidis's
-# Figure 6 on `fast_slow_linear` (10 runs of 1000 steps seeded by a score model against one run
-# of 10,000 steps from (0, 3), both biased at x1 = 10), with the accuracy of each as the runs go
-# on, and then the exploration the paper suggests at the end of its section 6.2: on `caps`, from
-# data on x1 ∈ [0, 10], rounds of extrapolate → refine by seeded umbrella sampling → retrain carry
-# the generator to x1 = 20, each round checked against the exact conditional law.
-#
-# `EQFREE_FAST=1` trains briefly and uses fewer seeds; figures go to `EQFREE_OUT`
-# (default `tutorials/output`).
+"""
+06 — Generator-seeded umbrella sampling, and exploring beyond the training data
+===============================================================================
+
+A trained conditional generator G gives fine states already near the conditional equilibrium
+at z, so umbrella sampling need not relax from a poor start: many short biased runs started
+from G(z) replace one long run, and they can run side by side. The samples still come from the
+true dynamics, so the generator's own errors do not enter them. This tutorial reproduces Crabtree, Bello-Rivas,
+Ferguson & Kevrekidis's
+Figure 6 on `fast_slow_linear` (10 runs of 1000 steps seeded by a score model against one run
+of 10,000 steps from (0, 3), both biased at x1 = 10), with the accuracy of each as the runs go
+on, and then the exploration the paper suggests at the end of its section 6.2: on `caps`, from
+data on x1 ∈ [0, 10], rounds of extrapolate → refine by seeded umbrella sampling → retrain carry
+the generator to x1 = 20, each round checked against the exact conditional law.
+
+`EQFREE_FAST=1` trains briefly and uses fewer seeds; figures go to `EQFREE_OUT`
+(default `tutorials/output`).
+"""
 
 # %%
 import math
@@ -34,11 +36,13 @@ from eqfree.lift import AssistedUmbrella, ConditionalScoreModel, ExtrapolationWa
 from eqfree.metrics import energy_distance, label_consistency, running_wasserstein, wasserstein_marginals
 
 FAST = os.environ.get("EQFREE_FAST") == "1"
-OUT = Path(os.environ.get("EQFREE_OUT", Path(__file__).parent / "output"))
+OUT = Path(os.environ.get("EQFREE_OUT") or Path(__file__).parent / "output")
 OUT.mkdir(parents=True, exist_ok=True)
 
-# %% [markdown]
-# ## Figure 6: ten seeded runs of 1000 steps against one run of 10,000
+# %%
+# Figure 6: ten seeded runs of 1000 steps against one run of 10,000
+# -----------------------------------------------------------------
+#
 # The generator: a conditional score model trained on 50 walkers of eq. (2.1) from (0, 1) until
 # x1 ≈ 10 (dt = 0.5, every 20th step), as in the tests. Both samplers are biased on x1 at 10 with
 # κ = 0.5, dt = 1. The single run starts at (0, 3), away from equilibrium, and its warm-up
@@ -55,7 +59,7 @@ print(f"score model trained in {generator.training_['seconds']:.1f} s on {len(X)
 
 Z, KAPPA, THRESHOLD = 10.0, 0.5, 0.02
 exact_x2 = stats.norm(1.0, math.sqrt(0.05))
-# W1 between N(1, s1²) and N(1, s2²) is |s1 − s2| E|N(0, 1)| = |s1 − s2| √(2/π)
+# W1 between N(1, s1²) and N(1, s2²) is `|s1 − s2| E|N(0, 1)| = |s1 − s2| √(2/π)`
 em_floor = abs(math.sqrt(linear.euler_maruyama_conditional_variance(1.0)) - math.sqrt(0.05)) * math.sqrt(2 / math.pi)
 assisted = AssistedUmbrella(generator, linear.evolver(1.0), "x1", KAPPA, n_steps=1000, n_walkers=10)
 single = UmbrellaSampling(linear.evolver(1.0), "x1", KAPPA, n_steps=10_000, initial=np.array([0.0, 3.0]))
@@ -142,7 +146,7 @@ ax.legend(fontsize=8)
 fig.tight_layout()
 fig.savefig(OUT / "fig6_assisted_umbrella.png", dpi=120)
 
-# %% [markdown]
+# %%
 # The convergence of the two samplers: against the fine steps spent (equal cost) they are alike —
 # the generator's starts spare only the short warm-up here — but the seeded runs reach each
 # accuracy after a tenth of the steps *per run*, which is the wall-clock when the ten run side by
@@ -170,11 +174,13 @@ axes[0].legend(fontsize=8)
 fig.tight_layout()
 fig.savefig(OUT / "fig6_convergence.png", dpi=120)
 
-# %% [markdown]
-# ## Exploring beyond the data on `caps`
+# %%
+# Exploring beyond the data on `caps`
+# -----------------------------------
+#
 # Training data: 50 walkers of `caps` from x1 = 0 with the fast pair at equilibrium, dt = 1e-3,
 # until x1 = 10. The fast pair's conditional law is exactly N(0, v2) × N(0, v3) whatever x1.
-# `explore` goes 2.5 beyond the data each round: it checks the label consistency mean |x1 − z| of
+# `explore` goes 2.5 beyond the data each round: it checks the label consistency mean `|x1 − z|` of
 # the generator's extrapolated states (it stops above 5 window widths 5/√κ = 0.5), refines them by
 # 20 seeded umbrella runs of 500 steps (κ = 100), adds the refined states to the training set and
 # continues training. Each round's refined states are compared with the exact law: W1 per

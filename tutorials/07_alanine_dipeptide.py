@@ -1,17 +1,19 @@
-# %% [markdown]
-# # 07 — Alanine dipeptide: OpenMM as the fine simulator, umbrella sampling on ψ, a CcGAN on 66 coordinates
-#
-# The molecular case of Crabtree, Bello-Rivas, Ferguson & Kevrekidis, "GANs and closures" (section 5,
-# Figures 7 and 8): alanine dipeptide (ACE-ALA-NME,
-# 22 atoms) with the Amber14 force field in OBC2 implicit solvent, Langevin dynamics at 300 K with a
-# 1 fs step and friction 1/ps. An unbiased run gives the training data; umbrella sampling on the
-# backbone dihedral ψ (κ = 50 and 500 kJ/mol/rad²) gives the PMF(ψ) and biased reference samples;
-# a CcGAN conditioned on ψ (Table 3 architecture) generates all 66 coordinates, Kabsch-aligned onto
-# a reference conformation in training and before the discriminator.
-#
-# `EQFREE_FAST=1` runs picoseconds and a brief training; the full mode runs 36 windows × 4
-# walkers × 20 ps of umbrella sampling, 4.8 ns of unbiased MD and the paper's 5000 training epochs
-# (about 20 minutes on two cores). Figures and stores go to `EQFREE_OUT` (default `tutorials/output`).
+"""
+07 — Alanine dipeptide: OpenMM as the fine simulator, umbrella sampling on ψ, a CcGAN on 66 coordinates
+=======================================================================================================
+
+The molecular case of Crabtree, Bello-Rivas, Ferguson & Kevrekidis, "GANs and closures" (section 5,
+Figures 7 and 8): alanine dipeptide (ACE-ALA-NME,
+22 atoms) with the Amber14 force field in OBC2 implicit solvent, Langevin dynamics at 300 K with a
+1 fs step and friction 1/ps. An unbiased run gives the training data; umbrella sampling on the
+backbone dihedral ψ (κ = 50 and 500 kJ/mol/rad²) gives the PMF(ψ) and biased reference samples;
+a CcGAN conditioned on ψ (Table 3 architecture) generates all 66 coordinates, Kabsch-aligned onto
+a reference conformation in training and before the discriminator.
+
+`EQFREE_FAST=1` runs picoseconds and a brief training; the full mode runs 36 windows × 4
+walkers × 20 ps of umbrella sampling, 4.8 ns of unbiased MD and the paper's 5000 training epochs
+(about 20 minutes on two cores). Figures and stores go to `EQFREE_OUT` (default `tutorials/output`).
+"""
 
 # %%
 import contextlib
@@ -36,12 +38,14 @@ from eqfree.lift import CcGAN, UmbrellaSampling
 from eqfree.periodic import wrap_into, wrapped_difference
 
 FAST = os.environ.get("EQFREE_FAST") == "1"
-OUT = Path(os.environ.get("EQFREE_OUT", Path(__file__).parent / "output"))
+OUT = Path(os.environ.get("EQFREE_OUT") or Path(__file__).parent / "output")
 OUT.mkdir(parents=True, exist_ok=True)
 WORKERS = 1 if FAST else min(4, os.cpu_count() or 1)
 
-# %% [markdown]
-# ## The system
+# %%
+# The system
+# ----------
+#
 # Ten heavy atoms from a PDB file shipped with eqfree, hydrogens added by OpenMM, minimized. The
 # built-in `GBSAOBCForce` replaces OpenMM's generic OBC2 `CustomGBForce` with the same energies.
 
@@ -63,8 +67,10 @@ for name, system in (("built-in GBSAOBCForce", alanine), ("generic CustomGBForce
           f"{rate:,.0f} steps/s = {rate * 86400 * 1e-6:.0f} ns/day on one thread")
 gb_gap = abs(np.subtract(*reference_energy.values()))
 
-# %% [markdown]
-# ## Umbrella sampling on ψ and the PMF
+# %%
+# Umbrella sampling on ψ and the PMF
+# ----------------------------------
+#
 # Windows every 10° (30° in fast mode) at κ = 50 kJ/mol/rad², walkers started from the minimized
 # (β) structure; MBAR removes the bias. The windows stay in the φ < 0 half of the Ramachandran
 # plane (they never cross to φ > 0 in tens of ps), so this is the PMF of that half. The free energy
@@ -109,8 +115,10 @@ ax.legend()
 fig.tight_layout()
 fig.savefig(OUT / "alanine_pmf_psi.png", dpi=120)
 
-# %% [markdown]
-# ## Unbiased MD: the training data
+# %%
+# Unbiased MD: the training data
+# ------------------------------
+#
 # Independent walkers started from umbrella samples spread along ψ (one per window of the run
 # above), frames every 0.5 ps (every 20 fs in fast mode), run as tasks on a process pool in full
 # mode (the numbers do not depend on it). The paper ran 20 ns from one structure; the spread starts
@@ -133,8 +141,10 @@ rg = alanine.radius_of_gyration(frames) * 10  # Å
 print(f"{WALKERS} x {STEPS * alanine.dt / 1000:g} ns in {md_seconds:.0f} s; {len(frames)} frames; populations "
       + ", ".join(f"{k} {v:.3f}" for k, v in populations.items()) + f"; Rg = {rg.mean():.3f} ± {rg.std():.3f} Å")
 
-# %% [markdown]
-# ## Windows at ψ = 4 rad with both spring constants
+# %%
+# Windows at ψ = 4 rad with both spring constants
+# -----------------------------------------------
+#
 # The biased samples of Figure 8 (before reweighting). A window's width is 1/√(β(κ + F'')) with F''
 # the PMF's curvature at the centre: κ = 500 is ten times stiffer, its ψ about √10 times narrower.
 
@@ -154,8 +164,10 @@ for kappa in (50.0, 500.0):
     print(f"kappa = {kappa:g}: psi = {Z:g} {offset.mean():+.3f} rad, width {offset.std():.3f} rad "
           f"(1/sqrt(beta kappa) = {1 / math.sqrt(alanine.beta * kappa):.3f})")
 
-# %% [markdown]
-# ## A CcGAN conditioned on ψ (Figures 7 and 8)
+# %%
+# A CcGAN conditioned on ψ (Figures 7 and 8)
+# ------------------------------------------
+#
 # Labels are ψ put on [−1.9, −1.9 + 2π) (`wrap_into`): the cut sits at the sparsely visited
 # ψ ≈ −110°, so the β basin (ψ ≈ 150° and its continuation past ±180°) is one interval and ψ = 4 rad
 # lies inside the data. Table 3 networks, the hard vicinal loss, states aligned onto the minimized
@@ -208,8 +220,10 @@ fig.savefig(OUT / "fig8_alanine_ccgan_vs_us.png", dpi=120)
 print(f"CcGAN at psi = 4: label consistency {label_error:.3f} rad; "
       + "; ".join(f"kappa {k:g}: W1(phi) = {v['W1(phi)']:.3f} rad" for k, v in figure8.items()))
 
-# %% [markdown]
-# ## Generated conformations as molecules
+# %%
+# Generated conformations as molecules
+# ------------------------------------
+#
 # Bond lengths against the force field's equilibrium, and the energy after a short minimization
 # (the generator's raw output has bonds stretched by a few hundredths of an ångström, which cost
 # energy that a few minimizer steps release).

@@ -8,7 +8,7 @@
                     --seed S --out PATH.zarr [--estimator mbar|wham]
     eqfree closure estimate --system NAME --cv SPEC --lift SPEC --grid START:STOP:NUM --burst TAU
                     --walkers W --seed S --out PATH.zarr [--scheduler ADDRESS]
-    eqfree closure integrate --closure PATH.zarr --z0 Z --t-end T --out PATH.zarr [--compare W --png P]
+    eqfree closure integrate --closure PATH.zarr --z0 Z --t-end T --seed S --out PATH.zarr [--compare W --png P]
     eqfree project --system NAME --cv SPEC --lift SPEC --z0 Z --t-end T --macro-step D --burst TAU
                     --walkers W --seed S --out PATH.zarr
     eqfree train-lift --data PATH.zarr --cv SPEC --method ccgan|score [--loss hard|soft] [--noise-dim D]

@@ -2,36 +2,60 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 
 from eqfree import systems
 
+from .. import io
 from ..base import is_saved_estimator
 from ..errors import InputError, MissingInputError, OutputExistsError
-from ..io.store import is_eqfree_store
+from ..io import is_eqfree_store
 from ..lift import UmbrellaSampling
 from ..restrict import Coordinates, KernelExpansion, collective_variable
 
-NOT_RECORDED = {"run", "argv", "recipe", "quiet", "overwrite", "debug"}
+NOT_RECORDED = {"run", "argv", "recipe", "quiet", "overwrite", "debug", "held"}
 
 
-def check_output(args, *inputs) -> None:
-    """Before any computation: refuse an ``--out`` that is one of the command's ``inputs``, and an occupied
-    one unless ``--overwrite`` — which replaces only what eqfree wrote (a store or a saved model)."""
-    check_path(Path(args.out), overwrite=args.overwrite, inputs=inputs, flag="--out")
+def check_output(args, *inputs, model: bool = False) -> None:
+    """Before any computation: check ``--out`` (:func:`eqfree.io.check_output`: not one of the command's
+    ``inputs``, a writable place, occupied only with ``--overwrite`` and then only by eqfree's own store, or
+    saved model with ``model``), and hold its lock until the command ends."""
+    check_path(args, args.out, inputs=inputs, flag="--out", model=model)
 
 
-def check_path(path: Path, *, overwrite: bool, inputs=(), flag: str) -> None:
-    """:func:`check_output` for any output path (``flag`` names its option in messages)."""
-    if any(item is not None and Path(item).resolve() == path.resolve() for item in inputs):
-        raise OutputExistsError(f"{flag} {path} is also an input of this command: write the result elsewhere")
-    if not path.exists():
-        return
-    if not overwrite:
-        raise OutputExistsError(f"{path} exists; choose another path or pass --overwrite")
-    if not (is_eqfree_store(path) or is_saved_estimator(path)):
-        raise OutputExistsError(f"{path} was not written by eqfree, and --overwrite replaces only eqfree's own "
-                                "outputs: choose another path")
+def check_path(args, path, *, inputs=(), flag: str, model: bool = False, resume: bool = False) -> None:
+    """:func:`check_output` for any output option (``flag`` names it in messages)."""
+    replaceable = is_saved_estimator if model else is_eqfree_store
+    try:
+        path = io.check_output(path, overwrite=args.overwrite, inputs=inputs, resume=resume, replaceable=replaceable,
+                               kind="saved model" if model else "zarr store", flag="--overwrite")
+    except OutputExistsError as error:
+        raise OutputExistsError(f"{flag}: {error}") from None
+    args.held.enter_context(io.output_lock(path))
+
+
+def memory_check(n_bytes: float, what: str, reduce: str) -> None:
+    """Refuse a request whose arrays (``n_bytes``) would not fit in the memory available now."""
+    available = available_memory()
+    if n_bytes > available:
+        raise InputError(f"{what} needs about {n_bytes / 2**30:.3g} GiB of memory and {available / 2**30:.3g} GiB "
+                         f"are available: {reduce}")
+
+
+def available_memory() -> float:
+    """Bytes of memory available now (``MemAvailable`` of /proc/meminfo; the physical memory elsewhere)."""
+    try:
+        with open("/proc/meminfo") as meminfo:
+            return next(int(line.split()[1]) * 1024 for line in meminfo if line.startswith("MemAvailable:"))
+    except (OSError, StopIteration, ValueError, IndexError):
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+
+
+def progress(args) -> bool:
+    """Progress bars: on when standard error is a terminal, off with ``--quiet``."""
+    return not args.quiet and sys.stderr.isatty()
 
 
 def system_of(args):

@@ -1,4 +1,4 @@
-"""``eqfree closure estimate`` and ``eqfree closure integrate``: averaged-drift closures on a CV grid."""
+"""``eqfree closure estimate``, ``integrate`` and ``kinetics``: averaged-drift closures on a CV grid."""
 
 from __future__ import annotations
 
@@ -16,37 +16,75 @@ from ..parallel import executor_for
 from ..restrict import Coordinates
 from ..seeding import child
 from . import options
-from .build import check_output, coarse_operators, command_line, cv_of, lift_of, recipe_parameters, system_of
+from .build import (
+    check_output,
+    check_path,
+    coarse_operators,
+    command_line,
+    cv_of,
+    dt_of,
+    lift_of,
+    progress,
+    recipe_parameters,
+    system_of,
+)
+
+#: the options of `closure estimate` that change its numbers, compared when a store is resumed
+RESULT_OPTIONS = ("cv", "lift", "estimator", "burst", "walkers")
 
 
 def add_parsers(commands, parent) -> None:
+    """``closure estimate``, ``closure integrate`` and ``closure kinetics``."""
     closure = commands.add_parser("closure", parents=[parent],
-                                  help="averaged-drift closures: estimate on a grid, integrate")
+                                  help="averaged-drift closures: estimate on a grid, integrate, kinetics",
+                                  example="eqfree closure estimate --help; eqfree closure integrate --help")
     closure_commands = closure.add_subparsers(dest="closure_command", required=True)
 
-    estimate = closure_commands.add_parser("estimate", parents=[parent],
-                                           help="B(z) (and D(z)) on a grid of CV values, resumable")
+    estimate = closure_commands.add_parser(
+        "estimate", parents=[parent], help="B(z) (and D(z)) on a grid of CV values, resumable",
+        example="eqfree closure estimate --system averaging_cubic --cv x1 --grid -1.5:1.5:41 --burst 0.002 \\\n"
+                "    --walkers 4000 --seed 1 --out build/closure.zarr   # rerun: resumes")
     options.add_coarse(estimate)
     options.add_grid(estimate)
-    estimate.add_argument("--estimator", choices=("bursts", "conditional"), default="bursts")
+    estimate.add_argument("--estimator", choices=("bursts", "conditional"), default="bursts",
+                          help="bursts of the fine dynamics, or the conditional average of a coordinate's drift")
     options.add_burst(estimate, required=False)
     options.add_walkers(estimate, help="lifted states per grid point")
     options.add_scheduler(estimate)
-    options.add_output(estimate)
+    options.add_output(estimate, resumes=True)
     estimate.set_defaults(run=cmd_closure_estimate)
 
     integrate = closure_commands.add_parser(
-        "integrate", parents=[parent], help="solve the closed ODE; optionally compare with direct simulation")
+        "integrate", parents=[parent], help="solve the closed ODE; optionally compare with direct simulation",
+        example="eqfree closure integrate --closure build/closure.zarr --z0 1 --t-end 1 --compare 1000 --seed 2 \\\n"
+                "    --out build/path.zarr")
     integrate.add_argument("--closure", required=True, help="store written by `eqfree closure estimate`")
-    integrate.add_argument("--z0", type=float, required=True)
-    integrate.add_argument("--t-end", type=float, required=True)
-    integrate.add_argument("--points", type=options.positive_int, default=101, help="output times, equispaced from 0")
+    integrate.add_argument("--z0", type=float, required=True, help="initial CV value, in the CV's unit")
+    integrate.add_argument("--t-end", type=float, required=True, help="final time, in the system's time unit")
+    integrate.add_argument("--points", type=options.at_least(2), default=101,
+                           help="output times, equispaced from 0 to --t-end")
     integrate.add_argument("--compare", type=options.positive_int, default=0, metavar="WALKERS",
                            help="also run this many direct fine simulations from z0 and print a table")
-    options.add_seed(integrate, required=False, help="seed of the direct simulations (with --compare)")
+    options.add_seed(integrate, required=False,
+                     help="seed of the closures drawn, the closed SDE's paths and the direct simulations")
     integrate.add_argument("--png", default=None, help="figure of the closure and the comparison")
     options.add_output(integrate)
     integrate.set_defaults(run=cmd_closure_integrate)
+
+    kinetics = closure_commands.add_parser(
+        "kinetics", parents=[parent], help="mean first-passage time and rate of the closed SDE, with standard errors",
+        example="eqfree closure kinetics --closure build/closure.zarr --from -2.5 --to 0.5:3.5 --json")
+    kinetics.add_argument("--closure", required=True, help="store written by `eqfree closure estimate` (with bursts)")
+    kinetics.add_argument("--from", dest="start", required=True, metavar="POINT|REGION",
+                          help="start: a point (comma-separated coordinates, one per CV) or a region lo:hi per CV "
+                               "(the MFPT averaged over the stationary density in it)")
+    kinetics.add_argument("--to", dest="target", required=True, metavar="REGION",
+                          help="target region: lo:hi per CV, comma-separated, in the CVs' units")
+    kinetics.add_argument("--samples", type=options.at_least(2), default=64,
+                          help="closures drawn from the standard errors for the standard errors")
+    options.add_seed(kinetics, required=False, help="seed of the closures drawn (default 0)")
+    kinetics.add_argument("--json", action="store_true", help="print a JSON object (mfpt, mfpt_stderr, rate, ...)")
+    kinetics.set_defaults(run=cmd_closure_kinetics)
 
 
 def estimator_of(args, system):
@@ -68,15 +106,20 @@ def estimator_of(args, system):
 
 
 def cmd_closure_estimate(args) -> int:
+    """Estimate the closure on the grid into ``--out``, resuming a store of the same recipe."""
     from eqfree.closures import estimate_closure
 
+    check_path(args, args.out, flag="--out", resume=True)
     system = system_of(args)
     estimator = estimator_of(args, system)
+    # resume compares what changes the numbers (the grid, the seed and the estimator's recipe are added to it)
+    metadata = {"system": system.name, "system_params": system.params, "dt": dt_of(args, system),
+                **{name: getattr(args, name) for name in RESULT_OPTIONS}}
     with executor_for(args.scheduler) as executor:
         dataset = estimate_closure(
             estimator, args.grid, seed=args.seed, store=args.out, overwrite=args.overwrite, executor=executor,
-            progress=not args.quiet, command=command_line(args),
-            metadata=recipe_parameters(args, system_params=system.params) | {"scheduler": None, "out": None})
+            progress=progress(args), command=command_line(args), metadata=metadata,
+            attrs={"eqfree_recipe": args.recipe} if args.recipe else None)
     done = int(dataset.done.sum())
     print(f"{args.out}: {done}/{dataset.sizes['cv']} grid points done; drift in "
           f"[{float(dataset.drift.min()):.4g}, {float(dataset.drift.max()):.4g}], "
@@ -85,22 +128,54 @@ def cmd_closure_estimate(args) -> int:
 
 
 def cmd_closure_integrate(args) -> int:
-    from eqfree.closures import Closure, integrate
+    """Integrate the closure from ``--z0``; with ``--compare``, against direct simulation."""
+    from eqfree.closures import Closure, integrate, mean_path
 
     check_output(args, args.closure)
+    if args.seed is None:
+        raise InputError("closure integrate draws closures from their standard errors and paths of the closed SDE: "
+                         "pass --seed")
     closure = Closure.from_zarr(args.closure)
     times = np.linspace(0.0, args.t_end, args.points)
-    path = integrate(closure, args.z0, (0.0, args.t_end), t_eval=times)
-    dataset = xr.Dataset({"z": path})
+    dataset = mean_path(closure, args.z0, (0.0, args.t_end), t_eval=times, seed=child(args.seed, 2),
+                        progress=progress(args))
+    ode = integrate(closure, args.z0, (0.0, args.t_end), t_eval=times)
+    dataset["ode"] = ("time", ode.values, {"long_name": "closed ODE dz/dt = B(z)", "units": ode.attrs["units"]})
     if args.compare:
         dataset["direct_mean"], dataset["direct_stderr"] = direct_simulation(closure, args, times)
-    dataset.attrs = provenance("closed ODE dz/dt = B(z) of a closure", recipe_parameters(args), command_line(args))
+        combined = np.sqrt(dataset.closure_sd**2 + dataset.z_stderr**2 + dataset.direct_stderr**2)
+        dataset["gap"] = ((dataset.z - dataset.direct_mean) / combined.where(combined > 0)).fillna(0.0)
+        dataset["gap"].attrs = {"long_name": "(mean path - direct mean) / combined standard error", "units": "1"}
+    dataset.attrs = provenance("mean path of a closure's SDE with its error band", recipe_parameters(args),
+                               command_line(args))
     write_zarr(dataset, args.out, overwrite=args.overwrite)
     if args.compare:
         print_comparison(dataset)
         if args.png:
             plot_comparison(dataset, closure, args.png)
-    print(f"wrote {args.out}: z(t) on {len(times)} times, z({args.t_end:g}) = {float(path[-1]):.5g}")
+    end = dataset.isel(time=-1)
+    print(f"wrote {args.out}: mean path on {len(times)} times, z({args.t_end:g}) = {float(end.z):.5g} "
+          f"± {float(end.closure_sd):.2g} (closure) ± {float(end.path_sd):.2g} (single paths)")
+    return 0
+
+
+def cmd_closure_kinetics(args) -> int:
+    """Mean first-passage time from ``--from`` into ``--to`` and the rate, with standard errors."""
+    import json
+
+    from eqfree.closures import Box, Closure, parse_point, passage
+
+    closure = Closure.from_zarr(args.closure)
+    start = Box.parse(args.start) if ":" in args.start else parse_point(args.start)
+    result = passage(closure, start, Box.parse(args.target), seed=0 if args.seed is None else args.seed,
+                     n_samples=args.samples)
+    result = {"from": args.start, "to": args.target, **result}
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(f"mean first-passage time {args.start} -> {args.target}: {result['mfpt']:.5g} "
+              f"± {result['mfpt_stderr']:.2g}; rate {result['rate']:.5g} ± {result['rate_stderr']:.2g} "
+              f"(standard errors from {args.samples} closures drawn)")
     return 0
 
 
@@ -124,7 +199,7 @@ def direct_simulation(closure, args, times):
         raise InputError(f"--points {len(times)} must split --t-end {args.t_end} into multiples of dt = {dt}")
     x0 = lift(np.array([args.z0]), args.compare, seed=child(args.seed, 0))
     run = system.simulate(args.compare, n_steps, seed=child(args.seed, 1), dt=dt, x0=x0, save_every=save_every,
-                          progress=not args.quiet)
+                          progress=progress(args))
     slow = cv(run.values)
     mean = xr.DataArray(slow.mean(axis=1), dims="time", attrs={"long_name": "direct fine simulation, ensemble mean"})
     stderr = xr.DataArray(slow.std(axis=1, ddof=1) / np.sqrt(args.compare), dims="time",
@@ -133,32 +208,56 @@ def direct_simulation(closure, args, times):
 
 
 def print_comparison(dataset) -> None:
-    print(f"{'t':>8} {'closure':>10} {'direct':>10} {'± se':>8} {'diff/se':>8}")
+    """The mean path against the direct mean, the gap in units of the combined standard error
+    √(closure_sd² + z_stderr² + direct_stderr²) at each saved time (11 rows shown, the largest gap last)."""
+    print(f"{'t':>8} {'closure':>10} {'± sd':>8} {'direct':>10} {'± se':>8} {'diff/se':>8}")
     for i in np.linspace(0, dataset.sizes["time"] - 1, min(11, dataset.sizes["time"])).astype(int):
         row = dataset.isel(time=i)
-        se = float(row.direct_stderr)
-        gap = (float(row.z) - float(row.direct_mean)) / se if se > 0 else 0.0
-        print(f"{float(row.time):8.3f} {float(row.z):10.5f} {float(row.direct_mean):10.5f} {se:8.5f} {gap:+8.2f}")
+        print(f"{float(row.time):8.3f} {float(row.z):10.5f} {float(row.closure_sd):8.5f} "
+              f"{float(row.direct_mean):10.5f} {float(row.direct_stderr):8.5f} {float(row.gap):+8.2f}")
+    worst = int(np.argmax(np.abs(dataset.gap.values)))
+    print(f"largest |gap| over all {dataset.sizes['time']} times: {abs(float(dataset.gap[worst])):.2f} combined "
+          f"standard errors (t = {float(dataset.time[worst]):g}; family-wise 1 % bound {family_bound(dataset):.2f}); "
+          f"band (3 sd of the closure) up to {3 * float(dataset.closure_sd.max()):.2g}")
+
+
+def family_bound(dataset, level: float = 0.01) -> float:
+    """|gap| that all the saved times after the first stay within with probability ≥ 1 − level (Bonferroni)."""
+    from scipy.stats import norm
+
+    return float(norm.isf(level / (2 * max(dataset.sizes["time"] - 1, 1))))
 
 
 def plot_comparison(dataset, closure, png) -> None:
+    """The closure across the grid and the closed path against direct simulation, as a figure."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    fig, (left, middle, right) = plt.subplots(1, 3, figsize=(15, 4))
     data = closure.dataset
     left.errorbar(data.cv, data.drift, yerr=3 * data.drift_stderr, fmt=".", ms=3, label="estimated B(z) ± 3 se")
     left.set(xlabel="z", ylabel="B(z)", title="averaged drift across the grid")
     left.legend()
-    t = dataset.time
-    right.fill_between(t, dataset.direct_mean - 3 * dataset.direct_stderr,
-                       dataset.direct_mean + 3 * dataset.direct_stderr,
-                       alpha=0.3, label="direct fine simulation ± 3 se")
-    right.plot(t, dataset.z, "k", label="closed ODE dz/dt = B(z)")
-    right.set(xlabel="t", ylabel="z", title="closure against direct simulation")
-    right.legend()
+    t, z = dataset.time, dataset.z
+    middle.fill_between(t, z - dataset.path_sd, z + dataset.path_sd, color="tab:blue", alpha=0.15,
+                        label="single paths of the closed SDE ± 1 sd")
+    middle.fill_between(t, z - 3 * dataset.closure_sd, z + 3 * dataset.closure_sd, color="tab:blue", alpha=0.5,
+                        label="mean path ± 3 sd of the closure")
+    middle.plot(t, z, "k", lw=1, label="closed SDE, mean path")
+    middle.errorbar(t[::5], dataset.direct_mean[::5], yerr=3 * dataset.direct_stderr[::5], fmt=".", ms=3,
+                    color="tab:orange", label="direct fine simulation ± 3 se")
+    middle.set(xlabel="t", ylabel="z", title="closure against direct simulation")
+    middle.legend(fontsize=8)
+    band = np.sqrt(dataset.closure_sd**2 + dataset.z_stderr**2)
+    right.fill_between(t, -3 * band, 3 * band, color="tab:blue", alpha=0.5, label="± 3 sd of the closure")
+    right.errorbar(t[::4], (dataset.direct_mean - z)[::4], yerr=3 * dataset.direct_stderr[::4], fmt="o", ms=3,
+                   capsize=2, color="tab:orange", label="direct mean − closure mean ± 3 se")
+    right.plot(t, dataset.ode - z, "k--", lw=1, label="closed ODE − closure mean")
+    right.axhline(0, color="k", lw=0.5)
+    right.set(xlabel="t", ylabel="difference", title="the band, magnified")
+    right.legend(fontsize=8)
     fig.tight_layout()
     Path(png).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(png, dpi=120)

@@ -18,7 +18,9 @@ from ..errors import InputError, MissingInputError
 
 
 def add_parsers(commands, parent) -> None:
-    run = commands.add_parser("run", parents=[parent], help="run a command whose options are given in a TOML recipe")
+    """``run``."""
+    run = commands.add_parser("run", parents=[parent], help="run a command whose options are given in a TOML recipe",
+                              example="eqfree run tutorials/closure_demo.toml --out=build/closure.zarr")
     run.add_argument("recipe_file", metavar="RECIPE.toml")
     run.add_argument("options", nargs=argparse.REMAINDER, metavar="OPTION",
                      help="options of the command that override the recipe's (e.g. --out=PATH)")
@@ -50,6 +52,7 @@ def recipe_arguments(path: str) -> tuple[list[str], str]:
 
 
 def cmd_run(args) -> int:
+    """Run the command of a TOML recipe, with the options given after it overriding the recipe's."""
     from .main import main  # main builds the parser that holds this command
 
     argv, text = recipe_arguments(args.recipe_file)

@@ -12,35 +12,43 @@ from ..io import open_zarr, parameters_of, provenance, write_zarr
 from ..restrict import parse_coordinate
 from ..statistics import ensemble_moments
 from . import options
-from .build import check_output, command_line, dt_of, system_of
+from .build import check_output, command_line, dt_of, memory_check, progress, system_of
 
 
 def add_parsers(commands, parent) -> None:
-    commands.add_parser("systems", parents=[parent], help="list the model systems").set_defaults(run=cmd_systems)
+    """``systems``, ``simulate`` and ``stats``."""
+    commands.add_parser("systems", parents=[parent], help="list the model systems",
+                        example="eqfree systems").set_defaults(run=cmd_systems)
 
     sim = commands.add_parser("simulate", parents=[parent],
-                              help="simulate an ensemble of a system (SDE or OpenMM), written to zarr")
+                              help="simulate an ensemble of a system (SDE or OpenMM), written to zarr",
+                              example="eqfree simulate --system half_moons --walkers 1000 --steps 5000 "
+                                      "--save-every 10 --seed 1 --out build/moons.zarr")
     options.add_system(sim)
     options.add_walkers(sim, help="parallel fine trajectories")
-    options.add_steps(sim, help="fine steps")
-    sim.add_argument("--save-every", type=options.positive_int, default=1)
+    options.add_steps(sim, help="fine steps per walker")
+    sim.add_argument("--save-every", type=options.positive_int, default=1,
+                     help="keep every K-th state (fewer saved states, less memory and disk)")
     options.add_seed(sim)
     sim.add_argument("--x0", type=options.numbers, default=None,
                      help="initial state, comma-separated (default: the system's)")
     options.add_device(sim)
-    sim.add_argument("--noise-dtype", choices=("float64", "float32"), default="float64")
+    sim.add_argument("--noise-dtype", choices=("float64", "float32"), default="float64",
+                     help="precision of the Gaussian increments (the state stays float64)")
     options.add_output(sim)
     sim.set_defaults(run=cmd_simulate)
 
     stats = commands.add_parser("stats", parents=[parent],
-                                help="moments of one coordinate of a simulated store, with standard errors")
-    stats.add_argument("store")
+                                help="moments of one coordinate of a simulated store, with standard errors",
+                                example="eqfree stats build/moons.zarr --coord x1 --discard 50")
+    stats.add_argument("store", help="a store written by `eqfree simulate`")
     stats.add_argument("--coord", required=True, help="x1, x2, ... (1-based) or a 0-based index")
     options.add_discard(stats)
     stats.set_defaults(run=cmd_stats)
 
 
 def cmd_systems(args) -> int:
+    """List the model systems with their step, slow coordinates and parameters."""
     for name in systems.available():
         system = systems.get(name)
         params = ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in system.params.items())
@@ -51,13 +59,18 @@ def cmd_systems(args) -> int:
 
 
 def cmd_simulate(args) -> int:
+    """Simulate an ensemble into ``--out`` (refused before any step if it cannot fit in memory)."""
     check_output(args)
     system = system_of(args)
     dt = dt_of(args, system)
+    saved = args.steps // args.save_every + 1
+    memory_check(args.walkers * saved * (system.dim + len(system.observed)) * 8.0,
+                 f"{args.walkers} walkers x {saved} saved states x {system.dim} coordinates",
+                 "save fewer states (a larger --save-every), or run fewer --walkers or --steps")
     molecular = not isinstance(system, systems.System)  # OpenMM: nm and ps, no torch options
     torch_options = {} if molecular else {"device": args.device, "noise_dtype": getattr(torch, args.noise_dtype)}
     trajectory = system.simulate(args.walkers, args.steps, seed=args.seed, dt=dt, x0=args.x0,
-                                 save_every=args.save_every, progress=not args.quiet, **torch_options)
+                                 save_every=args.save_every, progress=progress(args), **torch_options)
     trajectory.attrs.setdefault("units", "1")
     data = {"x": trajectory}
     if system.observed:
@@ -83,7 +96,11 @@ def cmd_simulate(args) -> int:
 
 
 def cmd_stats(args) -> int:
+    """Mean and variance of one coordinate of a simulated store, with standard errors and exact values."""
     dataset = open_zarr(args.store)
+    if "x" not in dataset or "coord" not in dataset["x"].dims:
+        raise InputError(f"{args.store} holds no simulated states x (it has {sorted(dataset.data_vars)}): "
+                         "stats reads a store written by `eqfree simulate`")
     x = dataset["x"]
     index = parse_coordinate(args.coord, x.sizes["coord"])
     samples = x.isel(coord=index).sel(time=slice(args.discard, None)).values

@@ -54,12 +54,15 @@ class WalkerBursts:
 
     @property
     def dt(self) -> float:
+        """The fine step of the stepper's :class:`~eqfree.Evolve`, in the system's time unit."""
         return float(self.stepper.evolve.dt)
 
     def burst(self, z, key: tuple[int, ...] = ()) -> xr.DataArray:
+        """The restricted states of ``n_walkers`` bursts of duration τ lifted at ``z``: dims ``(time, walker, cv)``."""
         return self.stepper(z, self.tau, self.n_walkers, seed=child(self.seed, *key), save_every=self.save_every)
 
     def derivative(self, z, key: tuple[int, ...] = ()) -> CoarseDerivative:
+        """The tail fit of the burst at ``z`` (:func:`~eqfree.coarse.derivative.coarse_derivative`)."""
         return coarse_derivative(self.burst(z, key), self.t_heal)
 
 
@@ -82,6 +85,7 @@ class ODEBursts:
         object.__setattr__(self, "steps", burst_steps(self.tau, self.dt, self.t_heal))
 
     def burst(self, z, key: tuple[int, ...] = ()) -> xr.DataArray:
+        """``fn(z, steps)`` as a burst with dims ``(time, cv)``, times 0, dt, ..., τ (``key`` ignored)."""
         z = np.atleast_1d(np.asarray(z, dtype=float))
         if z.ndim != 1 or not np.all(np.isfinite(z)):
             raise InputError(f"coarse state z must be a finite scalar or 1-D array, got {z!r}")
@@ -99,4 +103,5 @@ class ODEBursts:
         )
 
     def derivative(self, z, key: tuple[int, ...] = ()) -> CoarseDerivative:
+        """The tail fit of the deterministic burst at ``z`` (standard errors zero)."""
         return coarse_derivative(self.burst(z, key), self.t_heal)

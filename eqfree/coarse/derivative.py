@@ -36,6 +36,7 @@ class CoarseDerivative:
 
     @property
     def n_walkers(self) -> int:
+        """R, the number of walkers (rows of ``slopes``); 1 for a deterministic burst."""
         return self.slopes.shape[0]
 
     @property
@@ -45,6 +46,7 @@ class CoarseDerivative:
 
     @property
     def slope_stderr(self) -> np.ndarray:
+        """Standard error sd_r(b_r)/√R of :attr:`slope`, ``(cv,)``; zeros for a deterministic burst."""
         return self._stderr(self.slopes)
 
     @property
@@ -59,6 +61,7 @@ class CoarseDerivative:
 
     @property
     def end_stderr(self) -> np.ndarray:
+        """Standard error sd_r(z_r(τ))/√R of :attr:`end`, ``(cv,)``; zeros for a deterministic burst."""
         return self._stderr(self.ends)
 
     def line(self, t: float) -> tuple[np.ndarray, np.ndarray]:

@@ -5,7 +5,9 @@
 
 with d(a, b) = a − b, or, for a periodic CV of period P (an angle), the wrapped difference
 d(a, b) = a − b − P·round((a − b)/P) ∈ [−P/2, P/2): the force does not jump where the angle
-crosses ±P/2. An evolver adds it with ``evolve.biased(bias)``.
+crosses ±P/2. An evolver adds it with ``evolve.biased(bias)``. Near the centre its Hessian is
+κ ∇ξ ∇ξᵀ: the restraint's stiffness along ∇ξ is κ|∇ξ|², which bounds the stable step of an explicit
+integrator (κ|∇ξ|² Δt < 2 at unit mobility).
 """
 
 from __future__ import annotations
@@ -35,3 +37,10 @@ class HarmonicBias:
         """The centre of each of ``n_walkers`` walkers, ``(n_walkers,)``."""
         center = self.center.detach().cpu().numpy() if torch.is_tensor(self.center) else self.center
         return np.broadcast_to(np.asarray(center, dtype=float), (n_walkers,))
+
+    def stiffness(self, x: torch.Tensor) -> torch.Tensor:
+        """κ|∇ξ(x)|² per walker ``(walkers,)``: the curvature of U along ∇ξ at the centre."""
+        with torch.enable_grad():
+            xg = x.detach().requires_grad_(True)
+            (grad,) = torch.autograd.grad(self.cv(xg).sum(), xg)
+        return self.kappa * grad.square().sum(dim=-1)

@@ -1,4 +1,4 @@
-"""The Evolve operator for SDEs: short bursts of Euler–Maruyama from given fine states."""
+"""The Evolve operator for SDEs: short bursts of an SDE scheme from given fine states."""
 
 from __future__ import annotations
 
@@ -9,19 +9,26 @@ from dataclasses import dataclass
 import torch
 import xarray as xr
 
+from ..errors import InputError
 from ..seeding import SeedLike
 from ..validation import checked_positive
-from .euler_maruyama import Potential, euler_maruyama
+from .bias import HarmonicBias
+from .ensemble import Potential, as_ensemble
+from .integrate import check_scheme, integrate
 from .sde import SDEProtocol
 
 
 @dataclass
 class SDEEvolver:
-    """``E(x, n_steps)``: Euler–Maruyama bursts of ``sde`` with step ``dt`` (an :class:`~eqfree.Evolve`).
+    """``E(x, n_steps)``: bursts of ``sde`` by ``scheme`` with step ``dt`` (an :class:`~eqfree.Evolve`).
 
-    ``beta`` is the SDE's own (a system's, or the ``beta`` argument of a plain :class:`~eqfree.SDE`);
-    ``coords`` names the coordinates (default ``x1, x2, ...``); ``bias`` an added potential U(x)
-    whose force −∇U (autograd) joins the drift (unit mobility): :meth:`biased` sets it.
+    ``scheme`` names an integrator of :mod:`eqfree.evolve.integrate` (a system's evolver takes the
+    system's own, :attr:`~eqfree.systems.System.scheme`); ``beta`` is the SDE's own (a system's, or the
+    ``beta`` argument of a plain :class:`~eqfree.SDE`); ``coords`` names the coordinates (default
+    ``x1, x2, ...``); ``bias`` an added potential U(x) whose force −∇U (autograd) joins the drift (unit
+    mobility): :meth:`biased` sets it. A :class:`~eqfree.evolve.HarmonicBias` is checked against the step
+    before a burst runs: an explicit step of a restraint of stiffness κ|∇ξ|² is stable only for
+    κ|∇ξ|²·dt < 2 (the Ornstein–Uhlenbeck chain x' = (1 − κ dt) x + …).
     """
 
     sde: SDEProtocol
@@ -30,9 +37,11 @@ class SDEEvolver:
     device: str | torch.device | None = None
     noise_dtype: torch.dtype = torch.float64
     coords: Sequence[str] | None = None
+    scheme: str = "euler_maruyama"
 
     def __post_init__(self):
         self.dt = checked_positive(self.dt, "dt")
+        check_scheme(self.scheme)
 
     @property
     def beta(self) -> float:
@@ -44,12 +53,25 @@ class SDEEvolver:
         replacing any bias this evolver holds."""
         return dataclasses.replace(self, bias=bias)
 
+    def check_step(self, x) -> None:
+        """Refuse a step unstable in the restraint at the states ``x`` (class doc), naming the largest stable dt."""
+        if not isinstance(self.bias, HarmonicBias):
+            return
+        stiffness = self.bias.stiffness(as_ensemble(x)).max().item()
+        if stiffness * self.dt >= 2:
+            raise InputError(
+                f"dt = {self.dt:g} is unstable in the restraint kappa = {self.bias.kappa:g} on {self.bias.cv.name}: "
+                f"an explicit step needs kappa·|grad xi|²·dt < 2 (kappa·|grad xi|² = {stiffness:g} at the walkers' "
+                f"start), so dt < {2 / stiffness:.4g}; use a smaller dt (dt <= {1 / stiffness:.4g} relaxes the "
+                "restraint fastest) or a smaller kappa")
+
     def __call__(self, x, n_steps: int, *, seed: SeedLike, save_every: int = 1, first_walker: int = 0,
-                 progress: bool = False) -> xr.DataArray:
+                 progress: bool | None = None) -> xr.DataArray:
         """A burst of ``n_steps`` from ``x`` ``(walkers, dim)``; walker i draws the noise of walker
         ``first_walker + i`` of ``seed``. Dims ``(time, walker, coord)``."""
-        return euler_maruyama(
-            self.sde, x, dt=self.dt, n_steps=n_steps, seed=seed, save_every=save_every, bias=self.bias,
-            device=self.device, noise_dtype=self.noise_dtype, coords=self.coords, first_walker=first_walker,
-            progress=progress,
+        self.check_step(x)
+        return integrate(
+            self.sde, x, scheme=self.scheme, dt=self.dt, n_steps=n_steps, seed=seed, save_every=save_every,
+            bias=self.bias, device=self.device, noise_dtype=self.noise_dtype, coords=self.coords,
+            first_walker=first_walker, progress=progress,
         )

@@ -46,6 +46,7 @@ class ItoTransformedSDE:
         return jvp(lambda p: jvp(self.f, (p,), (v,))[1], (x,), (v,))
 
     def drift_and_diffusion(self, y: torch.Tensor, t: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """(Df μ + ½ Σ_l D²f[σ_l, σ_l], Df σ) at x = f⁻¹(y): shapes ``(walkers, dim)`` and ``(walkers, dim, m)``."""
         x = self.f_inv(y)
         mu = torch.broadcast_to(self.sde.drift(x, t), x.shape)
         sigma = diffusion_matrix(self.sde, x, t)
@@ -54,9 +55,11 @@ class ItoTransformedSDE:
         return transported_drift + 0.5 * sum(curvatures), torch.stack(columns, dim=-1)
 
     def drift(self, y: torch.Tensor, t: float) -> torch.Tensor:
+        """Df(x) μ + ½ Σ_l D²f(x)[σ_l, σ_l] at x = f⁻¹(y), ``(walkers, dim)``."""
         return self.drift_and_diffusion(y, t)[0]
 
     def diffusion(self, y: torch.Tensor, t: float) -> torch.Tensor:
+        """Df(x) σ at x = f⁻¹(y), ``(walkers, dim, m)`` (general noise, m the original's Brownian motions)."""
         x = self.f_inv(y)
         sigma = diffusion_matrix(self.sde, x, t)
         return torch.stack([jvp(self.f, (x,), (sigma[..., k],))[1] for k in range(sigma.shape[-1])], dim=-1)

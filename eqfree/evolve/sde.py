@@ -13,7 +13,9 @@ Shapes, for an ensemble ``x`` of shape ``(walkers, dim)`` and a float time ``t``
 
 An SDE declares ``beta`` = 1/kT of its equilibrium law (1 for unit noise √2 dW). It may also offer
 ``drift_and_diffusion(x, t) -> (f, g)`` when both share work (e.g. the derivatives of an Itô change
-of variables; the :class:`JointFields` protocol); integrators then call it once per step.
+of variables; the :class:`JointFields` protocol); integrators then call it once per step. Overdamped
+Langevin systems dX = −∇V dt + √(2/β) dW may declare their potential ``potential(x) -> (walkers,)``
+(:class:`GradientSDE`), which the Metropolis-adjusted scheme needs.
 """
 
 from __future__ import annotations
@@ -38,16 +40,29 @@ class SDEProtocol(Protocol):
     noise: str
     beta: float
 
-    def drift(self, x: torch.Tensor, t: float) -> torch.Tensor: ...
+    def drift(self, x: torch.Tensor, t: float) -> torch.Tensor:
+        """f(x, t), broadcastable to ``(walkers, dim)``."""
 
-    def diffusion(self, x: torch.Tensor, t: float) -> torch.Tensor: ...
+    def diffusion(self, x: torch.Tensor, t: float) -> torch.Tensor:
+        """g(x, t): ``(walkers, dim)`` (diagonal noise) or ``(walkers, dim, m)`` (general), broadcastable."""
 
 
 @runtime_checkable
 class JointFields(Protocol):
     """An SDE that computes drift and diffusion together, ``drift_and_diffusion(x, t) -> (f, g)``."""
 
-    def drift_and_diffusion(self, x: torch.Tensor, t: float) -> tuple[torch.Tensor, torch.Tensor]: ...
+    def drift_and_diffusion(self, x: torch.Tensor, t: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """(f, g) of :class:`SDEProtocol` ``drift`` and ``diffusion`` in one call."""
+
+
+@runtime_checkable
+class GradientSDE(Protocol):
+    """An SDE with a potential V, ``potential(x) -> (walkers,)`` (torch), whose equilibrium is ∝ exp(−βV)."""
+
+    beta: float
+
+    def potential(self, x: torch.Tensor) -> torch.Tensor:
+        """V(x) per walker, ``(walkers,)``, in the energy unit of 1/β."""
 
 
 @dataclass(frozen=True)
@@ -70,13 +85,16 @@ class SDE:
                 raise InputTypeError(f"SDE {name} must be callable as f(x, t), got {type(getattr(self, name))}")
 
     def drift(self, x: torch.Tensor, t: float) -> torch.Tensor:
+        """``drift_fn(x, t)``, broadcastable to ``(walkers, dim)``."""
         return self.drift_fn(x, t)
 
     def diffusion(self, x: torch.Tensor, t: float) -> torch.Tensor:
+        """``diffusion_fn(x, t)``: ``(walkers, dim)`` (diagonal) or ``(walkers, dim, m)`` (general), broadcastable."""
         return self.diffusion_fn(x, t)
 
 
 def check_noise_type(noise: str) -> None:
+    """Refuse a ``noise`` that is not ``"diagonal"`` or ``"general"`` (:class:`~eqfree.errors.InputError`)."""
     if noise not in NOISE_TYPES:
         raise InputError(f"noise must be one of {NOISE_TYPES}, got {noise!r}")
 

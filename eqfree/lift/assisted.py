@@ -92,10 +92,11 @@ class AssistedUmbrella:
 
     @property
     def cv(self):
+        """The umbrella sampler's biased CV ξ (a :class:`~eqfree.Restrict`), whose windows the generator seeds."""
         return self.sampler.cv
 
     def run(self, z: float, *, seed: SeedLike, executor=None, walkers_per_task: int | None = None,
-            progress: bool = False) -> xr.Dataset:
+            progress: bool | None = None) -> xr.Dataset:
         """The ``n_walkers`` biased runs at z as one window: ``x`` (time, walker, coord), ``xi`` and ``bias``
         (βU, kT) per frame, warm-up/inefficiency in attrs, and ``initial_label_error`` (mean
         |ξ(G(z)) − z| of the starting states). Run k draws its start and its noise from ``seed`` and k

@@ -21,13 +21,13 @@ import warnings
 
 import numpy as np
 import xarray as xr
-from tqdm.auto import tqdm
 
 from ..errors import InputError
 from ..io import provenance, write_zarr
 from ..metrics import energy_distance, label_consistency, wasserstein_marginals
 from ..operators import Evolve
 from ..periodic import wrapped_difference
+from ..progress import progress_bar
 from ..restrict import collective_variable
 from ..seeding import SeedLike, child
 from ..validation import checked_count, checked_positive
@@ -72,7 +72,7 @@ def explore(generator, X, evolve: Evolve, cv, *, to: float, step: float, kappa: 
         tolerance, "tolerance")
     rounds, refined = [], None
     edge = high if direction > 0 else low
-    with tqdm(total=math.ceil(abs(to - edge) / step), disable=not progress, desc="exploring", unit="round") as bar:
+    with progress_bar(progress, total=math.ceil(abs(to - edge) / step), desc="exploring", unit="round") as bar:
         for r in range(max_rounds):
             z = edge + direction * step
             z = min(z, to) if direction > 0 else max(z, to)

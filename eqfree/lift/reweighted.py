@@ -29,9 +29,12 @@ class ReweightedUmbrella:
     def __init__(self, windows: xr.Dataset, estimator: UmbrellaReweighting, bandwidth: float):
         if not estimator.is_fitted:
             raise InputError("the estimator is not fitted: pass UmbrellaSampling.reweight(windows, ...)")
+        if "x" not in windows:
+            raise InputError("the windows hold no states to lift: run them with save_states=True (--save-states)")
         if len(estimator.log_weights_) != windows.sizes["sample"]:
-            raise InputError(f"the estimator was fitted on {len(estimator.log_weights_)} samples, "
-                             f"the windows hold {windows.sizes['sample']}")
+            raise InputError(f"the estimator has {len(estimator.log_weights_)} weights, the windows hold "
+                             f"{windows.sizes['sample']} samples: lift from an MBAR fit (a WHAM fit on many walkers "
+                             "weighs compressed cells, not samples)")
         self.states = windows.x.values
         self.estimator, self.bandwidth = estimator, bandwidth
         self.valid_range = (float(windows.xi.min()), float(windows.xi.max()))

@@ -12,12 +12,23 @@ mobility, noise √(2/β)) the biased law is ∝ exp(−βV − βU_z): the bias
 law of x given ξ, and the reduced bias βU_z (stored with every sample, in kT) lets WHAM or MBAR
 (:mod:`eqfree.reweight`) remove it. Where ξ is orthogonal to the rest (x1 of eq. 2.1), the window's
 samples are already conditional samples.
+
+Memory: windows advance in blocks of :data:`FRAMES_PER_BLOCK` saved frames (block b of a run draws its
+noise from child b of the run's noise seed, whatever the grouping of windows into tasks). A grid run
+(:meth:`UmbrellaSampling.run`) keeps of each block the CV of every walker (8 B per walker and frame) and,
+only with ``save_states``, writes the states to a temporary file that is read back at the kept frames:
+its memory is the CV series of one task, bounded by :data:`TASK_BYTES` when serial, plus one block of
+states. A run that cannot fit is refused before its first step, naming what reduces it.
 """
 
 from __future__ import annotations
 
 import math
+import os
+import shutil
+import tempfile
 import warnings
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -28,11 +39,29 @@ from ..evolve import HarmonicBias, as_ensemble, bias_force
 from ..operators import Evolve
 from ..parallel import run_tasks
 from ..periodic import wrapped_difference
+from ..progress import progress_bar
 from ..restrict import CollectiveVariable, collective_variable
-from ..reweight import MBAR, WHAM, UmbrellaReweighting
+from ..reweight import UmbrellaReweighting, reweight_windows
 from ..seeding import SeedLike, child
 from ..timeseries import mser_warmup, statistical_inefficiency
 from ..validation import checked_count
+
+#: saved frames per call of the evolver: a run holds one such block of states at a time
+FRAMES_PER_BLOCK = 512
+#: the CV series (8 B per walker and frame) that one serial task of :meth:`UmbrellaSampling.run` keeps at most
+TASK_BYTES = 2**28
+
+
+class Series(NamedTuple):
+    """What a run of windows keeps: saved ``time`` (T,), the CV ``xi`` (T, walkers), the ``last`` saved states
+    (walkers, dim), the saved ``states`` (:class:`StateStore`: all of them in memory or in a temporary file, or
+    none) and the ``coords`` names."""
+
+    time: np.ndarray
+    xi: np.ndarray
+    last: np.ndarray
+    states: StateStore
+    coords: list[str]
 
 
 class UmbrellaSampling:
@@ -45,7 +74,7 @@ class UmbrellaSampling:
         turns bias energies into βU (kT).
     cv : ξ — ``"x1"``/index, a fitted :class:`~eqfree.restrict.KernelExpansion` (learned Φ), a
         :class:`~eqfree.restrict.CollectiveVariable` (e.g. an angle with ``period``; a dihedral for an
-        OpenMM evolver) or a differentiable callable.
+        OpenMM evolver) or a differentiable callable ``(..., dim) → (...)``, checked on probes before any step.
     kappa : spring constant κ > 0, in the energy units of the dynamics.
     n_steps : fine steps per window.
     n_walkers : walkers per window, advanced together.
@@ -53,6 +82,10 @@ class UmbrellaSampling:
         ``n_walkers`` points whose ξ is nearest z) or a :class:`~eqfree.Lift`.
     warmup : ``"auto"`` (detected on the CV series) or a number of saved frames to discard.
     save_every : keep every k-th step.
+
+    Windows advance in blocks of :data:`FRAMES_PER_BLOCK` saved frames, one call of the evolver each
+    (block b draws its noise from child b of the run's noise seed), so a run holds one block of states
+    at a time besides the CV series it keeps.
     """
 
     def __init__(self, evolve: Evolve, cv, kappa: float, *, n_steps: int, initial, n_walkers: int = 100,
@@ -65,17 +98,26 @@ class UmbrellaSampling:
         if not (warmup == "auto" or (isinstance(warmup, (int, np.integer)) and 0 <= warmup)):
             raise InputError(f"warmup must be 'auto' or a non-negative number of saved frames, got {warmup!r}")
         if initial is None:
-            raise InputError("give the walkers' start: initial = a state (e.g. system.x0), data or a Lift")
+            raise InputError("the walkers have no start: pass initial states (initial = a state (dim,), data "
+                             "(N, dim) or a Lift) or define x0 on the system and pass initial=system.x0")
         self.evolve, self.kappa, self.beta = evolve, kappa, beta
         self.n_steps = checked_count(n_steps, "n_steps")
         self.n_walkers = checked_count(n_walkers, "n_walkers (independent walkers give the error bars)", 2)
-        self.initial, self.warmup, self.save_every = initial, warmup, save_every
+        self.initial, self.warmup = initial, warmup
+        self.save_every = checked_count(save_every, "save_every")
         dim = None if evolve.coords is None else len(evolve.coords)
         self.cv: CollectiveVariable = collective_variable(cv, dim=dim, period=period)
+        if dim is not None:  # the CV contract fails here, before any sampling, where the state's size is known
+            self.cv.check(dim)
         #: where a learned CV was fitted (checked by closure grids); None for coordinates
         self.valid_range = self.cv.valid_range
 
-    # -- one window -----------------------------------------------------------------------------
+    @property
+    def n_frames(self) -> int:
+        """Saved frames per walker, the start included."""
+        return self.n_steps // self.save_every + 1
+
+    # -- bias energies ----------------------------------------------------------------------------
     def reduced_bias(self, cv_values, centers) -> np.ndarray:
         """βU_k at CV values ``(N,)`` for window centres ``(K,)`` → ``(K, N)``, in kT."""
         return self._reduced(np.asarray(cv_values, float)[None, :], np.asarray(centers, float)[:, None])
@@ -112,45 +154,64 @@ class UmbrellaSampling:
             if not low <= z <= high:
                 warnings.warn(
                     f"window at {self.cv.name} = {z:g} lies outside [{low:g}, {high:g}], the range of the data the "
-                    "learned CV was fitted on: the CV is extrapolated there", UserWarning, stacklevel=3)
+                    "learned CV was fitted on: the CV is extrapolated there", UserWarning, stacklevel=4)
 
-    def windows(self, centers, *, seed: SeedLike, first: int = 0, n_walkers: int | None = None,
-                progress: bool = False) -> list[xr.Dataset]:
-        """Windows ``first, first + 1, ...`` of a run at ``centers``, all walkers advanced in one ensemble
-        of ``evolve.biased(HarmonicBias(cv, kappa, per-walker centres))``, each analysed (:meth:`analyse`).
+    # -- running windows ----------------------------------------------------------------------------
+    def sample(self, centers, *, seed: SeedLike, first: int = 0, n_walkers: int | None = None,
+               states: str | None = "memory", progress: bool | None = None) -> Series:
+        """Windows ``first, first + 1, ...`` at ``centers``, all walkers advanced as one ensemble of
+        ``evolve.biased(HarmonicBias(cv, kappa, per-walker centres))``; walker ``k·n_walkers + i`` is walker i
+        of window k. Keeps the CV of every saved frame and, for ``states`` = ``"memory"`` or ``"file"`` (a
+        temporary file, read back by :meth:`StateStore.take`), every saved state; ``None`` keeps only the last ones.
 
         Window k starts from walkers drawn with child (0, k) of ``seed`` and its walkers take slots
-        k·n_walkers, ... of the noise stream of child 1, so every window's numbers are the same
-        whether it runs alone or beside others."""
+        k·n_walkers, ... of the noise streams of child 1, so every window's numbers are the same
+        whether it runs alone or beside others. The CV contract and the memory the run needs are
+        checked before the first step."""
         centers = np.atleast_1d(np.asarray(centers, dtype=float))
         walkers = self.n_walkers if n_walkers is None else checked_count(n_walkers, "n_walkers")
+        if states not in ("memory", "file", None):
+            raise InputError(f"states must be 'memory', 'file' or None, got {states!r}")
         for z in centers:
             self._check_center(z)
-        x0 = np.concatenate([self._initial_walkers(z, walkers, child(child(seed, 0), first + k))
-                             for k, z in enumerate(centers)])
-        trajectory = self.biased_trajectories(x0, np.repeat(centers, walkers), seed=child(seed, 1),
-                                              first_walker=first * walkers, progress=progress)
-        return [self.analyse(trajectory.isel(walker=slice(k * walkers, (k + 1) * walkers)).assign_coords(
-                    walker=np.arange(walkers)), z) for k, z in enumerate(centers)]
-
-    def biased_trajectories(self, x0: np.ndarray, centers: np.ndarray, *, seed: SeedLike, first_walker: int = 0,
-                            progress: bool = False) -> xr.DataArray:
-        """Biased dynamics of walkers x0 ``(walkers, dim)``, walker i held at ``centers[i]`` and drawing the
-        noise of walker ``first_walker + i`` of ``seed``; dims ``(time, walker, coord)``."""
-        bias = HarmonicBias(self.cv, self.kappa, np.asarray(centers, dtype=float))
-        x = as_ensemble(x0)
-        force = bias_force(bias, x)
+        x = np.concatenate([self._initial_walkers(z, walkers, child(child(seed, 0), first + k))
+                            for k, z in enumerate(centers)])
+        total, dim = x.shape
+        self.cv.check(dim, x[0])
+        check_memory(self.n_frames * total * (8 * (1 + dim) if states == "memory" else 16),
+                     f"{len(centers)} windows of {walkers} walkers keep {self.n_frames} frames each",
+                     "raise save_every (--save-every) or use fewer walkers (--walkers)" if states != "memory" else
+                     "raise save_every, use fewer walkers, or call run(), which keeps the CV series alone")
+        bias = HarmonicBias(self.cv, self.kappa, np.repeat(centers, walkers))
+        force = bias_force(bias, as_ensemble(x))
         if not torch.isfinite(force).all():
             bad = int(torch.nonzero(~torch.isfinite(force).all(dim=1))[0])
             raise InputError(f"the gradient of the CV {self.cv.name} is not finite at x = {x[bad].tolist()} "
-                             f"(window at {centers[bad]:g}): the bias force cannot be applied there")
-        return self.evolve.biased(bias)(x0, self.n_steps, seed=seed, save_every=self.save_every,
-                                        first_walker=first_walker, progress=progress)
+                             f"(window at {centers[bad // walkers]:g}): the bias force cannot be applied there")
+        evolve, noise = self.evolve.biased(bias), child(seed, 1)
+        xi = np.empty((self.n_frames, total))
+        xi[0] = self.cv(x)
+        kept = StateStore(states, (self.n_frames, total, dim), x)
+        block_steps = FRAMES_PER_BLOCK * self.save_every
+        coords = None
+        with progress_bar(progress, total=self.n_steps, unit="step", desc="umbrella windows") as bar:
+            for block, start in enumerate(range(0, self.n_steps, block_steps)):
+                steps = min(block_steps, self.n_steps - start)
+                burst = evolve(x, steps, seed=child(noise, block), first_walker=first * walkers,
+                               save_every=self.save_every)
+                coords, frames = list(burst.coord.values), burst.values[1:]
+                if len(frames):
+                    at = 1 + start // self.save_every
+                    xi[at:at + len(frames)] = self.cv(frames)
+                    kept.write(frames)
+                    x = frames[-1]
+                bar.update(steps)
+        time = burst.time.values[0] + self.dt * self.save_every * np.arange(self.n_frames)
+        return Series(time, xi, x, kept, coords)
 
-    def analyse(self, trajectory: xr.DataArray, z: float) -> xr.Dataset:
-        """CV ``xi``, bias energy ``bias`` (βU, kT) and the warm-up/decorrelation (attrs ``warmup_frames``,
-        ``inefficiency``, ``stride``) of one window's trajectories ``(time, walker, coord)`` at ``z``."""
-        cv = self.cv(trajectory.values)
+    def decorrelation(self, cv: np.ndarray, z: float) -> tuple[int, float]:
+        """Warm-up (saved frames, MSER on the walker-averaged offset from z unless ``warmup`` is given) and the
+        pooled statistical inefficiency g of the rest of one window's CV series ``(time, walker)``."""
         offset = wrapped_difference(cv, z, self.cv.period)  # continuous across ±P/2 for an angle
         start = mser_warmup(offset) if self.warmup == "auto" else int(self.warmup)
         if start >= cv.shape[0] - 2:
@@ -162,7 +223,32 @@ class UmbrellaSampling:
             raise InputError(f"window at {self.cv.name} = {z:g}: the CV does not change over the run (it stays at "
                              f"{cv[-1, 0]:g}); the walkers sit where it is flat (beyond the data of a learned CV?): "
                              "start them elsewhere (initial=...)")
-        inefficiency = statistical_inefficiency(offset[start:])
+        return start, statistical_inefficiency(offset[start:])
+
+    def windows(self, centers, *, seed: SeedLike, first: int = 0, n_walkers: int | None = None,
+                progress: bool | None = None) -> list[xr.Dataset]:
+        """Windows ``first, first + 1, ...`` of a run at ``centers`` (:meth:`sample`), each with its whole
+        trajectories and analysed (:meth:`analyse`)."""
+        centers = np.atleast_1d(np.asarray(centers, dtype=float))
+        walkers = self.n_walkers if n_walkers is None else checked_count(n_walkers, "n_walkers")
+        series = self.sample(centers, seed=seed, first=first, n_walkers=walkers, progress=progress)
+        result = []
+        for k, z in enumerate(centers):
+            own = slice(k * walkers, (k + 1) * walkers)
+            trajectory = xr.DataArray(series.states.array[:, own], dims=("time", "walker", "coord"), name="x",
+                                      coords={"time": series.time, "walker": np.arange(walkers),
+                                              "coord": series.coords},
+                                      attrs={"long_name": "fine-scale state", "dt": self.dt})
+            result.append(self._analysed(trajectory, series.xi[:, own], z))
+        return result
+
+    def analyse(self, trajectory: xr.DataArray, z: float) -> xr.Dataset:
+        """CV ``xi``, bias energy ``bias`` (βU, kT) and the warm-up/decorrelation (attrs ``warmup_frames``,
+        ``inefficiency``, ``stride``) of one window's trajectories ``(time, walker, coord)`` at ``z``."""
+        return self._analysed(trajectory, self.cv(trajectory.values), z)
+
+    def _analysed(self, trajectory: xr.DataArray, cv: np.ndarray, z: float) -> xr.Dataset:
+        start, inefficiency = self.decorrelation(cv, z)
         return xr.Dataset(
             {"x": trajectory,
              "xi": (("time", "walker"), cv, {"long_name": f"collective variable {self.cv.name}"}),
@@ -172,40 +258,52 @@ class UmbrellaSampling:
                    "inefficiency": inefficiency, "stride": max(1, math.ceil(inefficiency))},
         )
 
-    def window(self, z: float, *, seed: SeedLike, n_walkers: int | None = None, progress: bool = False) -> xr.Dataset:
+    def window(self, z: float, *, seed: SeedLike, n_walkers: int | None = None,
+               progress: bool | None = None) -> xr.Dataset:
         """Run one window at ``z``: trajectories ``x`` (time, walker, coord), the CV ``xi`` and ``bias`` (βU, kT)
         per frame, and the warm-up analysis in attrs (``warmup_frames``, ``inefficiency``, ``stride``)."""
         return self.windows([float(z)], seed=seed, n_walkers=n_walkers, progress=progress)[0]
 
     # -- the Lift -----------------------------------------------------------------------------------
     def __call__(self, z, n: int, *, seed: SeedLike) -> np.ndarray:
-        """n fine states of the biased law at z: the final states of n walkers run for ``n_steps``."""
+        """n fine states of the biased law at z: the last saved states of n walkers run for ``n_steps``."""
         z = np.atleast_1d(np.asarray(z, dtype=float))
         if z.shape != (1,):
             raise InputError(f"umbrella sampling lifts one CV value at a time, got z of shape {z.shape}")
-        return self.window(z[0], seed=seed, n_walkers=n).x.values[-1]
+        return self.sample(z, seed=seed, n_walkers=n, states=None).last
 
     # -- windows across a grid ------------------------------------------------------------------
     def run(self, grid, *, seed: SeedLike, executor=None, windows_per_task: int | None = None,
-            progress: bool = False) -> xr.Dataset:
-        """All windows of ``grid``, pooled after warm-up and thinning: ``x`` (sample, coord), CV ``xi``, ``bias``
-        (own-window βU), ``window_index``, ``walker``, ``frame_time``; per window ``center``,
-        ``warmup_frames``, ``inefficiency``, ``n_samples``.
+            save_states: bool = True, progress: bool | None = None) -> xr.Dataset:
+        """All windows of ``grid``, pooled after warm-up and thinning — the windows dataset that
+        :meth:`reweight` and :mod:`eqfree.reweight` consume:
 
-        Tasks of ``windows_per_task`` windows go through ``executor`` (default: all windows in one
-        vectorized task when serial, one window per task on an executor); the numbers do not depend
-        on either choice.
+        - per sample (dim ``sample``, grouped by window, time-major within a window): the CV ``xi``,
+          ``bias`` (βU of its own window, kT), ``window_index``, ``walker`` (0 … n_walkers − 1 within its
+          window: the independent unit), ``frame_time``, and, with ``save_states``, the states ``x``
+          (sample, coord);
+        - per window (dim ``window``): coordinate ``center``, ``warmup_frames``, ``inefficiency``,
+          ``n_samples``; attrs ``kappa``, ``beta``, ``cv``, ``dt``, ``n_steps``, ``n_walkers`` (and ``period``).
+
+        Memory stays bounded: a task keeps the CV series of its windows (8 B per walker and frame)
+        and one block of states; with ``save_states`` the states go to a temporary file, read back at the
+        kept frames only. Tasks of ``windows_per_task`` windows go through ``executor`` (default: when
+        serial, as many windows as keep a task's CV series under :data:`TASK_BYTES`, advanced as one
+        ensemble; one window per task on an executor); the numbers depend on neither choice.
         """
         centers = np.atleast_1d(np.asarray(grid, dtype=float))
         if centers.ndim != 1 or centers.size == 0:
             raise InputError(f"the grid of window centres must be a non-empty 1-D sequence, got shape {centers.shape}")
-        default = len(centers) if executor is None else 1
-        per_task = default if windows_per_task is None else checked_count(windows_per_task, "windows_per_task")
-        starts = range(0, len(centers), per_task)
-        tasks = [(self, centers[i:i + per_task], i, seed) for i in starts]
+        if windows_per_task is not None:
+            per_task = checked_count(windows_per_task, "windows_per_task")
+        elif executor is None:
+            per_task = max(1, TASK_BYTES // (8 * self.n_frames * self.n_walkers))
+        else:
+            per_task = 1
+        tasks = [(self, centers[i:i + per_task], i, seed, save_states) for i in range(0, len(centers), per_task)]
         windows: list[xr.Dataset] = []
         for _, samples in sorted(run_tasks(_window_samples, tasks, executor=executor, progress=progress,
-                                           desc="umbrella windows"), key=lambda item: item[0]):
+                                           desc="umbrella tasks"), key=lambda item: item[0]):
             windows.extend(samples)
         pooled = xr.concat([w.assign(window_index=("sample", np.full(w.sizes["sample"], k)))
                             for k, w in enumerate(windows)], dim="sample")
@@ -217,37 +315,110 @@ class UmbrellaSampling:
                         **({} if self.cv.period is None else {"period": self.cv.period})}
         return pooled
 
-    def reweight(self, windows: xr.Dataset, estimator: str = "mbar", *, seed: SeedLike | None = None,
+    def reweight(self, windows: xr.Dataset, estimator: str = "wham", *, seed: SeedLike | None = None,
                  **options) -> UmbrellaReweighting:
         """Fit WHAM or MBAR (:mod:`eqfree.reweight`) to pooled ``windows`` from :meth:`run`: window free
-        energies, the PMF along ξ (kT), unbiased sample weights and the overlap matrix. WHAM bootstraps
-        whole walkers (the independent units), drawn from ``seed`` (needed for WHAM alone: MBAR's errors are
-        analytic); ``options`` go to the estimator."""
-        estimators = {"wham": WHAM, "mbar": MBAR}
-        if estimator not in estimators:
-            raise InputError(f"estimator must be 'wham' or 'mbar', got {estimator!r}")
-        fitted = estimators[estimator](period=self.cv.period, **options)
-        arguments = (self.reduced_bias(windows.xi.values, windows.center.values), windows.window_index.values,
-                     windows.xi.values)
-        if estimator == "wham":  # the bootstrap resamples whole walkers within each window
-            if seed is None:
-                raise InputError("WHAM's bootstrap errors need an explicit seed: reweight(windows, 'wham', seed=...)")
-            return fitted.fit(*arguments, groups=windows.walker.values, seed=seed)
-        return fitted.fit(*arguments)
+        energies, the PMF along ξ (kT), unbiased weights and the overlap matrix, through
+        :func:`eqfree.reweight.reweight_windows` (the bias βκ/2 d(ξ, z_k)² from the windows' attributes). MBAR gets
+        the reduced biases of every sample in every window (K, N); WHAM, with enough walkers per window, the
+        samples compressed into cells of (window, fine CV bin) exact to a stated bound (:mod:`eqfree.reweight.cells`).
+        The walkers are the independent units the bootstrap resamples, drawn from ``seed`` (WHAM needs one, MBAR
+        without one gives pymbar's analytical errors); ``options`` go to the estimator."""
+        return reweight_windows(windows, estimator, seed=seed, **options)
 
 
-def _window_samples(sampler: UmbrellaSampling, centers: np.ndarray, first: int, seed) -> list[xr.Dataset]:
+def _window_samples(sampler: UmbrellaSampling, centers: np.ndarray, first: int, seed, save_states: bool
+                    ) -> list[xr.Dataset]:
     """Decorrelated samples of windows ``first, ...``, each flattened to a ``sample`` dimension (a task)."""
+    series = sampler.sample(centers, seed=seed, first=first, states="file" if save_states else None)
+    walkers = sampler.n_walkers
     flat = []
-    for window in sampler.windows(centers, seed=seed, first=first):
-        frames = np.arange(window.attrs["warmup_frames"], window.sizes["time"], window.attrs["stride"])
-        kept = window.isel(time=frames).stack(sample=("time", "walker"))
-        flat.append(xr.Dataset(
-            {"x": (("sample", "coord"), kept.x.transpose("sample", "coord").values),
-             "xi": ("sample", kept.xi.values, window.xi.attrs),
-             "bias": ("sample", kept.bias.values, window.bias.attrs),
-             "walker": ("sample", kept.walker.values),
-             "frame_time": ("sample", kept.time.values)},
-            coords={"coord": window.coord.values}, attrs=window.attrs,
-        ))
+    for k, z in enumerate(centers):
+        own = slice(k * walkers, (k + 1) * walkers)
+        start, inefficiency = sampler.decorrelation(series.xi[:, own], z)
+        stride = max(1, math.ceil(inefficiency))
+        frames = np.arange(start, sampler.n_frames, stride)
+        xi = series.xi[frames, own].ravel()
+        samples = {"xi": ("sample", xi, {"long_name": f"collective variable {sampler.cv.name}"}),
+                   "bias": ("sample", sampler.reduced_bias(xi, [z])[0],
+                            {"long_name": "reduced bias energy beta*U", "units": "kT"}),
+                   "walker": ("sample", np.tile(np.arange(walkers), frames.size)),
+                   "frame_time": ("sample", np.repeat(series.time[frames], walkers))}
+        coords = {}
+        if save_states:
+            samples["x"] = (("sample", "coord"), series.states.take(frames, own).reshape(-1, series.last.shape[1]))
+            coords["coord"] = series.coords
+        flat.append(xr.Dataset(samples, coords=coords, attrs={
+            "center": z, "kappa": sampler.kappa, "beta": sampler.beta, "warmup_frames": start,
+            "inefficiency": inefficiency, "stride": stride}))
     return flat
+
+
+class StateStore:
+    """The saved states ``(T, walkers, dim)`` of a run: kept in ``memory`` (``array``), written to a temporary
+    ``file`` (read back frame by frame at the frames asked for, so memory holds only those), or not kept
+    (``None``); the first frame is ``x0``."""
+
+    def __init__(self, where: str | None, shape: tuple[int, int, int], x0: np.ndarray):
+        self.where, self.shape = where, shape
+        if where == "memory":
+            self.array = np.empty(shape)
+            self.array[0] = x0
+        elif where == "file":
+            check_disk(8 * math.prod(shape), "the states of the windows (save_states)",
+                       "drop save_states (--save-states) or raise save_every (--save-every)")
+            self.file = tempfile.TemporaryFile()
+            self.file.write(np.ascontiguousarray(x0, dtype=float).tobytes())
+        self.filled = 1
+
+    def write(self, frames: np.ndarray) -> None:
+        """Append ``frames`` ``(n, walkers, dim)`` after those already written."""
+        if self.where == "memory":
+            self.array[self.filled:self.filled + len(frames)] = frames
+        elif self.where == "file":
+            self.file.write(np.ascontiguousarray(frames, dtype=float).tobytes())
+        self.filled += len(frames)
+
+    def take(self, frames: np.ndarray, walkers: slice) -> np.ndarray:
+        """States ``(len(frames), walkers, dim)`` at saved ``frames`` of the walkers in the slice ``walkers``."""
+        if self.where == "memory":
+            return self.array[frames, walkers]
+        if self.where is None:
+            raise InputError("this run kept no states")
+        _, total, dim = self.shape
+        first, stop, _ = walkers.indices(total)
+        out = np.empty((len(frames), stop - first, dim))
+        self.file.flush()
+        for row, frame in enumerate(frames):
+            self.file.seek(8 * dim * (int(frame) * total + first))
+            self.file.readinto(memoryview(out[row]).cast("B"))
+        return out
+
+
+def available_memory() -> int:
+    """Bytes of memory available to a new allocation: ``MemAvailable`` of /proc/meminfo where there is one
+    (Linux), else the physical memory."""
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def check_memory(needed: int, what: str, remedy: str) -> None:
+    """Refuse a run whose arrays (``needed`` bytes) would not fit the available memory, before any step."""
+    available = available_memory()
+    if needed > available:
+        raise InputError(f"{what}: about {needed / 2**30:.1f} GiB, more than the {available / 2**30:.1f} GiB "
+                         f"of memory available; {remedy}")
+
+
+def check_disk(needed: int, what: str, remedy: str) -> None:
+    """Refuse a temporary file of ``needed`` bytes that the temporary directory cannot hold."""
+    free = shutil.disk_usage(tempfile.gettempdir()).free
+    if needed > free:
+        raise InputError(f"{what} need about {needed / 2**30:.1f} GiB of temporary disk, more than the "
+                         f"{free / 2**30:.1f} GiB free in {tempfile.gettempdir()}; {remedy}")

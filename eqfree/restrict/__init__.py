@@ -5,10 +5,12 @@ from .collective import CollectiveVariable, collective_variable
 from .coordinates import Coordinates, parse_coordinate
 from .diffusion_maps import (
     DiffusionMaps,
+    intrinsic_dimension,
     kernel_sum_bandwidth,
     local_linear_residuals,
     local_noise_covariances,
     mahalanobis_squared_distances,
+    plateau_bandwidth,
 )
 from .dihedrals import Dihedrals, dihedral
 from .extension import GaussianProcessRegression, GeometricHarmonics, KernelExpansion
@@ -17,6 +19,6 @@ __all__ = [
     "CollectiveVariable", "collective_variable",
     "Coordinates", "Dihedrals", "DiffusionMaps", "dihedral", "kabsch_align", "GaussianProcessRegression",
     "GeometricHarmonics", "KernelExpansion",
-    "kernel_sum_bandwidth", "local_linear_residuals", "local_noise_covariances", "mahalanobis_squared_distances",
-    "parse_coordinate",
+    "intrinsic_dimension", "kernel_sum_bandwidth", "local_linear_residuals", "local_noise_covariances",
+    "mahalanobis_squared_distances", "parse_coordinate", "plateau_bandwidth",
 ]

@@ -23,7 +23,8 @@ class CollectiveVariable:
     """ξ: fine states ``(..., dim)`` → ``(...)``, differentiable on torch tensors; also a Restrict.
 
     Built by :func:`collective_variable` from a coordinate name, a fitted kernel expansion or any
-    callable mapping a torch tensor ``(walkers, dim)`` to ``(walkers,)`` or ``(walkers, 1)``.
+    callable mapping a torch tensor ``(..., dim)`` to ``(...)`` or ``(..., 1)``, acting on the last axis
+    alone (it meets walkers ``(walkers, dim)`` and trajectories ``(time, walker, dim)``; :meth:`check`).
     ``period`` marks an angle; ``valid_range`` = (low, high) is where a learned ξ was fitted.
     """
 
@@ -42,6 +43,7 @@ class CollectiveVariable:
 
     @property
     def names(self) -> list[str]:
+        """The CV's name, one per output column (a Restrict's names)."""
         return [self.name]
 
     def __call__(self, x):
@@ -55,6 +57,34 @@ class CollectiveVariable:
             raise InputError(f"the CV must return one value per state, shape {tuple(x.shape[:-1])}; "
                              f"got {tuple(value.shape)}")
         return value
+
+    def check(self, dim: int, state=None) -> None:
+        """The contract ξ: ``(..., dim)`` → ``(...)``, checked on a ``(2, dim)`` and a ``(2, 3, dim)`` probe of
+        torch states near ``state`` (default the origin): shapes, and the same values for the same states
+        in either batch (a CV written for ``(walkers, dim)`` that indexes the first axis fails here)."""
+        base = torch.zeros(dim, dtype=torch.float64) if state is None else torch.as_tensor(
+            np.asarray(state, dtype=float).reshape(dim))
+        probe = base + 1e-3 * torch.arange(6 * dim, dtype=torch.float64).reshape(2, 3, dim) / (6 * dim)
+        values = []
+        for x in (probe[:, 0], probe, probe.reshape(6, dim)):
+            shape = f"({', '.join(map(str, x.shape[:-1]))}, dim)"
+            try:
+                with torch.no_grad():
+                    value = self.function(x)
+            except Exception as error:  # the user's function: its error becomes one line naming the probe
+                raise InputError(f"the CV {self.name} fails on states of shape {shape}: "
+                                 f"{type(error).__name__}: {error}; it must map (..., dim) to (...)") from error
+            got = tuple(value.shape) if torch.is_tensor(value) else type(value).__name__
+            if torch.is_tensor(value) and value.ndim == x.ndim and value.shape[-1] == 1:
+                value = value[..., 0]
+            if not torch.is_tensor(value) or value.shape != x.shape[:-1]:
+                raise InputError(f"the CV {self.name} must map states (..., dim) to one value each (...): on states "
+                                 f"of shape {shape} it returned {got}, expected {tuple(x.shape[:-1])}; index the "
+                                 "last axis (x[..., 0]), not the first (x[:, 0])")
+            values.append(value)
+        if not torch.allclose(values[1].reshape(6), values[2], rtol=1e-10, atol=1e-12, equal_nan=True):
+            raise InputError(f"the CV {self.name} gives other values for the same states in a (2, 3, dim) batch than "
+                             "in a (6, dim) batch: it must act on the last axis alone (x[..., 0], not x[:, 0])")
 
     def __repr__(self) -> str:
         extra = "" if self.period is None else f", period={self.period:g}"

@@ -45,6 +45,7 @@ class Coordinates:
 
     @property
     def names(self) -> list[str]:
+        """The kept coordinates' names ``x1, x2, ...`` (1-based), one per output column."""
         return [f"x{i + 1}" for i in self.indices]
 
     def __call__(self, x):

@@ -13,6 +13,10 @@ S v = λ v give W's right eigenvectors ψ = D^{−1/2} v, so a symmetric (sparse
 Note: the printed (B.3) reads P^{−α/2} A P^{−α/2}; that is this α halved. eqfree follows Coifman &
 Lafon, so α = 1 removes the sampling density.
 
+Distances are computed from coordinate differences (``scipy.spatial.distance.cdist``, ``cKDTree``), never
+as ‖x‖² + ‖y‖² − 2x·y, so they do not lose precision far from the origin: the fit is invariant under
+translations and rotations of the data to rounding.
+
 Eigenvectors are scaled so that Σ_i π_i ψ_k(x_i)² = 1 with π = D/ΣD, W's stationary law (the
 trivial ψ_0 is then ≡ 1). Duplicate
 points are kept: each counts as a sample (with α = 1 the density normalization discounts them).
@@ -23,9 +27,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 from scipy import linalg, sparse
-from scipy.sparse.csgraph import connected_components
+from scipy.sparse.csgraph import connected_components, minimum_spanning_tree
 from scipy.sparse.linalg import eigsh
 from scipy.spatial import cKDTree
+from scipy.spatial.distance import cdist, pdist, squareform
 
 from ..base import Estimator
 from ..errors import InputError
@@ -33,9 +38,14 @@ from ..seeding import SeedLike, as_seed_sequence
 
 #: the sparse kernel drops values below this by default: cut-off radius √(2ε ln(1/KERNEL_TOLERANCE))
 KERNEL_TOLERANCE = 1e-12
+#: log-grid density of the bandwidth search (points per decade of ε)
+GRID_PER_DECADE = 20
+#: pairs of points whose distances are computed at once when the sparse kernel is built
+PAIR_CHUNK = 1 << 20
 
 
 def as_samples(X, name: str = "X") -> np.ndarray:
+    """``X`` as a finite float ``(n_samples, n_features)`` array (a 1-D array is one feature)."""
     X = np.asarray(X, dtype=float)
     if X.ndim == 1:
         X = X[:, None]
@@ -48,29 +58,82 @@ def as_samples(X, name: str = "X") -> np.ndarray:
 
 
 def kernel_sum_bandwidth(X: np.ndarray, *, n_samples: int = 1000, seed: SeedLike) -> float:
-    """ε at the steepest slope of log Σ_ij exp(−d_ij²/(2ε)) against log ε (the kernel-sum rule).
-
-    Between ε so small that only i = j counts and ε so large that every pair does, the log-log slope
-    rises to about d/2 (d the intrinsic dimension); its maximum lies in the regime where the kernel sees
-    the local geometry. Computed on at most ``n_samples`` points, over a log grid of candidate ε.
-    """
+    """ε in the regime where the kernel sum grows as ε^{d/2}, d the intrinsic dimension (:func:`plateau_bandwidth`),
+    computed on at most ``n_samples`` points drawn with ``seed``."""
     rng = np.random.default_rng(as_seed_sequence(seed))
     sample = X if len(X) <= n_samples else X[rng.choice(len(X), n_samples, replace=False)]
-    return steepest_kernel_sum(squared_distances(sample, sample))
+    return plateau_bandwidth(pdist(sample, "sqeuclidean"), len(sample))
 
 
-def steepest_kernel_sum(squared: np.ndarray) -> float:
+def intrinsic_dimension(squared: np.ndarray, n_points: int, n_neighbors: int = 10) -> float:
+    """Maximum-likelihood intrinsic dimension from nearest-neighbour distances (Levina & Bickel 2005, with the
+    MacKay & Ghahramani average of inverses): d̂⁻¹ = mean_i (1/(k−1)) Σ_{j<k} log(T_k(x_i)/T_j(x_i)).
+    ``squared`` holds the condensed squared distances of ``n_points`` points (``pdist`` order); coincident
+    points are skipped."""
+    k = min(n_neighbors, n_points - 1)
+    if k < 2:
+        return 1.0
+    full = squareform(squared)
+    np.fill_diagonal(full, np.inf)
+    near = np.sqrt(np.sort(np.partition(full, k - 1, axis=1)[:, :k], axis=1))
+    near = near[near[:, 0] > 0]
+    if len(near) == 0:
+        return 1.0
+    return float(1 / np.mean(np.log(near[:, -1:] / near[:, :-1]).mean(axis=1)))
+
+
+def kernel_sum_slope(squared: np.ndarray, n_zero: int, epsilons: np.ndarray) -> np.ndarray:
+    """s(ε) = d log S / d log ε of S(ε) = Σ_ij exp(−d_ij²/(2ε)), exactly: the kernel-weighted mean of d_ij²/(2ε).
+    ``squared`` holds each pair i < j at a positive distance once; ``n_zero`` counts the terms at distance 0
+    (i = j, and coincident points both ways)."""
+    slopes = np.empty(len(epsilons))
+    for m, eps in enumerate(epsilons):
+        scaled = squared / (2 * eps)
+        weights = np.exp(-scaled)
+        slopes[m] = 2 * np.dot(weights, scaled) / (n_zero + 2 * weights.sum())
+    return slopes
+
+
+def plateau_bandwidth(squared: np.ndarray, n_points: int, *, intrinsic_regime: bool = True) -> float:
+    """ε from the kernel-sum slope criterion restricted to the regime of the intrinsic dimension.
+
+    The slope s(ε) = d log S/d log ε of S(ε) = Σ_ij exp(−d_ij²/(2ε)) rises from 0 (only i = j counts) to
+    about d/2 where the kernel sees the d-dimensional manifold (Coifman, Shkolnisky, Sigworth & Singer 2008;
+    Berry & Harlim 2016), and exceeds d/2 once it reaches across folds or curvature, before falling to 0
+    when every pair counts. Its global maximum (the criterion of Berry & Harlim) therefore lies across the
+    folds of a folded manifold. Here d is the maximum-likelihood dimension of :func:`intrinsic_dimension`,
+    rounded; the intrinsic regime is the longest run of a fine log grid (``GRID_PER_DECADE``) on which
+    0.75·d/2 ≤ s(ε) ≤ 1.05·d/2 (the lower bound allows for the boundary and sampling deficit of s, the upper
+    one flags the ambient dimension). Leakage across folds perturbs the leading eigenvectors long before
+    it shows in S, so ε is taken a quarter of the way (in log ε) into that run. Without such a run (noisy
+    or sparse data) the global maximum of s is used. ε is at least ℓ²/4, ℓ the longest edge of the points'
+    minimum spanning tree, so that the kernel links every point to the rest with weight ≥ e⁻² (clumped data,
+    e.g. trajectories, otherwise give a disconnected graph). ``squared`` holds the squared distance of each
+    pair i < j once (``pdist`` order) of ``n_points`` points. With ``intrinsic_regime=False`` the global
+    maximum of s is returned (Berry & Harlim), as for the Mahalanobis kernel, whose distances already
+    discount the fast directions.
+    """
     positive = squared[squared > 0]
     if positive.size == 0:
         raise InputError("all points coincide: no bandwidth separates them")
-    grid = np.logspace(np.log10(positive.min()) - 1, np.log10(positive.max()) + 1, 50)
-    log_sums = np.array([np.log(np.exp(-squared / (2 * eps)).sum()) for eps in grid])
-    return float(grid[np.argmax(np.gradient(log_sums, np.log(grid)))])
+    # below the 0.1 % quantile of the distances (about the nearest-neighbour scale) s is ~0
+    low, high = np.log10(np.quantile(positive, 1e-3)), np.log10(positive.max()) + 1
+    epsilons = np.logspace(low, high, int(np.ceil((high - low) * GRID_PER_DECADE)) + 1)
+    slopes = kernel_sum_slope(positive, n_points + 2 * (squared.size - positive.size), epsilons)
+    half = max(1, round(intrinsic_dimension(squared, n_points))) / 2
+    inside = np.concatenate([[0], ((slopes >= 0.75 * half) & (slopes <= 1.05 * half)).astype(int), [0]])
+    starts, ends = np.flatnonzero(np.diff(inside) == 1), np.flatnonzero(np.diff(inside) == -1)
+    if starts.size == 0 or not intrinsic_regime:
+        chosen = epsilons[np.argmax(slopes)]
+    else:
+        longest = np.argmax(ends - starts)
+        chosen = epsilons[starts[longest] + (ends[longest] - 1 - starts[longest]) // 4]
+    return float(max(chosen, minimum_spanning_tree(squareform(squared)).max() / 4))
 
 
 def squared_distances(Y: np.ndarray, X: np.ndarray) -> np.ndarray:
-    """‖y_i − x_j‖² of all pairs, ``(len(Y), len(X))``, clipped at 0 against round-off."""
-    return (np.sum(Y**2, 1)[:, None] + np.sum(X**2, 1)[None, :] - 2 * Y @ X.T).clip(0)
+    """‖y_i − x_j‖² of all pairs, ``(len(Y), len(X))``, from the coordinate differences."""
+    return cdist(Y, X, "sqeuclidean")
 
 
 def mahalanobis_squared_distances(X: np.ndarray, precisions: np.ndarray) -> np.ndarray:
@@ -112,6 +175,9 @@ class DiffusionMaps(Estimator):
     kernel : ``"dense"``, ``"sparse"`` (cut-off kernel on a KD-tree) or ``"auto"`` (sparse above 3000 points).
     cut_off : radius of the sparse kernel; default √(2ε ln(1/KERNEL_TOLERANCE)), where the kernel is 1e-12.
     select : ``"nonharmonic"`` (local linear regression, Dsilva et al. 2018) or ``"leading"``.
+    tolerance : relative residual ‖S v − λ v‖ at which the sparse eigensolver (``eigsh``) stops; eigenvalues are
+        then exact to about tolerance²/gap and eigenvectors to tolerance/gap (gap: the distance to the next
+        eigenvalue). The dense solver is exact.
 
     Attributes
     ----------
@@ -125,7 +191,7 @@ class DiffusionMaps(Estimator):
 
     def __init__(self, *, n_components: int = 1, epsilon: float | str = "auto", alpha: float = 1.0,
                  n_eigenpairs: int | None = None, kernel: str = "auto", cut_off: float | None = None,
-                 select: str = "nonharmonic"):
+                 select: str = "nonharmonic", tolerance: float = 1e-10):
         self.n_components = n_components
         self.epsilon = epsilon
         self.alpha = alpha
@@ -133,6 +199,7 @@ class DiffusionMaps(Estimator):
         self.kernel = kernel
         self.cut_off = cut_off
         self.select = select
+        self.tolerance = tolerance
 
     # -- fitting --------------------------------------------------------------------------------
     def _check_parameters(self, n_samples: int) -> int:
@@ -146,6 +213,8 @@ class DiffusionMaps(Estimator):
             raise InputError(f"cut_off must be a positive radius, got {self.cut_off!r}")
         if self.select not in ("nonharmonic", "leading"):
             raise InputError(f"select must be 'nonharmonic' or 'leading', got {self.select!r}")
+        if not (isinstance(self.tolerance, (int, float)) and 0 <= self.tolerance < 1):
+            raise InputError(f"tolerance must lie in [0, 1), got {self.tolerance!r}")
         number = isinstance(self.epsilon, (int, float)) and np.isfinite(self.epsilon) and self.epsilon > 0
         if not (self.epsilon == "auto" or number):
             raise InputError(f"epsilon must be a positive number or 'auto', got {self.epsilon!r}")
@@ -167,9 +236,23 @@ class DiffusionMaps(Estimator):
         if not self.sparse_:
             return np.exp(-squared_distances(Y, X) / (2 * self.epsilon_))
         radius = self.cut_off or np.sqrt(2 * self.epsilon_ * np.log(1 / KERNEL_TOLERANCE))
+        if Y is X:
+            return self._training_kernel(X, radius)
         distances = cKDTree(Y).sparse_distance_matrix(self.tree_, radius, output_type="coo_matrix")
         values = np.exp(-(distances.data**2) / (2 * self.epsilon_))
         return sparse.csr_matrix((values, (distances.row, distances.col)), shape=(len(Y), len(X)))
+
+    def _training_kernel(self, X: np.ndarray, radius: float) -> sparse.csr_matrix:
+        """A(X, X) with the pairs within ``radius`` (``cKDTree.query_pairs``, each pair once), symmetric CSR."""
+        pairs = self.tree_.query_pairs(radius, output_type="ndarray").astype(np.int32)
+        values = np.empty(len(pairs))
+        for start in range(0, len(pairs), PAIR_CHUNK):
+            i, j = pairs[start : start + PAIR_CHUNK].T
+            values[start : start + PAIR_CHUNK] = np.exp(-np.sum((X[i] - X[j]) ** 2, axis=1) / (2 * self.epsilon_))
+        n = len(X)
+        upper = sparse.csr_matrix((values, (pairs[:, 0], pairs[:, 1])), shape=(n, n))
+        del pairs, values
+        return (upper + upper.T + sparse.identity(n, format="csr")).tocsr()
 
     def fit(self, X, covariances=None, *, seed: SeedLike) -> DiffusionMaps:
         """Fit on data ``(N, d)``; with ``covariances`` ``(N, d, d)`` (the local noise covariances C(x_i),
@@ -188,8 +271,11 @@ class DiffusionMaps(Estimator):
         else:
             squared = mahalanobis_squared_distances(X, self.precisions_)
             sample = np.random.default_rng(as_seed_sequence(seed)).choice(n, min(n, 1000), replace=False)
-            self.epsilon_ = (steepest_kernel_sum(squared[np.ix_(sample, sample)]) if self.epsilon == "auto"
-                             else float(self.epsilon))
+            if self.epsilon == "auto":
+                subsample = squareform(squared[np.ix_(sample, sample)], checks=False)
+                self.epsilon_ = plateau_bandwidth(subsample, len(sample), intrinsic_regime=False)
+            else:
+                self.epsilon_ = float(self.epsilon)
             A = np.exp(-squared / (2 * self.epsilon_))
         graph = A if self.sparse_ else sparse.csr_matrix(A > KERNEL_TOLERANCE)
         n_parts, labels = connected_components(graph, directed=False)
@@ -199,6 +285,7 @@ class DiffusionMaps(Estimator):
                 f"pieces (sizes {np.bincount(labels)[:5].tolist()}...); choose a larger epsilon, e.g. "
                 f"{4 * self.epsilon_:.3g}, or check the data for separate clusters"
             )
+        rng = np.random.default_rng(as_seed_sequence(seed))
         p = np.asarray(A.sum(axis=1)).ravel()
         A_bar = self._normalize(A, p, p)
         d = np.asarray(A_bar.sum(axis=1)).ravel()
@@ -206,7 +293,9 @@ class DiffusionMaps(Estimator):
         if self.sparse_:
             S = sparse.diags(scale) @ A_bar @ sparse.diags(scale)
             S = (S + S.T) / 2
-            values, vectors = eigsh(S, k=n_eigenpairs + 1, which="LA", v0=np.sqrt(d))
+            # a seeded random start: reproducible, and not the exact trivial eigenvector √d, which would
+            # make ARPACK restart from its own (unseeded) random vector
+            values, vectors = eigsh(S, k=n_eigenpairs + 1, which="LA", v0=rng.standard_normal(n), tol=self.tolerance)
         else:
             S = scale[:, None] * A_bar * scale[None, :]
             values, vectors = linalg.eigh((S + S.T) / 2, subset_by_index=(n - n_eigenpairs - 1, n - 1))
@@ -220,7 +309,7 @@ class DiffusionMaps(Estimator):
         self.eigenvalues_ = values[order]
         self.eigenvectors_ = np.ascontiguousarray(psi)
         if self.select == "nonharmonic":
-            residuals = local_linear_residuals(psi[:, 1:])
+            residuals = local_linear_residuals(psi[:, 1:], seed=seed)
             self.residuals_ = np.concatenate([[0.0], residuals])
             self.selected_ = np.sort(np.argsort(-residuals, kind="stable")[: self.n_components]) + 1
         else:
@@ -286,7 +375,8 @@ class DiffusionMaps(Estimator):
         differentiable by autograd: ``(M, dim)`` → ``(M, n_components)``."""
         self._check_extensible()
         as_tensor = lambda a: torch.as_tensor(a, dtype=x.dtype, device=x.device)
-        kernel = torch.exp(-torch.cdist(x, as_tensor(self.X_)).square() / (2 * self.epsilon_))
+        distances = torch.cdist(x, as_tensor(self.X_), compute_mode="donot_use_mm_for_euclid_dist")
+        kernel = torch.exp(-distances.square() / (2 * self.epsilon_))
         p_new = kernel.sum(dim=1, keepdim=True)
         kernel = kernel / (p_new**self.alpha * as_tensor(self.density_) ** self.alpha)
         W = kernel / kernel.sum(dim=1, keepdim=True)
@@ -302,15 +392,18 @@ class DiffusionMaps(Estimator):
         return self.fit(X, covariances, seed=seed).eigenvectors_[:, self.selected_]
 
     def get_state(self) -> dict:
+        """The fitted state without the KD-tree (rebuilt from ``X_`` on :meth:`set_state`)."""
         return {k: v for k, v in super().get_state().items() if k != "tree_"}
 
     def set_state(self, state: dict) -> None:
+        """Restore the fitted state and rebuild the KD-tree of a sparse kernel."""
         super().set_state(state)
         self.tree_ = cKDTree(self.X_) if self.sparse_ else None
 
     # -- as a Restrict operator: states (..., n_features) -> (..., n_components) ------------------
     @property
     def names(self) -> list[str]:
+        """``phi<k>`` for each selected eigenvector k."""
         self.check_fitted()
         return [f"phi{k}" for k in self.selected_]
 
@@ -322,27 +415,35 @@ class DiffusionMaps(Estimator):
         return self.transform(x.reshape(-1, x.shape[-1])).reshape(*x.shape[:-1], len(self.selected_))
 
 
-def local_linear_residuals(psi: np.ndarray, *, n_neighbors: int = 64, bandwidth_scale: float = 1 / 3) -> np.ndarray:
-    """Residual r_k of regressing ψ_k on ψ_1..ψ_{k−1} by local linear regression (Dsilva et al. 2018).
+def local_linear_residuals(psi: np.ndarray, *, bandwidth_scale: float = 1 / 3, n_samples: int = 2000,
+                           seed: SeedLike = 0) -> np.ndarray:
+    """Residual r_k of regressing ψ_k on Φ_{k−1} = (ψ_1..ψ_{k−1}) by local linear regression (Dsilva, Talmon,
+    Coifman & Kevrekidis 2018).
 
-    A harmonic ψ_k is a function of the earlier eigenvectors (small r_k); a new direction is not
-    (r_k near 1). r_1 = 1 by definition. Weights exp(−‖Ψ_i − Ψ_j‖² / h²) over the nearest
-    neighbours in (ψ_1..ψ_{k−1}), with h = ``bandwidth_scale`` × the median pairwise neighbour distance;
-    the point itself is left out.
+    At each point i, ψ_k ≈ a_i + b_iᵀ(Φ_{k−1}(x_j) − Φ_{k−1}(x_i)) is fitted by least squares with weights
+    exp(−‖Φ_{k−1}(x_i) − Φ_{k−1}(x_j)‖² / h²) over the other points j (leave-one-out), with the published
+    bandwidth h = ``bandwidth_scale`` × the median of all pairwise distances in Φ_{k−1} (one third, as in
+    Dsilva et al.); r_k = (Σ_i (ψ_k(x_i) − a_i)² / Σ_i ψ_k(x_i)²)^{1/2}. A harmonic ψ_k is a function of the
+    earlier eigenvectors (small r_k); a new direction is not (r_k near 1). r_1 = 1 by definition. The sums
+    run over at most ``n_samples`` points drawn with ``seed`` (all pairs: O(n_samples²) per eigenvector).
     """
     n, m = psi.shape
+    if n > n_samples:
+        psi = psi[np.sort(np.random.default_rng(as_seed_sequence(seed)).choice(n, n_samples, replace=False))]
+        n = n_samples
     residuals = np.ones(m)
-    k_nn = min(n_neighbors, n - 1)
     for k in range(1, m):
-        features = psi[:, :k]
-        distances, neighbours = cKDTree(features).query(features, k=k_nn + 1)
-        distances, neighbours = distances[:, 1:], neighbours[:, 1:]
-        h = bandwidth_scale * np.median(distances)
-        weights = np.exp(-(distances / h) ** 2) + 1e-300
-        design = np.concatenate([np.ones((n, k_nn, 1)), features[neighbours] - features[:, None, :]], axis=2)
-        weighted = design * weights[..., None]
-        normal = np.einsum("nja,njb->nab", weighted, design) + 1e-12 * np.eye(k + 1)
-        rhs = np.einsum("nja,nj->na", weighted, psi[neighbours, k])
-        prediction = np.linalg.solve(normal, rhs[..., None])[:, 0, 0]
-        residuals[k] = np.sqrt(np.sum((psi[:, k] - prediction) ** 2) / np.sum(psi[:, k] ** 2))
+        features, target = psi[:, :k], psi[:, k]
+        h = bandwidth_scale * np.median(pdist(features))
+        weights = np.exp(-cdist(features, features, "sqeuclidean") / h**2)
+        np.fill_diagonal(weights, 0.0)
+        # weighted moments of z_j = (1, Φ_j) and z_j ψ_k(x_j) for every i at once, then shifted to (1, Φ_j − Φ_i)
+        z = np.concatenate([np.ones((n, 1)), features], axis=1)
+        moments = (weights @ (z[:, :, None] * z[:, None, :]).reshape(n, -1)).reshape(n, k + 1, k + 1)
+        rhs = weights @ (z * target[:, None])
+        shift = np.broadcast_to(np.eye(k + 1), (n, k + 1, k + 1)).copy()
+        shift[:, 1:, 0] = -features
+        normal = shift @ moments @ shift.transpose(0, 2, 1) + 1e-12 * np.eye(k + 1)
+        prediction = np.linalg.solve(normal, (shift @ rhs[..., None]))[:, 0, 0]
+        residuals[k] = np.sqrt(np.sum((target - prediction) ** 2) / np.sum(target**2))
     return residuals

@@ -62,6 +62,7 @@ class Dihedrals:
 
     @property
     def names(self) -> list[str]:
+        """The dihedrals' names, in the order of the output columns."""
         return list(self.angles)
 
     def __call__(self, x):

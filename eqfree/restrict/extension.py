@@ -34,12 +34,17 @@ from .diffusion_maps import as_samples, squared_distances
 class KernelExpansion(Estimator):
     """Φ(x) = Σ_j c_j exp(−‖x − x_j‖²/(2ε)), fitted by a subclass; what both extensions share.
 
-    Attributes (after ``fit``)
-    --------------------------
-    centers_ : ``(n_centers, dim)`` the data x_j.        coefficients_ : ``(n_centers, n_outputs)`` the c_j.
-    epsilon_ : the bandwidth ε used.
-    value_range_ : ``(2, n_outputs)``, min and max of the fitted values: where Φ was learned; an
-        umbrella window outside it is an extrapolation and draws a warning.
+    Attributes
+    ----------
+    centers_ : ``(n_centers, dim)``
+        The data x_j (set by ``fit``, as are the others).
+    coefficients_ : ``(n_centers, n_outputs)``
+        The c_j.
+    epsilon_ : float
+        The bandwidth ε used.
+    value_range_ : ``(2, n_outputs)``
+        Min and max of the fitted values: where Φ was learned; an umbrella window outside it is an
+        extrapolation and draws a warning.
     """
 
     def _expansion(self, X: np.ndarray, coefficients: np.ndarray, epsilon: float, f: np.ndarray) -> None:
@@ -50,6 +55,7 @@ class KernelExpansion(Estimator):
 
     @property
     def names(self) -> list[str]:
+        """``phi1, phi2, ...``, one per fitted output."""
         self.check_fitted()
         return [f"phi{i + 1}" for i in range(self.coefficients_.shape[1])]
 
@@ -67,7 +73,9 @@ class KernelExpansion(Estimator):
             centers = torch.as_tensor(self.centers_, dtype=x.dtype, device=x.device)
             coefficients = torch.as_tensor(self.coefficients_, dtype=x.dtype, device=x.device)
             flat = x.reshape(-1, x.shape[-1])
-            kernel = torch.exp(-torch.cdist(flat, centers).square() / (2 * self.epsilon_))
+            # differences, not |x|² + |y|² − 2x·y (torch's matrix-product mode loses precision far from 0)
+            distances = torch.cdist(flat, centers, compute_mode="donot_use_mm_for_euclid_dist")
+            kernel = torch.exp(-distances.square() / (2 * self.epsilon_))
             return (kernel @ coefficients).reshape(*x.shape[:-1], coefficients.shape[1])
         x = np.asarray(x, dtype=float)
         flat = x.reshape(-1, x.shape[-1])

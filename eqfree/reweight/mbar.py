@@ -4,76 +4,66 @@ The window free energies solve the self-consistent equations
 
     f_i = −log Σ_n exp(−u_i(x_n)) / Σ_k N_k exp(f_k − u_k(x_n)),     f_0 = 0,
 
-with pymbar's asymptotic (analytical) standard errors. The PMF is pymbar's ``FES`` histogram of the
-unbiased state (reduced potential 0), F_b = −log Σ_{n∈b} W_n + log Δ_b, with analytical standard errors
-of F_b − F_ref, ref the lowest bin (the bin width is added here: pymbar's bins carry probabilities).
-Bins without samples are left out with a warning naming them: pymbar cannot estimate them.
-Analytical errors assume uncorrelated samples: decorrelate the runs first
-(:func:`eqfree.timeseries.decorrelate`).
+solved by pymbar; the reached residual is that of :mod:`eqfree.reweight.solver`. The PMF histograms
+the unbiased weights (:mod:`eqfree.reweight.common`). Standard errors: with a seed, the bootstrap of
+whole walkers (:mod:`eqfree.reweight.uncertainty`, the default of ``eqfree umbrella`` and ``eqfree
+reweight``); without one, pymbar's analytical (asymptotic) errors of the free energies of each bin's and
+the reference region's restricted laws, which assume uncorrelated samples.
 """
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from .._pymbar import import_pymbar
-from ..errors import InputError
-from .common import OVERLAP_THRESHOLD, UmbrellaReweighting, check_threshold, pmf_dataset
+from ..errors import ConvergenceError, InputError
+from ..seeding import SeedLike
+from .common import UmbrellaReweighting
+from .solver import CLOSE_ENOUGH, BinlessEquations
 
 
 class MBAR(UmbrellaReweighting):
-    """MBAR estimator (:mod:`eqfree.base` convention) through pymbar; see the module docstring.
+    """MBAR estimator (:mod:`eqfree.base` convention) through pymbar; parameters and attributes are those of
+    :class:`~eqfree.reweight.common.UmbrellaReweighting` (``tolerance`` and ``max_iterations`` also go to
+    ``pymbar.MBAR``), plus ``mbar_``, the fitted ``pymbar.MBAR`` (its samples ordered by window; rebuilt
+    from ``reduced_bias_`` and ``order_`` by :func:`eqfree.base.load`)."""
 
-    Parameters
-    ----------
-    bins : number of equal CV bins over the sampled range (one period [−P/2, P/2) when periodic),
-        or an array of increasing edges (spanning one period when periodic, covering all samples otherwise).
-    period : CV period (e.g. 2π) or None.
-    tolerance, max_iterations : passed to ``pymbar.MBAR`` (its ``relative_tolerance``, ``maximum_iterations``).
-    overlap_threshold : neighbouring windows with overlap below this raise a UserWarning.
-
-    Attributes: those of :class:`~eqfree.reweight.common.UmbrellaReweighting`, plus ``mbar_``, the
-    fitted ``pymbar.MBAR`` (its samples ordered by window; rebuilt from ``reduced_bias_`` and ``order_``
-    by :func:`eqfree.base.load`). MBAR draws nothing at random: ``fit`` takes no seed.
-    """
-
-    def __init__(self, *, bins=100, period: float | None = None, tolerance: float = 1e-10,
-                 max_iterations: int = 10_000, overlap_threshold: float = OVERLAP_THRESHOLD):
-        self.bins = bins
-        self.period = period
-        self.tolerance = tolerance
-        self.max_iterations = max_iterations
-        self.overlap_threshold = overlap_threshold
-
-    def fit(self, reduced_bias, window, cv) -> MBAR:
-        """Fit on ``reduced_bias`` (K, N) in kT, ``window`` (N,) labels and ``cv`` (N,)."""
-        pymbar = import_pymbar()
-        threshold = check_threshold(self.overlap_threshold)
-        u, window, cv, _, n_k, period, edges, sample_bin, counts, filled = self._histogram(reduced_bias, window, cv)
-        centres = 0.5 * (edges[:-1] + edges[1:])
-
-        order = np.argsort(window, kind="stable")  # pymbar's documented layout: samples grouped by state
-        fes = pymbar.FES(u[:, order], n_k, mbar_options=self._mbar_options())
-        fitted = fes.get_mbar()
-        f = np.asarray(fitted.f_k, dtype=float)
-        # samples are placed at their bin centres, so pymbar bins exactly as eqfree (wrapping included)
-        fes.generate_fes(np.zeros(u.shape[1]), centres[sample_bin[order]], fes_type="histogram",
-                         histogram_parameters={"bin_edges": [edges]})
-        log_width = np.log(np.diff(edges)[filled])
-        reference = np.argmin(fes.get_fes(centres[filled])["f_i"] + log_width)
-        result = fes.get_fes(centres[filled], reference_point="from-specified",
-                             fes_reference=centres[filled][reference], uncertainty_method="analytical")
-        pmf = np.asarray(result["f_i"]) + log_width
-
-        self.order_, self.reduced_bias_ = order, u
-        self.f_ = f
-        self.f_stderr_ = np.asarray(fitted.compute_free_energy_differences()["dDelta_f"][0], dtype=float)
-        self.mbar_ = self._mbar(n_k)
-        self.bin_edges_ = edges
-        self.pmf_ = pmf_dataset(edges, filled, pmf - pmf[reference], np.asarray(result["df_i"]), counts,
-                                estimator="MBAR", period=period)
-        self._finish(u, n_k, f, cv, threshold)
+    def fit(self, reduced_bias, window, cv, groups=None, *, seed: SeedLike | None = None) -> MBAR:
+        """Fit on ``reduced_bias`` (K, N) in kT, ``window`` (N,) labels, ``cv`` (N,) and ``groups`` (N,) walker
+        labels (None: each window's samples are one series, in time order). ``seed`` drives the bootstrap of
+        the standard errors; None gives pymbar's analytical errors (uncorrelated samples assumed)."""
+        self._fit(reduced_bias, window, cv, groups, seed, "MBAR")
         return self
+
+    def _solve(self, u: np.ndarray, equations: BinlessEquations, multiplicity: np.ndarray
+               ) -> tuple[np.ndarray, float, None]:
+        self.reduced_bias_ = u
+        self.order_ = np.argsort(equations.window, kind="stable")  # pymbar's layout: samples grouped by state
+        n_k = equations.counts(np.ones(equations.window.size))
+        solved = import_pymbar().MBAR(self.reduced_bias_[:, self.order_], n_k, **self._mbar_options())
+        f = np.asarray(solved.f_k, dtype=float)
+        f -= f[0]
+        residual = equations.residual(f, np.ones(equations.window.size))
+        if residual >= self.tolerance:
+            message = f"pymbar's MBAR reached a residual of {residual:.3g} kT, above the tolerance {self.tolerance:g}"
+            if residual > CLOSE_ENOUGH * self.tolerance:
+                raise ConvergenceError(f"{message}: raise max_iterations or tolerance, or check that "
+                                       "neighbouring windows overlap")
+            warnings.warn(f"{message} (by less than {CLOSE_ENOUGH:g}x): the result is kept", UserWarning,
+                          stacklevel=5)  # _solve <- _fit_serial <- _fit <- fit <- the caller
+        self.mbar_ = self._mbar(n_k, f)
+        return f, residual, None  # pymbar does not report its iterations
+
+    def _analytical(self, f, sample_bin, filled, region, log_width):
+        """pymbar's errors of f and of F_b − F_R: the unbiased law restricted to each bin and to R as states."""
+        bins = np.flatnonzero(filled)
+        inside = np.vstack([sample_bin[None, :] == bins[:, None], np.isin(sample_bin, bins[region])[None, :]])
+        result = self.mbar_.compute_perturbed_free_energies(np.where(inside[:, self.order_], 0.0, np.inf))
+        f_stderr = np.asarray(self.mbar_.compute_free_energy_differences()["dDelta_f"][0], dtype=float)
+        return f_stderr, np.asarray(result["dDelta_f"][-1, :-1], dtype=float)
 
     def free_energy_difference(self, in_a, in_b) -> tuple[float, float]:
         """ΔF = F_b − F_a = −log(P_b/P_a) in kT between two sets of states of the unbiased law (e.g. two
@@ -93,15 +83,19 @@ class MBAR(UmbrellaReweighting):
     def _mbar_options(self) -> dict:
         return {"relative_tolerance": self.tolerance, "maximum_iterations": self.max_iterations}
 
-    def _mbar(self, n_k: np.ndarray):
-        """The ``pymbar.MBAR`` of the fitted samples, started at ``f_`` (so :func:`eqfree.base.load` rebuilds
-        the same object that ``fit`` made)."""
-        return import_pymbar().MBAR(self.reduced_bias_[:, self.order_], n_k, initial_f_k=self.f_,
-                                    **self._mbar_options())
-
     def get_state(self) -> dict:
+        """The fitted state without ``mbar_`` (the ``pymbar.MBAR`` object, rebuilt on load)."""
         return {k: v for k, v in super().get_state().items() if k != "mbar_"}
 
     def set_state(self, state: dict) -> None:
+        """Restore a state from :meth:`get_state` and rebuild ``mbar_`` at the saved free energies ``f_``."""
         super().set_state(state)
-        self.mbar_ = self._mbar(self.n_samples_)
+        self.mbar_ = self._mbar(self.n_samples_, self.f_)
+
+    def _mbar(self, n_k: np.ndarray, f: np.ndarray):
+        """The ``pymbar.MBAR`` of the fitted samples started at ``f``, built on one BLAS thread wherever it is
+        called (pymbar iterates from ``f``; a different thread count rounds its sums differently), so that
+        :meth:`set_state` and :func:`eqfree.base.load` rebuild bit for bit the object that ``fit`` made."""
+        with threadpool_limits(1, user_api="blas"):
+            return import_pymbar().MBAR(self.reduced_bias_[:, self.order_], np.asarray(n_k, dtype=float),
+                                        initial_f_k=f, **self._mbar_options())

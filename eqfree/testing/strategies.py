@@ -23,6 +23,7 @@ import numpy as np
 import xarray as xr
 
 from ..closures.store import template
+from ..operators import FunctionLift
 
 
 def cv_values(lift=None, *, low: float | None = None, high: float | None = None) -> st.SearchStrategy[float]:
@@ -68,3 +69,21 @@ def closure_datasets(draw, *, diffusion: bool | None = None) -> xr.Dataset:
     dataset["n_samples"].values[done] = draw(arrays(np.int64, grid.size, elements=st.integers(2, 10**6)))[done]
     dataset["done"].values[:] = done
     return dataset
+
+
+@st.composite
+def perturbed_lifts(draw, lift, *, min_factor: float = 1.2, max_factor: float = 2.0):
+    """``(factor, perturbed)``: ``lift`` with every coordinate's spread about its mean over the draw scaled by
+    ``factor`` ∈ [min_factor, max_factor] or its inverse (the fast variance off by factor²; coordinates the lift
+    pins at z keep it) — lifts a calibrated check should reject."""
+    if not 1 < min_factor <= max_factor:
+        raise InputError(f"need 1 < min_factor <= max_factor, got {min_factor}, {max_factor}")
+    factor = draw(st.floats(min_factor, max_factor))
+    factor = factor if draw(st.booleans()) else 1 / factor
+
+    def perturbed(z, n, *, seed):
+        x = np.asarray(lift(z, n, seed=seed), dtype=float)
+        mean = x.mean(axis=0)
+        return mean + factor * (x - mean)
+
+    return factor, FunctionLift(perturbed, valid_range=lift.valid_range)

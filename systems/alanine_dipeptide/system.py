@@ -165,6 +165,7 @@ class AlanineDipeptide:
         return np.array([self.openmm_system.getParticleMass(i).value_in_unit(dalton) for i in range(len(self.atoms))])
 
     def atom_index(self, residue: str, atom: str) -> int:
+        """The index of atom ``atom`` (e.g. ``"CA"``) of residue ``residue`` (e.g. ``"ALA"``) in the topology."""
         try:
             return self.atoms.index((residue, atom))
         except ValueError:
@@ -237,7 +238,7 @@ class AlanineDipeptide:
         return self.evolver(platform="Reference").minimize(self._model[2], tolerance=0.1)[0]
 
     def simulate(self, n_walkers: int, n_steps: int, *, seed, dt: float | None = None, x0=None, save_every: int = 1,
-                 executor=None, progress: bool = False) -> xr.DataArray:
+                 executor=None, progress: bool | None = None) -> xr.DataArray:
         """Langevin MD of ``n_walkers`` independent replicas from ``x0`` (default: :attr:`x0`);
         dims ``(time, walker, coord)``, nm and ps."""
         n_walkers = checked_count(n_walkers, "n_walkers")

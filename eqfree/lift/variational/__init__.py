@@ -9,9 +9,9 @@ from .importance import ImportanceSample
 from .laplace import DiagonalLaplace, Predictive
 from .model import EncoderRestriction, LatentVariableModel, RejectedStepWarning
 from .networks import WIDTHS, Decoder, Encoder
-from .reverse_kl import ReverseKL, TemperingWarning, tempering_increment
+from .reverse_kl import LangevinWalkers, ReverseKL, TemperingWarning, tempering_increment
 from .vae import VAE
 
 __all__ = ["ARDPrior", "Decoder", "DiagonalLaplace", "Encoder", "EncoderRestriction", "ImportanceSample",
-           "LatentVariableModel", "Predictive", "RejectedStepWarning", "ReverseKL", "TemperingWarning", "VAE",
-           "WIDTHS", "ard_precision", "tempering_increment"]
+           "LangevinWalkers", "LatentVariableModel", "Predictive", "RejectedStepWarning", "ReverseKL",
+           "TemperingWarning", "VAE", "WIDTHS", "ard_precision", "tempering_increment"]

@@ -32,6 +32,7 @@ class ImportanceSample:
 
     @property
     def normalized_weights(self) -> np.ndarray:
+        """W_n = exp(log w_n − logsumexp(log w)), summing to 1."""
         return np.exp(self.log_weights - logsumexp(self.log_weights))
 
     @property

@@ -41,6 +41,7 @@ class Predictive:
 
     @property
     def mean(self) -> np.ndarray:
+        """The mean over the posterior draws of θ."""
         return self.draws.mean(axis=0)
 
     @property

@@ -111,9 +111,11 @@ class StepGuard:
         return False
 
     def record(self) -> dict:
+        """The count of rejected steps and the first of them, for ``training_``."""
         return {"rejected_steps": len(self.rejected), "first_rejected": self.rejected[0] if self.rejected else None}
 
     def warn(self, n_steps: int) -> None:
+        """A :class:`RejectedStepWarning` when any of the ``n_steps`` training steps was rejected."""
         if self.rejected:
             warnings.warn(f"{len(self.rejected)} of {n_steps} training steps were rejected (non-finite energy, loss "
                           f"or gradient; first at step {self.rejected[0]}); they are counted in training_"

@@ -38,6 +38,7 @@ class Encoder(nn.Module):
         self.log_var = nn.Linear(d3, latent)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean and log-variance ``(n, latent)`` each of r(z | x)."""
         h = self.body(x)
         return self.mean(h), self.log_var(h)
 
@@ -53,6 +54,7 @@ class Decoder(nn.Module):
         self.log_var = nn.Parameter(torch.zeros(dim))
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
+        """The mean ``(n, dim)`` of q(x | z)."""
         return self.mean(z)
 
 

@@ -120,5 +120,6 @@ class VAE(LatentVariableModel):
         return self.ard_precisions_
 
     def set_state(self, state: dict) -> None:
+        """Restore the fitted state, the ARD precisions on the model's device."""
         super().set_state(state)
         self.ard_precisions_ = {name: tau.to(self.device) for name, tau in self.ard_precisions_.items()}
