@@ -11,7 +11,7 @@ import pytest
 
 SITE = Path(__file__).parents[1] / "build" / "docs" / "html"
 CHROMIUM = shutil.which("chromium")
-PAGES = ["index.html", "tutorials/01_fine_systems.html", "api/generated/eqfree.closures.Closure.html",
+PAGES = ["index.html", "tutorials/05_closures.html", "api/generated/eqfree.closures.Closure.html",
          "cli.html", "concepts.html"]
 
 pytestmark = [
