@@ -65,7 +65,11 @@ class Box:
 
     @classmethod
     def parse(cls, text: str) -> Box:
-        """``lo:hi`` per CV, comma-separated (``0.5:3.5`` or ``-1:0,-2:2``)."""
+        """``lo:hi`` per CV, comma-separated (``0.5:3.5`` or ``-1:0,-2:2``).
+
+        >>> Box.parse("-1:0,-2:2")
+        Box(lo=(-1.0, -2.0), hi=(0.0, 2.0))
+        """
         try:
             pairs = [tuple(float(v) for v in part.split(":")) for part in text.split(",")]
             lo, hi = zip(*pairs, strict=True)

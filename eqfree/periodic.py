@@ -21,7 +21,13 @@ def check_period(period) -> float | None:
 
 
 def wrapped_difference(a, b, period: float | None):
-    """a − b, wrapped into [−P/2, P/2) when ``period`` P is given (numpy or torch; differentiable)."""
+    """a − b, wrapped into [−P/2, P/2) when ``period`` P is given (numpy or torch; differentiable).
+
+    >>> float(wrapped_difference(350.0, 10.0, 360.0))
+    -20.0
+    >>> float(wrapped_difference(350.0, 10.0, None))
+    340.0
+    """
     difference = a - b
     if period is None:
         return difference
