@@ -39,11 +39,13 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/sde_throughput.py
 	$(BIN)/python benchmarks/diffusion_maps.py $(if $(PEERS),--peers-python $(PEERS))
 	$(BIN)/python benchmarks/umbrella.py
+	$(BIN)/python benchmarks/reweight_bootstrap.py
 	$(BIN)/python benchmarks/closure_scaling.py
+	$(BIN)/python benchmarks/kinetics.py
 	$(BIN)/python benchmarks/lifting.py
 	$(BIN)/python benchmarks/assisted_umbrella.py
 	$(BIN)/python benchmarks/md.py
-	$(BIN)/python benchmarks/table.py
+	$(BIN)/python benchmarks/table.py --readme
 
 # The documentation site (build/docs/html), offline, warnings as errors; the tutorials run in their fast
 # mode (EQFREE_DOCS_FULL=1 runs them in full). docs-check opens it in headless Chromium (Debian's package,

@@ -36,7 +36,7 @@ from concurrent.futures import Executor, Future, ProcessPoolExecutor
 
 import numpy as np
 import torch
-from machine import cpu_model
+from machine import cpu_model, record
 from scipy import stats
 
 from eqfree import systems
@@ -253,6 +253,10 @@ def report_wall_clock(rows: dict, repeats: int) -> dict:
              ("(c) 10 in parallel: slowest run alone", "ideal", RUNS * SHORT_STEPS)]
     for label, key, steps in table:
         median, seconds = rows[key]
+        if key != "single":
+            record("assisted_umbrella", f"{label.strip()}: wall-clock of {steps:,} fine steps", median, "s",
+                   peer="single run of 10,000 steps", peer_value=single, ratio=single / median,
+                   target=f"paper: {PAPER_SPEEDUP:.0f}x (8 cores)" if key == "ideal" else None)
         print(f"{label:>44} {steps:11,d} {f'{median:.3f} [{seconds.min():.3f}-{seconds.max():.3f}]':>22} "
               f"{single / median:12.2f}")
     print(f"   (c): the slowest of the {RUNS} runs, each timed alone (its generator draw included); the median run "

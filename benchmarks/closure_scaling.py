@@ -1,4 +1,5 @@
-"""Wall time of a 64-point burst closure of `averaging_cubic` on 1 and 2 worker processes, the
+"""Wall time of a 64-point burst closure of `averaging_cubic` on 1 and 2 worker processes, the cost of a 2-D
+closure (`double_well`, CVs x1 and x2) against its number of grid points and of workers, the
 accuracy of its diffusion against the homogenized D(z) beside its cost (the default slope after
 healing, debiased across the grid, against the previous default, the end-point Var(Δz)/τ, from the
 same bursts), the cost of the closed SDE's mean path with its band, and the fine steps projective
@@ -9,7 +10,10 @@ dask ``LocalCluster`` with worker processes), warmed up before timing. The store
 and 2 workers are checked to hold the same numbers. Usage:
 
     python benchmarks/closure_scaling.py [--points 64] [--walkers 2000] [--steps 100] [--repeats 3] [--dask]
-                                         [--accuracy-walkers 20000]
+                                         [--accuracy-walkers 20000] [--sides 4 8 16] [--walkers-2d 1000] [--only-2d]
+
+The 2-D figures go to build/bench.json (:func:`machine.record`) with the floor measured in the same run: the
+bursts alone (the estimator called at each grid point in a loop: no store, no executor, no progress).
 """
 
 from __future__ import annotations
@@ -23,8 +27,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from machine import cpu_model, record
 
 from eqfree import CoarseTimeStepper, Coordinates, systems
+from eqfree.cli.closure import StateLift
 from eqfree.closures import BurstEstimator, Closure, estimate_closure, integrate, mean_path
 from eqfree.coarse import WalkerBursts, projective_integrate
 from eqfree.seeding import child
@@ -85,6 +91,54 @@ def scaling(args, directory: Path) -> None:
 
     same = load(directory / "pool1.zarr")["drift"].equals(load(directory / "pool2.zarr")["drift"])
     print(f"  same numbers with 1 and 2 workers: {same}")
+
+
+def scaling_2d(args, directory: Path) -> None:
+    """A 2-D closure of double_well (CVs x1, x2: its whole state, lifted as the point itself; bursts of 10 steps of
+    dt = 1e-3) on side × side grids: wall time in-process and on 1 and 2 worker processes, against the floor of the
+    bursts alone. The per-point cost should stay flat as the grid grows (the store writes one chunk per point)."""
+    well = systems.get("double_well")
+    estimator = BurstEstimator(StateLift((0, 1)), well.evolver(1e-3), Coordinates(["x1", "x2"]), tau=0.01,
+                               n_walkers=args.walkers_2d)
+    context = multiprocessing.get_context("spawn")
+    print(f"2-D closure of double_well (x1, x2), {args.walkers_2d} walkers x 10 steps per point, best of "
+          f"{args.repeats}; floor: the bursts alone ({cpu_model()}, {multiprocessing.cpu_count()} cores)")
+    print(f"  {'points':>7} {'floor s':>8} {'serial s':>9} {'1 proc s':>9} {'2 proc s':>9} {'floor/serial':>13} "
+          f"{'2 vs 1 proc':>12} {'ms/point':>9}")
+    per_point = {}
+    with ProcessPoolExecutor(2, mp_context=context, initializer=one_thread) as two, \
+            ProcessPoolExecutor(1, mp_context=context, initializer=one_thread) as one:
+        for pool, n in ((one, 1), (two, 2)):
+            list(pool.map(warm_up_2d, [estimator] * n))
+        for side in args.sides:
+            grid = [np.linspace(-2.5, 2.5, side), np.linspace(-1.5, 1.5, side)]
+            points = [np.array(p) for p in np.stack(np.meshgrid(*grid, indexing="ij"), axis=-1).reshape(-1, 2)]
+            floors = []
+            for _ in range(args.repeats):
+                start = time.perf_counter()
+                for i, point in enumerate(points):
+                    estimator(point, child(1, i))
+                floors.append(time.perf_counter() - start)
+            floor = min(floors)
+            serial = timed_closure(estimator, grid, directory / f"serial{side}.zarr", None, args.repeats)
+            single = timed_closure(estimator, grid, directory / f"one{side}.zarr", one, args.repeats)
+            double = timed_closure(estimator, grid, directory / f"two{side}.zarr", two, args.repeats)
+            per_point[side] = serial / len(points)
+            print(f"  {len(points):7d} {floor:8.2f} {serial:9.2f} {single:9.2f} {double:9.2f} {floor / serial:13.2f} "
+                  f"{single / double:12.2f} {1e3 * per_point[side]:9.1f}")
+            record("closure_scaling", f"2-D closure, {len(points)} points, in-process", serial, "s",
+                   peer="bursts alone (floor)", peer_value=floor, ratio=floor / serial)
+            record("closure_scaling", f"2-D closure, {len(points)} points, 2 vs 1 worker processes", double, "s",
+                   peer="1 worker process", peer_value=single, ratio=single / double)
+    smallest = min(args.sides)
+    for side in args.sides:
+        print(f"  cost per point, {side * side} points / {smallest * smallest} points: "
+              f"{per_point[side] / per_point[smallest]:.2f}")
+
+
+def warm_up_2d(estimator) -> None:
+    time.sleep(0.5)  # long enough that every worker gets one
+    estimator(np.zeros(2), 0)
 
 
 def diffusion_accuracy(walkers: int) -> None:
@@ -167,9 +221,15 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="timings are the best of this many runs")
     parser.add_argument("--dask", action="store_true", help="also time a dask LocalCluster with worker processes")
     parser.add_argument("--accuracy-walkers", type=int, default=20_000, help="walkers per point of the D accuracy run")
+    parser.add_argument("--sides", type=int, nargs="+", default=[4, 8, 16], help="2-D grids of side x side points")
+    parser.add_argument("--walkers-2d", type=int, default=1000, help="walkers per point of the 2-D closure")
+    parser.add_argument("--only-2d", action="store_true", help="only the 2-D closure's scaling")
     args = parser.parse_args()
     one_thread()
     with tempfile.TemporaryDirectory() as directory:
+        scaling_2d(args, Path(directory))
+        if args.only_2d:
+            return
         scaling(args, Path(directory))
     diffusion_accuracy(args.accuracy_walkers)
     band_cost()

@@ -10,24 +10,30 @@ it runs its k-nearest-neighbour kernel (k = 64) with its ε chosen so that its e
 Gaussian; its eigenvalues (of (P − I)/ε) differ by the truncation and are not compared.
 
 Target (issue 20): eqfree ≥ 1.5× faster than the fastest peer at N = 5e4, eigenvalues equal to datafold's
-within 1e-8, in ≤ 500 MB.
+within 1e-8, in ≤ 500 MB (the peak resident memory of the whole process, torch included). Each figure goes to
+build/bench.json (``machine.record``). Where the time goes (cProfile, N = 5e4): ~570 Lanczos products with S
+(its ~9e6 stored values, upper triangle and diagonal), nearly all of it; the KD-tree pairs and the in-place
+normalisation a few seconds; ARPACK's own updates ~1 s on one BLAS thread.
 
     python benchmarks/diffusion_maps.py [--peers-python /path/to/venv/bin/python] [--sizes 20000 50000]
+                                        [--single-blas-thread]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
-from machine import cpu_model
+from machine import cpu_model, record
 
 EPSILON, CUT_OFF, EIGENPAIRS = 2e-3, 0.15, 10
+BLAS_THREADS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 MEASURE = """
 import json, resource, sys, time
@@ -68,8 +74,10 @@ def s_curve(n: int, seed: int = 0) -> np.ndarray:
     return np.column_stack([np.sin(t), 2 * rng.uniform(size=n), np.sign(t) * (np.cos(t) - 1)])
 
 
-def measure(python: str, code: dict, points: Path) -> dict | None:
-    result = subprocess.run([python, "-c", MEASURE.format(**code), str(points)], capture_output=True, text=True)
+def measure(python: str, code: dict, points: Path, single_blas_thread: bool = False) -> dict | None:
+    env = dict(os.environ, **({name: "1" for name in BLAS_THREADS} if single_blas_thread else {}))
+    result = subprocess.run([python, "-c", MEASURE.format(**code), str(points)], capture_output=True, text=True,
+                            env=env)
     if result.returncode != 0:
         reason = result.stderr.strip().splitlines()[-1] if result.stderr.strip() else result.returncode
         print(f"  ({python} failed: {reason})")
@@ -82,18 +90,23 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[20_000, 50_000])
     parser.add_argument("--peers-python", default=sys.executable,
                         help="python of an environment with datafold and pydiffmap (default: this one)")
+    parser.add_argument("--single-blas-thread", action="store_true",
+                        help="run every fit with one BLAS thread (eqfree's eigensolver always uses one; on a busy "
+                             "machine OpenBLAS threads spin and slow the peers' ARPACK many times over)")
     args = parser.parse_args()
     print(f"S-curve, epsilon = {EPSILON}, cut-off = {CUT_OFF}, alpha = 1, {EIGENPAIRS} eigenpairs; "
           "one subprocess per fit")
-    print(f"machine: {cpu_model()}")
+    print(f"machine: {cpu_model()}, load {os.getloadavg()[0]:.1f}" + (", one BLAS thread" * args.single_blas_thread))
     print(f"{'N':>7} {'tool':>10} {'seconds':>8} {'added MB':>9} {'peak MB':>8} {'speed-up':>9} {'max|dl|':>9}")
     with tempfile.TemporaryDirectory() as folder:
         for n in args.sizes:
             points = Path(folder) / f"s_curve_{n}.npy"
             np.save(points, s_curve(n))
-            ours = measure(sys.executable, EQFREE, points)
-            peers = {"datafold": measure(args.peers_python, DATAFOLD, points),
-                     "pydiffmap": measure(args.peers_python, PYDIFFMAP, points)}
+            single = args.single_blas_thread
+            mode = " (one BLAS thread)" if single else ""
+            ours = measure(sys.executable, EQFREE, points, single)
+            peers = {"datafold": measure(args.peers_python, DATAFOLD, points, single),
+                     "pydiffmap": measure(args.peers_python, PYDIFFMAP, points, single)}
             for name, row in {"eqfree": ours, **peers}.items():
                 if row is None:
                     continue
@@ -104,9 +117,21 @@ def main() -> None:
                     delta = f"{np.max(gap):9.1e}"
                 print(f"{n:7d} {name:>10} {row['seconds']:8.2f} {row['added_mb']:9.0f} {row['peak_mb']:8.0f} "
                       f"{speedup:8.1f}x {delta}")
-            timed = [row["seconds"] for name, row in peers.items() if row is not None]
+            timed = {name: row["seconds"] for name, row in peers.items() if row is not None}
             if ours and timed:
-                print(f"{n:7d} fastest peer / eqfree: {min(timed) / ours['seconds']:.2f}x (target >= 1.5x)")
+                fastest = min(timed, key=timed.get)
+                ratio = timed[fastest] / ours["seconds"]
+                print(f"{n:7d} fastest peer ({fastest}) / eqfree: {ratio:.2f}x (target >= 1.5x)")
+                record("diffusion_maps", f"S-curve fit, N = {n}, 10 eigenpairs{mode}", ours["seconds"], "s",
+                       peer=fastest, peer_value=timed[fastest], ratio=ratio, target=">= 1.5x the fastest peer",
+                       met=ratio >= 1.5)
+            if ours:
+                record("diffusion_maps", f"S-curve fit, N = {n}: peak resident memory", ours["peak_mb"], "MB",
+                       target="<= 500 MB", met=ours["peak_mb"] <= 500)
+                if peers.get("datafold"):
+                    gap = np.abs(np.array(ours["eigenvalues"]) - np.array(peers["datafold"]["eigenvalues"])).max()
+                    record("diffusion_maps", f"S-curve fit, N = {n}: max |eigenvalue - datafold's|", float(gap), "",
+                           peer="datafold", target="<= 1e-8", met=gap <= 1e-8)
     print("speed-up: the tool's time over eqfree's; max|dl|: eqfree against datafold, all 11 eigenvalues")
 
 

@@ -1,8 +1,11 @@
 """Cost of kinetics from a closure: the finite-volume generator and the sparse solve of the mean first-passage
-time on 100² and 40³ grids (and the 2-D committor), against a floor measured in the same run — one sparse
-matrix-vector product of the same generator, the least any solver must do — and the 1-D quadrature with its
-64 drawn closures against one closed-SDE first passage ensemble of 500 paths (the check it replaces).
-Prints figures, asserts nothing. Usage:
+time on 100² and 40³ grids (and the 2-D committor), beside two figures measured in the same run — the peer,
+scipy's solve of the Dirichlet Laplacian of the same size (``spsolve`` in 2-D, conjugate gradients with a
+Jacobi preconditioner in 3-D: the cheapest well-kept solve a grid this size admits, on a symmetric matrix),
+and the floor, one sparse matrix-vector product of the same generator; then ``passage`` on a 2-D closure (the
+MFPT with 64 drawn closures, at the default mesh) and the 1-D quadrature with its 64 drawn closures against one
+closed-SDE first-passage ensemble of 500 paths (the check it replaces). Prints figures and appends them to
+build/bench.json (:func:`machine.record`); asserts nothing. Usage:
 
     python benchmarks/kinetics.py [--repeats 3]
 """
@@ -13,7 +16,11 @@ import argparse
 import time
 
 import numpy as np
+from machine import cpu_model, record
+from scipy import sparse
+from scipy.sparse.linalg import cg, spsolve
 
+from eqfree import systems
 from eqfree.closures import (
     Box,
     Closure,
@@ -45,9 +52,31 @@ def problem(n_dims: int, points: int):
     return axes, z, drift, np.broadcast_to(tensor, (*z.shape[:-1], n_dims, n_dims))
 
 
+def laplacian(n_dims: int, points: int) -> sparse.csr_matrix:
+    """The (2n+1)-point Dirichlet Laplacian −Δ on ``points``ⁿ interior nodes (symmetric positive definite)."""
+    line = sparse.diags([-1.0, 2.0, -1.0], [-1, 0, 1], shape=(points, points))
+    eye = sparse.identity(points)
+    total = sparse.csr_matrix((points**n_dims, points**n_dims))
+    for axis in range(n_dims):
+        factors = [line if k == axis else eye for k in range(n_dims)]
+        term = factors[0]
+        for factor in factors[1:]:
+            term = sparse.kron(term, factor)
+        total = total + term
+    return total.tocsr()
+
+
+def peer_solve(n_dims: int, points: int):
+    matrix, rhs = laplacian(n_dims, points), np.ones(points**n_dims)
+    if n_dims == 2:
+        return lambda: spsolve(matrix.tocsc(), rhs)
+    jacobi = sparse.diags(1 / matrix.diagonal())
+    return lambda: cg(matrix, rhs, M=jacobi, rtol=1e-10, maxiter=20_000)[0]
+
+
 def grids(repeats: int) -> None:
     print(f"{'grid':>8} {'cells':>8} {'generator s':>12} {'MFPT solve s':>13} {'committor s':>12} "
-          f"{'matvec s':>10} {'solve/matvec':>13}")
+          f"{'Laplacian s':>12} {'matvec s':>10} {'solve/Laplacian':>16}")
     for n_dims, points in ((2, 100), (3, 40)):
         row(n_dims, points, repeats)
 
@@ -60,16 +89,40 @@ def row(n_dims: int, points: int, repeats: int) -> None:
     committor = float("nan")
     if n_dims == 2:
         committor, _ = best(lambda: grid_committor(generator, z[..., 0] <= -1.0, target), repeats)
+    peer, _ = best(peer_solve(n_dims, points), repeats)
     vector = np.ones(generator.shape[0])
     floor, _ = best(lambda: generator @ vector, max(repeats, 10))
-    print(f"{'x'.join([str(points)] * n_dims):>8} {generator.shape[0]:>8} {build:12.3f} {solve:13.3f} "
-          f"{committor:12.3f} {floor:10.2e} {solve / floor:13.0f}")
+    size = "x".join([str(points)] * n_dims)
+    print(f"{size:>8} {generator.shape[0]:>8} {build:12.3f} {solve:13.3f} {committor:12.3f} {peer:12.3f} "
+          f"{floor:10.2e} {solve / peer:16.2f}")
+    peer_name = "scipy spsolve of the Laplacian" if n_dims == 2 else "scipy cg (Jacobi) of the Laplacian"
+    record("kinetics", f"MFPT solve on a {size} grid (generator built in {build:.3f} s)", solve, "s",
+           peer=f"{peer_name}, same size", peer_value=peer, ratio=peer / solve,
+           target="issue 21: kinetics solve time on 100² and 40³ grids (reported, no target)")
+
+
+def two_dimensional(repeats: int) -> None:
+    system = systems.get("correlated_ou")
+    x, y = np.linspace(-2, 2, 41), np.linspace(-4, 4, 41)
+    z = np.stack(np.meshgrid(x, y, indexing="ij"), axis=-1)
+    data = template([x, y], diffusion=True, names=["x1", "x2"])
+    data["drift"].values[:] = system.averaged_drift(z)
+    data["diffusion"].values[:] = system.homogenized_diffusion(z)
+    data["drift_stderr"].values[:] = 0.05
+    data["diffusion_stderr"].values[:] = 0.01
+    data["done"].values[:] = True
+    closure = Closure(data)
+    target = Box((0.5, -4.0), (2.0, 4.0))
+    seconds, result = best(lambda: passage(closure, [-1.0, 0.0], target, seed=1), repeats)
+    print(f"2-D: passage on a 41x41 closure of correlated_ou, 64 drawn closures on the default mesh: {seconds:.2f} s "
+          f"(MFPT {result['mfpt']:.4g} ± {result['mfpt_stderr']:.2g})")
+    record("kinetics", "2-D passage with 64 drawn closures (correlated_ou, default mesh)", seconds, "s")
 
 
 def one_dimensional(repeats: int) -> None:
     grid = np.linspace(-2.0, 1.0, 41)
     data = template(grid, diffusion=True)
-    data["drift"].values[:] = -(grid**3 - 2 * grid + 0.2)
+    data["drift"].values[:, 0] = -(grid**3 - 2 * grid + 0.2)
     data["diffusion"].values[:] = 1.5
     data["drift_stderr"].values[:] = 0.05
     data["diffusion_stderr"].values[:] = 0.01
@@ -83,13 +136,18 @@ def one_dimensional(repeats: int) -> None:
     print(f"1-D: quadrature with 64 drawn closures {quadrature:.3f} s (MFPT {result['mfpt']:.4g} ± "
           f"{result['mfpt_stderr']:.2g}); 500 closed-SDE passages {simulated:.2f} s (mean {np.mean(times):.4g} ± "
           f"{np.std(times) / np.sqrt(500):.2g}): {simulated / quadrature:.0f} x slower")
+    record("kinetics", "1-D MFPT by quadrature with 64 drawn closures", quadrature, "s",
+           peer="500 closed-SDE first passages (Euler-Maruyama, dt = 1e-3)", peer_value=simulated,
+           ratio=simulated / quadrature)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
+    print(f"machine: {cpu_model()}")
     grids(args.repeats)
+    two_dimensional(args.repeats)
     one_dimensional(args.repeats)
 
 

@@ -41,7 +41,7 @@ import time
 
 import numpy as np
 import torch
-from machine import cpu_model
+from machine import cpu_model, record
 
 from eqfree import systems
 from eqfree.evolve.molecular import import_openmm
@@ -117,6 +117,11 @@ def throughput(system, steps: int, pairs: int) -> None:
           f"{100 * (ratio.max() - 1):+.1f} %] (target < {100 * OVERHEAD_TARGET:.0f} %: "
           f"{'met' if overhead < OVERHEAD_TARGET else 'NOT met'}); fastest calls: "
           f"{100 * (min(seconds['eqfree']) / min(seconds['plain']) - 1):+.1f} %")
+    eqfree, plain = (float(np.median(seconds[name])) for name in ("eqfree", "plain"))
+    record("md", f"alanine dipeptide, {steps:,} steps of one walker: ns/day (wrapper overhead {100 * overhead:+.1f} %, "
+           "median of pairs)", ns_per_day(steps, system.dt, eqfree), "ns/day", peer="plain OpenMM Context",
+           peer_value=ns_per_day(steps, system.dt, plain), ratio=1 / (1 + overhead),
+           target=f"overhead < {100 * OVERHEAD_TARGET:.0f} %", met=overhead < OVERHEAD_TARGET)
 
 
 # -- 2. conformations at ψ = 4 ---------------------------------------------------------------------------------
@@ -172,6 +177,11 @@ def conformations(system, gan: CcGAN, train_seconds: float, n_data: int, data_se
     print(f"{'CcGAN sample (measured)':>34} {f'{median:.3f} [{times.min():.3f}-{times.max():.3f}]':>24} "
           f"{us['seconds'] / median:10.3g}")
     print(f"{'  of which Kabsch alignment':>34} {align:24.3f}")
+    record("md", f"CcGAN: {N_SAMPLES:.0e} conformations at psi = {Z:g} rad (sampling alone)", median, "s",
+           peer="umbrella sampling, extrapolated (1 core)", peer_value=us["seconds"], ratio=us["seconds"] / median)
+    total = median + train_seconds + data_seconds
+    record("md", f"CcGAN: {N_SAMPLES:.0e} conformations at psi = {Z:g} rad, data and training included", total, "s",
+           peer="umbrella sampling, extrapolated (1 core)", peer_value=us["seconds"], ratio=us["seconds"] / total)
     print(f"{'CcGAN incl. data + training':>34} {median + train_seconds + data_seconds:24.3g} "
           f"{us['seconds'] / (median + train_seconds + data_seconds):10.3g}")
     print(f"   label consistency mean |psi - {Z:g}|: "
@@ -250,6 +260,9 @@ def ratios(depth: dict, target: str) -> None:
     if not math.isfinite(depth["seeded"]):
         print(f"   target {target}: the seeded runs do not stay below it within their length")
         return
+    record("md", f"generator-seeded umbrella runs ({RUNS}): steps per walker to stay below {target}",
+           depth["seeded"], "steps", peer="one long run", peer_value=depth["single"],
+           ratio=depth["single"] / depth["seeded"])
     print(f"   target {target}: single {depth['single']:,.0f} steps, seeded {depth['seeded']:,.0f} steps per run; "
           f"ratio single / seeded {depth['single'] / depth['seeded']:.2f} in wall-clock with the {RUNS} runs side by "
           f"side, {depth['single'] / (RUNS * depth['seeded']):.2f} in total fine steps")

@@ -12,6 +12,7 @@
    --walkers 64 --seed 3`` in a child process: its peak resident memory against the 1 GB target, and
    reweighting time (its default estimator: WHAM on the samples compressed into cells,
    :mod:`eqfree.reweight.cells`) as a share of the sampling time (target ≤ 0.25), both as the command reports them.
+   (WHAM's bootstrap against pymbar's on the same data: ``benchmarks/reweight_bootstrap.py``.)
 4. ``linear``: a user's 2-D potential V = (x1² − 1)² + 0.05 x2² (x2 slow: rate 0.1) with the linear CV
    ξ = x1 + 0.3 x2, 31 windows × 200 walkers × 60,000 steps (dt = 1e-3, κ = 30, every 10th step kept;
    ``--scale`` shortens the runs): the reweighting share of the sampling time (target ≤ 0.25) for WHAM on
@@ -33,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from machine import record
 
 from eqfree import SDE, SDEEvolver, systems
 from eqfree.lift import UmbrellaSampling
@@ -54,6 +56,9 @@ def conditional_samples(target: int = 100_000) -> None:
     window, seconds = timed(lambda: serial.window(10.0, seed=1))
     print(f"2 walkers (the fewest a window takes) x {target:.0e} steps: {seconds:7.2f} s -> correlated samples with "
           f"g = {window.attrs['inefficiency']:.1f} steps; the paper's 1e5 steps: ~{PAPER_SECONDS:.0f} s")
+    record("umbrella", f"fast_slow_linear window, 2 walkers x {target:.0e} steps", seconds, "s",
+           peer="paper's 1e5 US steps (8-core Xeon, not run here)", peer_value=PAPER_SECONDS,
+           ratio=PAPER_SECONDS / seconds)
 
     walkers = 1000
     probe = UmbrellaSampling(linear.evolver(1.0), "x1", 0.5, n_steps=400, n_walkers=walkers, initial=linear.x0)
@@ -67,6 +72,9 @@ def conditional_samples(target: int = 100_000) -> None:
     print(f"{walkers} walkers x {n_steps} steps: {seconds:7.2f} s -> {n:.2e} samples decorrelated in x1 "
           f"(warm-up {window.attrs['warmup_frames']} steps, stride {window.attrs['stride']}), "
           f"{x2_effective:.2e} effective in x2; the paper's 1e5 steps: ~{PAPER_SECONDS:.0f} s")
+    record("umbrella", f"fast_slow_linear window, {n:.1e} samples decorrelated in x1 ({walkers} walkers)", seconds,
+           "s", peer="paper's 1e5 US steps (8-core Xeon, not run here)", peer_value=PAPER_SECONDS,
+           ratio=PAPER_SECONDS / seconds)
 
 
 def reweighting() -> None:
@@ -81,6 +89,8 @@ def reweighting() -> None:
     print(f"WHAM (eqfree, 20 bootstrap resamples): {t_wham:6.2f} s   "
           f"MBAR (pymbar, analytical errors): {t_mbar:6.2f} s   "
           f"ratio MBAR/WHAM {t_mbar / t_wham:.1f}; max |PMF_WHAM - PMF_MBAR| = {difference:.3f} kT")
+    record("umbrella", f"double well, 25 windows: WHAM with 20 bootstrap resamples (max PMF gap {difference:.3f} kT)",
+           t_wham, "s", peer="pymbar MBAR, analytical errors", peer_value=t_mbar, ratio=t_mbar / t_wham)
 
 
 MEMORY_COMMAND = ["umbrella", "--system", "double_well", "--cv", "x1", "--grid=-3.5:3.5:25", "--kappa", "20",
@@ -96,6 +106,12 @@ def memory() -> None:
     print(f"eqfree {' '.join(MEMORY_COMMAND)}: peak resident memory {peak / 1e9:.2f} GB (target <= 1 GB); "
           f"sampling {sampling:.1f} s, reweighting {reweighting:.1f} s, share {reweighting / sampling:.2f} "
           "(target <= 0.25)")
+    command = "eqfree umbrella double_well, 25 windows x 64 walkers x 20000 steps"
+    record("umbrella", f"{command}: peak resident memory", peak / 1e9, "GB", peer="target", peer_value=1.0,
+           ratio=1e9 / peak, target="<= 1 GB", met=peak <= 1e9)
+    record("umbrella", f"{command}: reweighting time (WHAM on cells)", reweighting, "s",
+           peer="its sampling time", peer_value=sampling, ratio=sampling / reweighting,
+           target="<= 0.25 of the sampling", met=reweighting <= 0.25 * sampling)
 
 
 def linear_cv(scale: float) -> None:
@@ -115,6 +131,11 @@ def linear_cv(scale: float) -> None:
             print(f"linear CV, 31 windows x 200 walkers x {steps} steps: sampling {sampling:.1f} s, "
                   f"{name.upper()} (walker bootstrap) {reweighting:.1f} s on {windows.sizes['sample']} decorrelated "
                   f"samples, share {reweighting / sampling:.2f} (target <= 0.25)")
+            default = ", the default" if name == "wham" else ""
+            record("umbrella", f"linear CV, 31 windows x 200 walkers x {steps} steps: {name.upper()} reweighting "
+                   f"(walker bootstrap{default})", reweighting, "s", peer="its sampling time", peer_value=sampling,
+                   ratio=sampling / reweighting, target="<= 0.25 of the sampling",
+                   met=reweighting <= 0.25 * sampling)
 
 
 def main() -> None:

@@ -1,9 +1,10 @@
 """Estimate a closure across a grid of collective-variable values, resumably, on any executor.
 
-Grid point i is estimated with seed ``child(seed, i)``, so its numbers depend on the seed and on i
-only — not on the executor, the number of workers, the order of completion or on whether the run
-was interrupted and resumed. Workers return plain numbers; the driver writes each finished point
-into the store (:mod:`closures.store`) and marks it done.
+The grid is the product of one grid per CV; the point of C-order flat index i is estimated with seed
+``child(seed, i)`` (one CV: i is the grid index), so its numbers depend on the seed and on i only — not on
+the executor, the number of workers, the order of completion or on whether the run was interrupted and
+resumed. Workers return plain numbers; the driver writes each finished point into the store
+(:mod:`closures.store`) and marks it done.
 """
 
 from __future__ import annotations
@@ -25,23 +26,38 @@ from . import store as closure_store
 from .estimators import ClosureEstimator
 
 
-def check_grid(grid, lift: Lift | None = None) -> np.ndarray:
-    """A finite, strictly increasing 1-D grid inside the lift's ``valid_range`` (``None``: anywhere)."""
-    grid = np.asarray(grid, dtype=float)
-    if grid.ndim != 1 or grid.size < 1 or not np.all(np.isfinite(grid)):
-        raise InputError(f"grid must be a non-empty 1-D array of finite values, got shape {grid.shape}")
-    if np.any(np.diff(grid) <= 0):
-        raise InputError("grid must be strictly increasing; sort it and drop repeated values")
-    valid = None if lift is None else lift.valid_range
-    if valid is not None:
-        low, high = map(float, valid)
-        outside = grid[(grid < low) | (grid > high)]
-        if outside.size:
-            raise InputError(
-                f"grid values {outside[:5].tolist()}{' ...' if outside.size > 5 else ''} lie outside the lift's "
-                f"valid range [{low:g}, {high:g}]; restrict the grid to that range or use a lift valid there"
-            )
-    return grid
+def check_grid(grid, lift: Lift | None = None, periods: list[float | None] | None = None) -> list[np.ndarray]:
+    """The grid per CV (a 1-D array for one CV, or a list of them, :func:`~closures.store.as_axes`): each finite
+    and strictly increasing, a periodic one (``periods[i]`` not None) spanning less than its period (its grid
+    omits the repeated end), and inside the lift's ``valid_range`` (one CV: (low, high); several: one pair per CV,
+    a box; ``None``: anywhere)."""
+    axes = closure_store.as_axes(grid)
+    periods = [None] * len(axes) if periods is None else list(periods)
+    if len(periods) != len(axes):
+        raise InputError(f"the grid has {len(axes)} axes but {len(periods)} periods were given: one per CV")
+    valid = None if lift is None or lift.valid_range is None else np.asarray(lift.valid_range, dtype=float)
+    if valid is not None and valid.shape not in {(2,), (len(axes), 2)}:
+        raise InputError(f"the lift's valid_range {lift.valid_range} is not (low, high) nor one such pair per CV of "
+                         f"the {len(axes)}")
+    boxes = [None] * len(axes) if valid is None else np.broadcast_to(valid, (len(axes), 2))
+    for i, (axis, period, box) in enumerate(zip(axes, periods, boxes, strict=True)):
+        which = "grid" if len(axes) == 1 else f"the grid of CV {i + 1}"
+        if axis.ndim != 1 or axis.size < 1 or not np.all(np.isfinite(axis)):
+            raise InputError(f"{which} must be a non-empty 1-D array of finite values, got shape {axis.shape}")
+        if np.any(np.diff(axis) <= 0):
+            raise InputError(f"{which} must be strictly increasing; sort it and drop repeated values")
+        if period is not None and not axis[-1] - axis[0] < period:
+            raise InputError(f"{which} spans {axis[-1] - axis[0]:g}, not less than its period {period:g}: a periodic "
+                             "grid omits the repeated end")
+        if box is not None:
+            low, high = map(float, box)
+            outside = axis[(axis < low) | (axis > high)]
+            if outside.size:
+                raise InputError(
+                    f"{which} values {outside[:5].tolist()}{' ...' if outside.size > 5 else ''} lie outside the "
+                    f"lift's valid range [{low:g}, {high:g}]; restrict the grid to that range or use a lift valid there"
+                )
+    return axes
 
 
 def seed_recipe(seed: SeedLike):
@@ -67,13 +83,16 @@ def estimate_closure(
     time_units: str = "1",
     command: list[str] | None = None,
 ) -> xr.Dataset:
-    """Estimate ``estimator`` (a :mod:`closures.estimators` object) at every grid value.
+    """Estimate ``estimator`` (a :mod:`closures.estimators` object) at every point of the grid.
 
     Parameters
     ----------
-    estimator : callable ``estimator(z, seed) -> dict`` with a ``recipe`` and ``estimates_diffusion``.
-    grid : increasing CV values, inside the lift's ``valid_range`` where it declares one.
-    seed : int or SeedSequence; point i uses ``child(seed, i)``.
+    estimator : callable ``estimator(z, seed) -> dict`` with a ``recipe``, ``names``, ``periods`` and
+        ``estimates_diffusion``.
+    grid : one CV's increasing values (a 1-D array), or a list of them, one per CV in the estimator's order: the
+        product grid, inside the lift's ``valid_range`` where it declares one (:func:`check_grid`).
+    seed : int or SeedSequence; the point of C-order flat index i uses ``child(seed, i)`` (with one CV, i is
+        the grid index).
     store : zarr path, checked before anything is computed and locked while written
         (:func:`eqfree.io.output_lock`: a second writer is refused). New: the template is written first
         and each point as it finishes. Existing: resumed — only points not yet done are computed, and
@@ -85,45 +104,48 @@ def estimate_closure(
     metadata : extra recipe entries that change the results (e.g. the system's name and parameters),
         stored and compared on resume.
     attrs : extra attributes stored but not compared (e.g. the text of a recipe file).
-    cv_units, time_units : CF units of the CV and of time.
+    cv_units, time_units : CF units of the CVs and of time.
 
     Returns the completed dataset (see :mod:`closures.store`).
     """
-    grid = check_grid(grid, estimator.lift)
-    parameters = {"grid": grid.tolist(), "seed": seed_recipe(seed), **estimator.recipe, "metadata": metadata or {}}
+    n = len(closure_store.as_axes(grid))
+    names = list(estimator.names) or [f"z{i + 1}" for i in range(n)]
+    if len(names) != n:
+        raise InputError(f"the estimator has {len(names)} CVs ({', '.join(names)}) but the grid gives {n} axes: "
+                         "give one grid per CV, in order")
+    periods = estimator.periods
+    axes = check_grid(grid, estimator.lift, periods)
+    recipe_grid = axes[0].tolist() if len(axes) == 1 else [axis.tolist() for axis in axes]
+    parameters = {"grid": recipe_grid, "seed": seed_recipe(seed), **estimator.recipe, "metadata": metadata or {}}
     progress = sys.stderr.isatty() if progress is None else progress
+    empty = closure_store.template(
+        axes, diffusion=estimator.estimates_diffusion, names=names, periods=periods, cv_units=cv_units,
+        time_units=time_units,
+        attrs={**provenance("eqfree averaged-drift closure", parameters, command), **(attrs or {})})
     if store is None:
-        return _estimate(estimator, grid, seed, None, _template(estimator, grid, parameters, cv_units, time_units,
-                                                               attrs, command), executor, progress)
+        return _estimate(estimator, axes, seed, None, empty, executor, progress)
     path = check_output(store, overwrite=overwrite, resume=True)
     with output_lock(path):
         if path.exists() and any(path.iterdir()) and not overwrite:
             dataset = closure_store.check_resumable(path, parameters)
         else:
-            dataset = _template(estimator, grid, parameters, cv_units, time_units, attrs, command)
+            dataset = empty
             closure_store.save(dataset, path, overwrite=overwrite)
-        return _estimate(estimator, grid, seed, path, dataset, executor, progress)
+        return _estimate(estimator, axes, seed, path, dataset, executor, progress)
 
 
-def _template(estimator, grid, parameters, cv_units, time_units, attrs, command) -> xr.Dataset:
-    names = estimator.names
-    return closure_store.template(
-        grid, diffusion=estimator.estimates_diffusion, cv_units=cv_units, time_units=time_units,
-        cv_long_name=f"collective variable {names[0]}" if names else "collective variable",
-        attrs={**provenance("eqfree averaged-drift closure", parameters, command), **(attrs or {})},
-    )
-
-
-def _estimate(estimator, grid, seed, path, dataset, executor, progress) -> xr.Dataset:
+def _estimate(estimator, axes, seed, path, dataset, executor, progress) -> xr.Dataset:
     """Compute the points not done, writing each into the store at ``path`` (if any) as it finishes."""
-    missing = np.flatnonzero(~dataset["done"].values)
-    tasks = [(grid[i], child(seed, int(i))) for i in missing]
+    shape = tuple(axis.size for axis in axes)
+    missing = np.flatnonzero(~dataset["done"].values.reshape(-1))
+    points = [tuple(int(j) for j in np.unravel_index(i, shape)) for i in missing]
+    coordinates = [np.array([a[j] for a, j in zip(axes, point, strict=True)]) for point in points]
+    tasks = [(z, child(seed, int(i))) for z, i in zip(coordinates, missing, strict=True)]
     write = None if path is None or not missing.size else closure_store.PointWriter(path)
     for k, values in run_tasks(estimator, tasks, executor=executor, progress=progress, desc="closure"):
-        i = int(missing[k])
         if write is not None:
-            write(i, values)
+            write(int(missing[k]), values)
         for name, value in values.items():
-            dataset[name].values[i] = value
-        dataset["done"].values[i] = True
+            dataset[name].values[points[k]] = value
+        dataset["done"].values[points[k]] = True
     return dataset

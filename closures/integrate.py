@@ -1,16 +1,20 @@
-"""Integrate a closure: the closed ODE dz/dt = B(z), the SDE dz = B dt + √D dW as an ensemble, or the
-mean path with its error band.
+"""Integrate a closure on n CVs: the closed ODE dz/dt = B(z), the SDE dz = B dt + √D dW as an ensemble, or
+the mean path with its error band.
 
 :func:`integrate` solves the ODE with ``scipy.integrate.solve_ivp``, or runs the SDE by Euler–Maruyama,
 
-    z_{k+1} = z_k + B(z_k) Δt + √(D(z_k) Δt) ξ_k,   ξ_k ~ N(0, 1) i.i.d. from the explicit seed.
+    z_{k+1} = z_k + B(z_k) Δt + √(D(z_k) Δt) ξ_k,   ξ_k ~ N(0, Iₙ) i.i.d. from the explicit seed,
+
+with √ the symmetric square root of the eigen-decomposition, eigenvalues clipped at 0 (:func:`root`), so a
+semi-definite D (one CV without noise, an interpolated tensor at the edge of definiteness) is accepted.
 
 :func:`mean_path` is E[z(t)] under the closed SDE with the two uncertainties a prediction carries:
 
 (a) the closure's own: K closures drawn from the estimates' standard errors, independently at each grid
     point (the points are estimated from independent seeds) and interpolated linearly between them,
-    B_k(z) = B(z) + Σ_i φ_i(z) se_B,i η_ki, D_k(z) = max(0, D(z) + Σ_i φ_i(z) se_D,i ζ_ki) with φ_i the
-    hat functions on the grid and η, ζ ~ N(0, 1); each draw runs M paths with the noise of the first M
+    B_k(z) = B(z) + Σ_i φ_i(z) se_B,i η_ki, D_k(z) = D(z) + Σ_i φ_i(z) se_D,i ζ_ki (its root clipped at 0)
+    with φ_i the hat functions on the grid (multilinear with several CVs) and η, ζ ~ N(0, 1) per component and
+    entry (ζ symmetric); each draw runs M paths with the noise of the first M
     paths of the estimate itself (common random numbers), so that the spread of their means,
     closure_sd = sd_k(m_k), is the closure's and not the paths' Monte Carlo noise;
 (b) the closed SDE's intrinsic noise: N paths of the estimated closure, whose mean is ``z``, whose spread
@@ -20,7 +24,8 @@ Paths follow the Heun predictor for the drift with Itô noise, z̃ = z + B(z) Δ
 z' = z + ½ (B(z) + B(z̃)) Δt + √(D(z) Δt) ξ (weak order 2 for additive noise; the mean of
 Euler–Maruyama would lag by O(Δt B'B)). An ensemble mean of N' independent fine runs should then differ
 from ``z`` by N(0, closure_sd² + z_stderr² + se²) with se its own standard error (path_sd/√N').
-Paths must stay inside the closure's grid.
+Paths must stay inside the closure's grid; along a periodic CV they wrap, and are reported unwrapped (continuous).
+With several CVs every output carries a ``component`` dimension (the band per component); with one, none.
 """
 
 from __future__ import annotations
@@ -47,9 +52,46 @@ def _span(t_span) -> tuple[float, float]:
     return t0, t1
 
 
+def _start(closure: Closure, z0) -> np.ndarray:
+    """``z0`` as a point ``(n,)`` the closure accepts (a number for one CV)."""
+    z = np.atleast_1d(np.asarray(z0, dtype=float))
+    if z.shape != (closure.ndim,):
+        raise InputError(f"z0 must have {closure.ndim} coordinate(s) ({', '.join(closure.names)}), got {z.size}: "
+                         "give one value per CV of the closure, in that order")
+    closure.check(z[None, :])
+    return z
+
+
+def root(matrices: np.ndarray) -> np.ndarray:
+    """The symmetric square roots of symmetric ``(..., n, n)``, eigenvalues clipped at 0 (semi-definite)."""
+    values, vectors = np.linalg.eigh(matrices)
+    return np.einsum("...ik,...k,...jk->...ij", vectors, np.sqrt(np.maximum(values, 0.0)), vectors)
+
+
+def _inside(closure: Closure, z: np.ndarray, step: int, t: float) -> np.ndarray:
+    """``z`` ``(walkers, n)``, or an InputError naming the first path that left the grid along a CV not periodic."""
+    for k, (axis, period) in enumerate(zip(closure.axes, closure.periods, strict=True)):
+        if period is None:
+            outside = np.flatnonzero((z[:, k] < axis[0]) | (z[:, k] > axis[-1]))
+            if outside.size:
+                along = "" if closure.ndim == 1 else f" along {closure.names[k]}"
+                raise InputError(
+                    f"SDE path {outside[0]} left the closure's grid [{axis[0]:g}, {axis[-1]:g}]{along} at step {step} "
+                    f"(t = {t:g}); estimate the closure on a wider grid or shorten t_span"
+                )
+    return z
+
+
+def _attrs(closure: Closure) -> dict:
+    first = closure.dataset[closure.names[0]].attrs
+    long_name = first.get("long_name", "collective variable") if closure.ndim == 1 else (
+        f"collective variables {', '.join(closure.names)}")
+    return {"units": first.get("units", "1"), "long_name": long_name}
+
+
 def integrate(
     closure: Closure,
-    z0: float,
+    z0,
     t_span,
     *,
     t_eval=None,
@@ -61,29 +103,31 @@ def integrate(
     rtol: float = 1e-8,
     atol: float = 1e-10,
 ) -> xr.DataArray:
-    """The closure's path from ``z0`` over ``t_span = (t0, t1)``.
+    """The closure's path from ``z0`` (a number for one CV, n coordinates for n) over ``t_span = (t0, t1)``.
 
     ODE (default): solved by ``solve_ivp(method, rtol, atol)`` and reported at ``t_eval`` (default:
-    the solver's steps); returns dims ``(time,)``.
+    the solver's steps); returns dims ``(time,)`` (n CVs: ``(time, component)``).
     SDE (``sde=True``): ``n_walkers`` Euler–Maruyama paths with step ``dt`` and an explicit ``seed``,
-    reported at ``t_eval`` (multiples of ``dt`` from t0; default every step); dims ``(time, walker)``.
+    reported at ``t_eval`` (multiples of ``dt`` from t0; default every step); dims ``(time, walker)``
+    (n CVs: ``(time, walker, component)``).
     """
     t0, t1 = _span(t_span)
-    z0 = float(closure.check(z0))
-    cv_attrs = closure.dataset["cv"].attrs
-    units = {"units": cv_attrs.get("units", "1"), "long_name": cv_attrs.get("long_name", "collective variable")}
+    start = _start(closure, z0)
+    n = closure.ndim
+    vector = {"component": closure.names} if n > 1 else {}
     if not sde:
         def rhs(t, z):
             try:
-                return closure.drift(z)
-            except ValueError as error:
+                return closure.drift(z[None, :])[0]
+            except InputError as error:
                 raise InputError(f"closed ODE at t = {t:g}: {error}") from None
 
-        solution = solve_ivp(rhs, (t0, t1), [z0], method=method, t_eval=t_eval, rtol=rtol, atol=atol)
+        solution = solve_ivp(rhs, (t0, t1), start, method=method, t_eval=t_eval, rtol=rtol, atol=atol)
         if not solution.success:
             raise ConvergenceError(f"solve_ivp failed: {solution.message}; try another method or tolerances")
-        return xr.DataArray(solution.y[0], dims=("time",), coords={"time": solution.t}, name="z",
-                            attrs={**units, "model": "closed ODE dz/dt = B(z)", "method": method})
+        return xr.DataArray(solution.y.T if n > 1 else solution.y[0], dims=("time", *vector),
+                            coords={"time": solution.t, **vector}, name="z",
+                            attrs={**_attrs(closure), "model": "closed ODE dz/dt = B(z)", "method": method})
 
     if seed is None or dt is None:
         raise InputError("the SDE needs an explicit seed and a time step dt")
@@ -94,21 +138,16 @@ def integrate(
     if saved.size == 0 or saved.max() > n_steps:
         raise InputError(f"t_eval must be times in [{t0:g}, {t1:g}]")
     rng = np.random.default_rng(as_seed_sequence(seed))
-    z = np.full(n_walkers, z0)
-    out = np.empty((saved.size, n_walkers))
+    z = np.tile(start, (n_walkers, 1))
+    out = np.empty((saved.size, n_walkers, n))
     out[saved == 0] = z
-    low, high = closure.grid[0], closure.grid[-1]
     for step in range(1, n_steps + 1):
-        z = z + closure.drift(z) * dt + np.sqrt(closure.diffusion(z) * dt) * rng.standard_normal(n_walkers)
-        outside = np.flatnonzero((z < low) | (z > high))
-        if outside.size:
-            raise InputError(
-                f"SDE path {outside[0]} left the closure's grid [{low:g}, {high:g}] at step {step} "
-                f"(t = {t0 + step * dt:g}); estimate the closure on a wider grid or shorten t_span"
-            )
+        kick = np.einsum("wij,wj->wi", root(closure.diffusion(z) * dt), rng.standard_normal((n_walkers, n)))
+        z = _inside(closure, z + closure.drift(z) * dt + kick, step, t0 + step * dt)
         out[saved == step] = z
-    return xr.DataArray(out, dims=("time", "walker"), coords={"time": t0 + saved * dt, "walker": np.arange(n_walkers)},
-                        name="z", attrs={**units, "model": "closed SDE dz = B dt + sqrt(D) dW",
+    return xr.DataArray(out if n > 1 else out[..., 0], dims=("time", "walker", *vector),
+                        coords={"time": t0 + saved * dt, "walker": np.arange(n_walkers), **vector},
+                        name="z", attrs={**_attrs(closure), "model": "closed SDE dz = B dt + sqrt(D) dW",
                                          "method": "euler_maruyama", "dt": float(dt)})
 
 
@@ -122,7 +161,7 @@ def _saved_steps(t_eval, t0: float, t1: float, dt: float) -> tuple[int, np.ndarr
 
 def mean_path(
     closure: Closure,
-    z0: float,
+    z0,
     t_span,
     *,
     seed: SeedLike,
@@ -133,16 +172,18 @@ def mean_path(
     walkers_per_sample: int = 64,
     progress: bool = False,
 ) -> xr.Dataset:
-    """The closed SDE's mean path from ``z0`` with its error band (module doc).
+    """The closed SDE's mean path from ``z0`` (a number for one CV, n coordinates for n) with its error band
+    (module doc).
 
     ``n_walkers`` paths of the estimated closure; ``n_samples`` closures drawn from the standard errors,
     ``walkers_per_sample`` paths each; step ``dt`` (default: a tenth of the spacing of ``t_eval``, which
     defaults to 101 equispaced times). Draws use child 0 of ``seed``, the noise child 1. A closure without
     a diffusion gives the ODE's path under the drift's uncertainty (``path_sd`` = 0). Returns, on
-    ``time``: ``z`` (the mean path), ``closure_sd`` (a), ``path_sd`` (b) and ``z_stderr`` (Monte Carlo).
+    ``time`` (n CVs: and ``component``): ``z`` (the mean path), ``closure_sd`` (a), ``path_sd`` (b) and
+    ``z_stderr`` (Monte Carlo).
     """
     t0, t1 = _span(t_span)
-    z0 = float(closure.check(z0))
+    start = _start(closure, z0)
     n_walkers = checked_count(n_walkers, "n_walkers", 2)
     n_samples = checked_count(n_samples, "n_samples (closures drawn)", 2)
     per_sample = checked_count(walkers_per_sample, "walkers_per_sample", 1)
@@ -154,60 +195,63 @@ def mean_path(
         gaps = np.diff(np.unique(np.r_[t0, times]))
         dt = (gaps.min() if gaps.size else t1 - t0) / 10
     n_steps, saved = _saved_steps(times, t0, t1, dt)
-    data = closure.dataset
-    grid, done = closure.grid, closure.done
+    data, n, done = closure.dataset, closure.ndim, closure.done
     draws = np.random.default_rng(as_seed_sequence(child(seed, 0)))
     noise = np.random.default_rng(as_seed_sequence(child(seed, 1)))
 
-    def shifts(name):  # row 0: the estimate itself; rows 1..K: the draws
-        se = np.where(done, np.nan_to_num(data[name].values), 0.0) if name in data else np.zeros(grid.size)
-        return np.vstack([np.zeros(grid.size), draws.standard_normal((n_samples, grid.size)) * se])
+    def shifts(name, tail):
+        """Row 0: the estimate itself; rows 1..K: the draws, ``(K + 1, points, *tail)``."""
+        se = (np.where(done.reshape(done.shape + (1,) * len(tail)), np.nan_to_num(data[name].values), 0.0)
+              if name in data else np.zeros(done.shape + tail))
+        eta = draws.standard_normal((n_samples, *done.shape, *tail))
+        if len(tail) == 2:  # a symmetric tensor: the upper triangle's draws mirrored
+            eta = np.triu(eta) + np.swapaxes(np.triu(eta, 1), -1, -2)
+        return np.concatenate([np.zeros((1, *done.shape, *tail)), eta * se]).reshape(n_samples + 1, done.size, *tail)
 
-    drift_shift, diffusion_shift = shifts("drift_stderr"), shifts("diffusion_stderr")
+    drift_shift, diffusion_shift = shifts("drift_stderr", (n,)), shifts("diffusion_stderr", (n, n))
     row = np.r_[np.zeros(n_walkers, dtype=int), np.repeat(np.arange(1, n_samples + 1), per_sample)]
     shared = np.r_[np.arange(n_walkers), np.tile(np.arange(per_sample), n_samples)]
 
-    def field(value, shift, z):
-        i = np.clip(np.searchsorted(grid, z, side="right") - 1, 0, grid.size - 2)
-        w = (z - grid[i]) / (grid[i + 1] - grid[i])
-        return value(z) + (1 - w) * shift[row, i] + w * shift[row, i + 1]
+    def field(value, shift, z):  # each path's own closure: the estimate plus its row's shifts, between grid points
+        index, weight = closure.hats(z)
+        corners = shift[row[:, None], index]  # (paths, corners, *tail)
+        return value(z) + np.einsum("pc,pc...->p...", weight, corners)
 
-    def inside(z, step):
-        outside = np.flatnonzero((z < grid[0]) | (z > grid[-1]))
-        if outside.size:
-            raise InputError(
-                f"SDE path {outside[0]} left the closure's grid [{grid[0]:g}, {grid[-1]:g}] at step {step} "
-                f"(t = {t0 + step * dt:g}); estimate the closure on a wider grid or shorten t_span"
-            )
-        return z
-
-    z = np.full(row.size, z0)
-    out = np.empty((saved.size, row.size))
+    z = np.tile(start, (row.size, 1))
+    out = np.empty((saved.size, row.size, n))
     out[saved == 0] = z
     with tqdm(total=n_steps, disable=not progress, unit="step", desc="closed SDE") as bar:
         for step in range(1, n_steps + 1):
+            t = t0 + step * dt
             kick = 0.0
             if closure.has_diffusion:
-                diffusion = np.maximum(field(closure.diffusion, diffusion_shift, z), 0.0)
-                kick = np.sqrt(diffusion * dt) * noise.standard_normal(n_walkers)[shared]
+                diffusion = field(closure.diffusion, diffusion_shift, z)
+                kick = np.einsum("wij,wj->wi", root(diffusion * dt), noise.standard_normal((n_walkers, n))[shared])
             now = field(closure.drift, drift_shift, z)
-            predicted = inside(z + now * dt + kick, step)
-            z = inside(z + 0.5 * (now + field(closure.drift, drift_shift, predicted)) * dt + kick, step)
+            predicted = _inside(closure, z + now * dt + kick, step, t)
+            z = _inside(closure, z + 0.5 * (now + field(closure.drift, drift_shift, predicted)) * dt + kick, step, t)
             out[saved == step] = z
             bar.update()
-    paths, sampled = out[:, :n_walkers], out[:, n_walkers:].reshape(saved.size, n_samples, per_sample)
-    path_sd = paths.std(axis=1, ddof=1)
-    units = {"units": data["cv"].attrs.get("units", "1")}
+    # displacements from z0 (exactly 0 at t0, so z(t0) = z0 and its spreads 0 to the last bit), (time, n, paths)
+    out = np.ascontiguousarray(np.moveaxis(out - start, 1, -1))
+    paths, sampled = out[..., :n_walkers], out[..., n_walkers:].reshape(saved.size, n, n_samples, per_sample)
+    path_sd = paths.std(axis=-1, ddof=1)
+    dims = ("time", "component") if n > 1 else ("time",)
+
+    def shaped(values):
+        return values if n > 1 else values[..., 0]
+
+    units = {"units": _attrs(closure)["units"]}
     return xr.Dataset(
         {
-            "z": ("time", paths.mean(axis=1), {**units, "long_name": "mean path of the closed SDE"}),
-            "closure_sd": ("time", sampled.mean(axis=2).std(axis=1, ddof=1),
+            "z": (dims, shaped(start + paths.mean(axis=-1)), {**units, "long_name": "mean path of the closed SDE"}),
+            "closure_sd": (dims, shaped(sampled.mean(axis=-1).std(axis=-1, ddof=1)),
                            {**units, "long_name": "sd of the mean path over the closure's uncertainty"}),
-            "path_sd": ("time", path_sd, {**units, "long_name": "sd of single paths of the closed SDE"}),
-            "z_stderr": ("time", path_sd / np.sqrt(n_walkers),
+            "path_sd": (dims, shaped(path_sd), {**units, "long_name": "sd of single paths of the closed SDE"}),
+            "z_stderr": (dims, shaped(path_sd / np.sqrt(n_walkers)),
                          {**units, "long_name": "Monte Carlo standard error of the mean path"}),
         },
-        coords={"time": t0 + saved * dt},
+        coords={"time": t0 + saved * dt, **({"component": closure.names} if n > 1 else {})},
         attrs={"model": "closed SDE dz = B dt + sqrt(D) dW, B and D drawn from their standard errors",
                "draws": "independent normal at each grid point, linear between points; common random numbers",
                "method": "heun drift, ito noise", "dt": float(dt), "n_walkers": n_walkers, "n_samples": n_samples,

@@ -24,12 +24,21 @@ axis i, Scharfetter–Gummel fluxes (exact for constant coefficients in 1-D, and
     a_i = ½ D_ii − Σ_{j≠i} |D_ij| h_i/(2 h_j),
 
 and the cross terms D_ij ∂_i∂_j to the diagonal neighbours x ± (h_i e_i + sgn(D_ij) h_j e_j) at the rate
-|D_ij|/(2 h_i h_j), with B and D at the midpoint of each pair of cells. It needs a_i > 0 (a grid fine enough
-along the axis with the most diffusion relative to its spacing). The grid's end points are reflecting and hold
+|D_ij|/(2 h_i h_j), with B and D at the midpoint of each pair of cells. It needs a_i > 0: spacings h_i in
+proportion to √D_ii admit any correlation |D_ij| < √(D_ii D_jj) in 2-D. The grid's end points are reflecting and hold
 half a cell, so their inward rates double (zero flux through the end; with a correlated D the cross terms are
 dropped at the ends, where the oblique reflection of the SDE is not represented). T and q then solve sparse
 linear systems (:func:`solve`: SuperLU, or BiCGSTAB on large grids); the error is O(h²) where the Péclet
-numbers h|B_i|/a_i are small.
+numbers h|B_i|/a_i are small. The stationary probabilities π of the jump process (π Q = 0, :func:`grid_stationary`)
+are the discrete ψ/D.
+
+**From a closure** (:func:`passage`, :func:`committor`): one CV by quadrature; several by finite volumes on a
+mesh of their own over the closure's grid (:func:`kinetics_axes`): about :data:`POINTS` nodes per CV, spaced
+along CV i in proportion to √D_ii (then a_i > 0 for any correlation |D_ij| < √(D_ii D_jj) in 2-D), with the
+regions' edges on nodes, and B, D the closure's interpolants at the nodes. Where a tensor is too correlated
+for the mesh all the same (a badly estimated point, a draw), its off-diagonal entries are shrunk toward the
+diagonal just enough (:func:`limited`). T at a start point is interpolated multilinearly between nodes; from a
+start region it is averaged with the weights π.
 
 **Standard errors** come from the closure's uncertainty: ``n_samples`` closures drawn from the estimates'
 standard errors (independent normal draws at each grid point, as in :func:`~closures.integrate.mean_path`),
@@ -44,8 +53,10 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+import xarray as xr
 from scipy import sparse
 from scipy.integrate import cumulative_trapezoid
+from scipy.interpolate import RegularGridInterpolator
 from scipy.sparse.linalg import bicgstab, spsolve
 from tqdm.auto import tqdm
 
@@ -54,6 +65,7 @@ from eqfree.seeding import SeedLike, as_seed_sequence
 from eqfree.validation import checked_count
 
 from .model import Closure
+from .store import periodic_padding
 
 
 @dataclass(frozen=True)
@@ -193,8 +205,9 @@ def grid_generator(axes, drift, diffusion, periodic=None) -> sparse.csr_matrix:
                 cross = sum(np.abs(d[:, i, j]) * steps[i] / (2 * steps[j]) for j in range(n) if j != i)
                 a = 0.5 * d[:, i, i] - cross
                 if np.any(a <= 0):
-                    raise InputError(f"the grid is too coarse along CV {i} for its diffusion tensor's correlations "
-                                     "(the finite-volume rates would be negative): refine that axis")
+                    raise InputError(f"the diffusion tensor's correlations are too strong for the grid's spacings "
+                                     f"along CV {i} (the finite-volume rates would be negative): space the axes in "
+                                     "proportion to √D_ii (kinetics_axes), or shrink the correlations (limited)")
                 return a / steps[i] ** 2 * _bern(-sign * steps[i] * b[:, i] / a)
 
             connect(offset, axis_rate)
@@ -255,56 +268,157 @@ def grid_committor(generator, in_source: np.ndarray, in_target: np.ndarray, **so
 
 
 # -- from a closure ---------------------------------------------------------------------------------------
-def passage(closure: Closure, start, target, *, seed: SeedLike, n_samples: int = 64, points: int = 4001) -> dict:
+#: mesh points per CV of the kinetics solve by default, for 1, 2 and 3 CVs
+POINTS = {1: 4001, 2: 101, 3: 31}
+
+
+def grid_stationary(generator, **solver) -> np.ndarray:
+    """The stationary probabilities π of the jump process (π Q = 0, Σ π = 1), one per cell: π at the cell of
+    smallest exit rate fixed to 1, the others solved from the remaining equations, then normalised."""
+    transposed = generator.T.tocsr()
+    anchor = int(np.argmax(generator.diagonal()))
+    keep = np.arange(generator.shape[0]) != anchor
+    pi = np.ones(generator.shape[0])
+    pi[keep] = solve(transposed[keep][:, keep], -transposed[keep][:, [anchor]].toarray().ravel(), **solver)
+    pi = np.maximum(pi, 0.0)
+    return pi / pi.sum()
+
+
+def kinetics_axes(closure: Closure, points: int, anchors=()) -> list[np.ndarray]:
+    """The regular mesh of the finite-volume solve over the closure's grid: about ``points`` nodes per CV, the
+    spacing along CV i proportional to √D_ii (the median over the grid), so that the rates stay positive for any
+    correlation |D_ij| < √(D_ii D_jj) in 2-D (module doc); periodic CVs get N nodes at spacing period/N. Along each
+    CV the nodes start at the first of ``anchors`` (values per CV, None to skip) inside the grid — a region's
+    edge, so that it falls on a node — and the spacing is shrunk so that a second one does too."""
+    n = closure.ndim
+    data = closure.dataset["diffusion"].values.reshape(-1, n, n)[closure.done.reshape(-1)]
+    scale = np.sqrt(np.maximum(np.median(np.diagonal(data, axis1=1, axis2=2), axis=0), 1e-300))
+    extents = [period if period is not None else axis[-1] - axis[0]
+               for axis, period in zip(closure.axes, closure.periods, strict=True)]
+    c = math.prod(e / s for e, s in zip(extents, scale, strict=True)) ** (1 / n) / (points - 1)
+    mesh = []
+    for i, (axis, period) in enumerate(zip(closure.axes, closure.periods, strict=True)):
+        low, high = axis[0], axis[-1]
+        edges = [a[i] for a in anchors if a is not None and (period is not None or low < a[i] < high)]
+        edges = list(dict.fromkeys(float(e) for e in edges))
+        h = min(c * scale[i], extents[i] / 2)
+        if period is not None:
+            m = max(int(round(period / h)), 2)
+            origin = edges[0] if edges else low
+            mesh.append(np.sort(low + np.mod(origin + np.arange(m) * period / m - low, period)))
+            continue
+        if len(edges) >= 2:
+            gap = abs(edges[1] - edges[0])
+            h = gap / max(1, round(gap / h))
+        origin = edges[0] if edges else low
+        below = np.floor((origin - low) / h + 1e-9)
+        above = np.floor((high - origin) / h + 1e-9)
+        mesh.append(np.clip(origin + h * np.arange(-below, above + 1), low, high))
+    return mesh
+
+
+def limited(diffusion: np.ndarray, steps) -> np.ndarray:
+    """D ``(..., n, n)`` with its off-diagonal entries shrunk, where they must be, so that the finite-volume rates
+    on a grid of spacings ``steps`` stay positive (module doc: Σ_{j≠i} |D_ij| h_i/h_j ≤ 0.95 D_ii):
+    D' = s D + (1 − s) diag(D), s ∈ [0, 1] the largest that does — positive semi-definite as D is, and as the
+    average of two neighbours' (the rates use the pair's midpoint)."""
+    steps = np.asarray(steps, dtype=float)
+    diagonal = np.diagonal(diffusion, axis1=-2, axis2=-1)
+    off = np.abs(diffusion) * (1 - np.eye(steps.size))
+    load = np.einsum("...ij,i,j->...i", off, steps, 1 / steps)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        s = np.clip(np.min(np.where(load > 0, 0.95 * np.maximum(diagonal, 0.0) / load, 1.0), axis=-1), 0.0, 1.0)
+    eye = np.eye(steps.size)
+    return s[..., None, None] * diffusion + (1 - s[..., None, None]) * diffusion * eye
+
+
+def _draws(closure: Closure, axes, mesh_points: np.ndarray, n_samples: int, rng):
+    """(B, D) on ``mesh_points`` ``(m, n)`` of the mesh ``axes``: the closure's estimate (k = 0), then
+    ``n_samples`` closures drawn from its standard errors (independent normals at each grid point and entry, D
+    symmetrised, interpolated linearly between grid points), D projected onto the positive semi-definite tensors
+    and :func:`limited` to the mesh."""
+    data = closure.dataset
+    steps = [a[1] - a[0] for a in axes]
+    drift, diffusion = closure.drift(mesh_points), closure.diffusion(mesh_points)
+    drift_se = np.nan_to_num(data["drift_stderr"].values)
+    diffusion_se = np.nan_to_num(data["diffusion_stderr"].values)
+    for k in range(n_samples + 1):
+        if k == 0:
+            yield drift, limited(diffusion, steps)
+            continue
+        shift_b = rng.standard_normal(drift_se.shape) * drift_se
+        upper = np.triu(rng.standard_normal(diffusion_se.shape))
+        shift_d = (upper + np.swapaxes(np.triu(upper, 1), -1, -2)) * diffusion_se
+        b = drift + closure.interpolator(shift_b)(mesh_points)
+        d = diffusion + closure.interpolator(shift_d)(mesh_points)
+        values, vectors = np.linalg.eigh(d)
+        yield b, limited((vectors * np.maximum(values, 0.0)[..., None, :]) @ np.swapaxes(vectors, -1, -2), steps)
+
+
+def _regions(closure: Closure, *regions) -> list[Box]:
+    n = closure.ndim
+    boxes = []
+    for name, region in regions:
+        box = region if isinstance(region, Box) else Box.parse(str(region))
+        if len(box.lo) != n:
+            raise InputError(f"this closure has {n} CV{'s' if n > 1 else ''}; the {name} region gives "
+                             f"{len(box.lo)} ranges")
+        boxes.append(box)
+    return boxes
+
+
+def _ready(closure: Closure) -> None:
+    if not closure.has_diffusion:
+        raise InputError("kinetics need the diffusion: estimate the closure with bursts")
+    if not closure.done.all():
+        raise InputError("the closure is not complete: resume its estimation before computing kinetics")
+
+
+def _mesh(closure: Closure, points, anchors) -> tuple[list[np.ndarray], np.ndarray]:
+    axes = kinetics_axes(closure, POINTS[closure.ndim] if points is None else int(points), anchors)
+    return axes, np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1)
+
+
+def _misses(region: str, box: Box, closure: Closure) -> InputError:
+    extent = " × ".join(f"[{a[0]:g}, {a[-1]:g}]" for a in closure.axes)
+    wanted = " × ".join(f"[{lo:g}, {hi:g}]" for lo, hi in zip(box.lo, box.hi, strict=True))
+    return InputError(f"the {region} region {wanted} misses the closure's grid {extent}; closures never "
+                      "extrapolate: estimate on a wider grid")
+
+
+def passage(closure: Closure, start, target, *, seed: SeedLike, n_samples: int = 64, points: int | None = None,
+            progress: bool = False) -> dict:
     """Mean first-passage time of the closed SDE from ``start`` to ``target``, and the rate.
 
     ``start``: a point (its coordinates) or a :class:`Box` (the MFPT averaged over the stationary density in it);
-    ``target``: a :class:`Box`. Solved on ``points`` mesh points over the closure's grid (1-D, by quadrature),
-    with ``n_samples`` closures drawn from the standard errors (child draws of ``seed``). Returns
-    ``{"mfpt", "mfpt_stderr", "rate", "rate_stderr", "n_samples"}``; rate = 1/mfpt (module doc).
+    ``target``: a :class:`Box`. One CV: by quadrature on ``points`` mesh points (default 4001) over the closure's
+    grid; several: by finite volumes on :func:`kinetics_axes` with ``points`` nodes per CV (default
+    :data:`POINTS`), T at a start point interpolated multilinearly, over a start region weighted by
+    :func:`grid_stationary`. ``n_samples`` closures drawn from the standard errors (child draws of ``seed``)
+    give the standard errors (``progress``: a bar over them). Returns ``{"mfpt", "mfpt_stderr", "rate",
+    "rate_stderr", "n_samples"}``; rate = 1/mfpt (module doc).
     """
-    if not closure.has_diffusion:
-        raise InputError("first-passage times need the diffusion: estimate the closure with bursts")
+    _ready(closure)
     n_samples = checked_count(n_samples, "n_samples (closures drawn)", 2)
-    target = target if isinstance(target, Box) else Box.parse(str(target))
-    if len(target.lo) != 1:
-        raise InputError(f"this closure has 1 CV; the target gives {len(target.lo)} ranges")
-    grid = closure.grid
-    if not closure.done.all():
-        raise InputError("the closure is not complete: resume its estimation before computing kinetics")
-    mesh = np.linspace(grid[0], grid[-1], max(int(points), grid.size))
-    if not target.contains(mesh[:, None]).any():
-        raise InputError(f"the target region [{target.lo[0]:g}, {target.hi[0]:g}] misses the closure's grid "
-                         f"[{grid[0]:g}, {grid[-1]:g}]; closures never extrapolate: estimate on a wider grid")
-    if isinstance(start, Box):
-        if len(start.lo) != 1:
-            raise InputError(f"this closure has 1 CV; the start region gives {len(start.lo)} ranges")
-        weighting = start.contains(mesh[:, None])
-        if not weighting.any():
-            raise InputError("the start region holds no mesh point inside the closure's grid")
-        if np.any(weighting & target.contains(mesh[:, None])):
-            raise InputError("the start and target regions overlap")
+    (target,) = _regions(closure, ("target", target))
+    if isinstance(start, Box) or (isinstance(start, str) and ":" in start):
+        (start,) = _regions(closure, ("start", start))
     else:
         z0 = np.atleast_1d(np.asarray(start, dtype=float))
-        if z0.shape != (1,):
-            raise InputError(f"this closure has 1 CV; the start point gives {z0.size} coordinates")
-        closure.check(z0)
+        if z0.shape != (closure.ndim,):
+            raise InputError(f"this closure has {closure.ndim} CV{'s' if closure.ndim > 1 else ''}; the start point "
+                             f"gives {z0.size} coordinates")
+        z0 = closure.check(z0[None, :])[0]
         if target.contains(z0):
-            raise InputError(f"the start {z0[0]:g} lies in the target region: its first-passage time is 0")
-    data = closure.dataset
+            where = ", ".join(f"{v:g}" for v in z0)
+            raise InputError(f"the start {where} lies in the target region: its first-passage time is 0")
     rng = np.random.default_rng(as_seed_sequence(seed))
-    values = []
-    drift, diffusion = closure.drift(mesh), closure.diffusion(mesh)
-    for k in range(n_samples + 1):  # k = 0: the estimate; then draws, linear between grid points
-        shift = rng.standard_normal((2, grid.size)) * (k > 0)
-        b = drift + np.interp(mesh, grid, shift[0] * np.nan_to_num(data["drift_stderr"].values))
-        d = diffusion + np.interp(mesh, grid, shift[1] * np.nan_to_num(data["diffusion_stderr"].values))
-        time = first_passage_time(mesh, b, np.maximum(d, 1e-12 * np.abs(d).max()), (target.lo[0], target.hi[0]))
-        if isinstance(start, Box):
-            rho = stationary_density(mesh, b, np.maximum(d, 1e-12 * np.abs(d).max())) * weighting
-            values.append(np.trapezoid(rho * time, mesh) / np.trapezoid(rho, mesh))
-        else:
-            values.append(float(np.interp(z0[0], mesh, time)))
+    if closure.ndim == 1:
+        values = _passage_1d(closure, start if isinstance(start, Box) else z0[0], target, rng, n_samples,
+                             POINTS[1] if points is None else points)
+    else:
+        values = _passage_nd(closure, start if isinstance(start, Box) else z0, target, rng, n_samples, points,
+                             progress)
     values = np.array(values)
     mfpt, spread = values[0], values[1:].std(ddof=1)
     rates = 1 / values[1:]
@@ -312,23 +426,132 @@ def passage(closure: Closure, start, target, *, seed: SeedLike, n_samples: int =
             "rate_stderr": float(rates.std(ddof=1)), "n_samples": n_samples}
 
 
-def simulated_passages(closure: Closure, start: float, target, *, n_walkers: int, dt: float, seed: SeedLike,
+def _passage_1d(closure, start, target, rng, n_samples, points) -> list[float]:
+    """The MFPT of the estimate and of each drawn closure, by quadrature (module doc)."""
+    grid = closure.axes[0]
+    mesh = np.linspace(grid[0], grid[-1], max(int(points), grid.size))
+    if not target.contains(mesh[:, None]).any():
+        raise InputError(f"the target region [{target.lo[0]:g}, {target.hi[0]:g}] misses the closure's grid "
+                         f"[{grid[0]:g}, {grid[-1]:g}]; closures never extrapolate: estimate on a wider grid")
+    if isinstance(start, Box):
+        weighting = start.contains(mesh[:, None])
+        if not weighting.any():
+            raise InputError("the start region holds no mesh point inside the closure's grid")
+        if np.any(weighting & target.contains(mesh[:, None])):
+            raise InputError("the start and target regions overlap")
+    data = closure.dataset
+    drift_se = np.nan_to_num(data["drift_stderr"].values[..., 0])
+    diffusion_se = np.nan_to_num(data["diffusion_stderr"].values[..., 0, 0])
+    values = []
+    drift, diffusion = closure.drift(mesh), closure.diffusion(mesh)
+    for k in range(n_samples + 1):  # k = 0: the estimate; then draws, linear between grid points
+        shift = rng.standard_normal((2, grid.size)) * (k > 0)
+        b = drift + np.interp(mesh, grid, shift[0] * drift_se)
+        d = diffusion + np.interp(mesh, grid, shift[1] * diffusion_se)
+        time = first_passage_time(mesh, b, np.maximum(d, 1e-12 * np.abs(d).max()), (target.lo[0], target.hi[0]))
+        if isinstance(start, Box):
+            rho = stationary_density(mesh, b, np.maximum(d, 1e-12 * np.abs(d).max())) * weighting
+            values.append(np.trapezoid(rho * time, mesh) / np.trapezoid(rho, mesh))
+        else:
+            values.append(float(np.interp(start, mesh, time)))
+    return values
+
+
+def _passage_nd(closure, start, target, rng, n_samples, points, progress) -> list[float]:
+    """The MFPT of the estimate and of each drawn closure, by finite volumes (module doc)."""
+    axes, mesh = _mesh(closure, points, [target.lo, target.hi])
+    in_target = target.contains(mesh)
+    if not in_target.any():
+        raise _misses("target", target, closure)
+    if isinstance(start, Box):
+        weighting = start.contains(mesh).ravel()
+        if not weighting.any():
+            raise InputError("the start region holds no mesh point inside the closure's grid")
+        if np.any(weighting & in_target.ravel()):
+            raise InputError("the start and target regions overlap")
+    else:
+        padded = _periodic_interpolator(axes, closure.periods)
+    values = []
+    points_flat = mesh.reshape(-1, closure.ndim)
+    for b, d in tqdm(_draws(closure, axes, points_flat, n_samples, rng), total=n_samples + 1, disable=not progress,
+                     unit="closure", desc="first-passage times"):
+        generator = grid_generator(axes, b, d, closure.periods)
+        time = grid_mfpt(generator, in_target)
+        if isinstance(start, Box):
+            pi = grid_stationary(generator) * weighting
+            values.append(float(pi @ time / pi.sum()))
+        else:
+            values.append(float(padded(time.reshape(mesh.shape[:-1]), start)))
+    return values
+
+
+def _periodic_interpolator(axes, periods):
+    """``f(values on the mesh, point) -> value``: multilinear, periodic axes wrapped (:func:`periodic_padding`)."""
+
+    def evaluate(values, point):
+        padded_axes, values = periodic_padding(axes, periods, values)
+        point = [a[0] + np.mod(v - a[0], p) if p is not None else np.clip(v, a[0], a[-1])
+                 for v, a, p in zip(point, axes, periods, strict=True)]
+        return RegularGridInterpolator(tuple(padded_axes), values)(np.array(point)[None, :])[0]
+
+    return evaluate
+
+
+def committor(closure: Closure, source, target, *, seed: SeedLike, n_samples: int = 64,
+              points: int | None = None, progress: bool = False) -> xr.Dataset:
+    """The committor q (the probability of reaching ``target`` before ``source``, two :class:`Box` es) of the
+    closed SDE on the finite-volume mesh :func:`kinetics_axes` (``points`` nodes per CV, default
+    :data:`POINTS`, the regions' edges on nodes), with its standard error from ``n_samples`` closures drawn from
+    the estimates' standard errors (child draws of ``seed``). Dataset: ``committor`` and ``committor_stderr``
+    with a dimension per CV."""
+    _ready(closure)
+    n_samples = checked_count(n_samples, "n_samples (closures drawn)", 2)
+    source, target = _regions(closure, ("source", source), ("target", target))
+    axes, mesh = _mesh(closure, points, [target.lo, target.hi, source.hi, source.lo])
+    in_source, in_target = source.contains(mesh), target.contains(mesh)
+    for name, box, inside in (("source", source, in_source), ("target", target, in_target)):
+        if not inside.any():
+            raise _misses(name, box, closure)
+    rng = np.random.default_rng(as_seed_sequence(seed))
+    draws = tqdm(_draws(closure, axes, mesh.reshape(-1, closure.ndim), n_samples, rng), total=n_samples + 1,
+                 disable=not progress, unit="closure", desc="committors")
+    values = np.array([grid_committor(grid_generator(axes, b, d, closure.periods), in_source, in_target)
+                       for b, d in draws])
+    shape = mesh.shape[:-1]
+    coords = {name: (name, axis, closure.dataset[name].attrs) for name, axis in zip(closure.names, axes, strict=True)}
+    return xr.Dataset({"committor": (closure.names, values[0].reshape(shape),
+                                     {"long_name": "probability of reaching the target before the source"}),
+                       "committor_stderr": (closure.names, values[1:].std(axis=0, ddof=1).reshape(shape),
+                                            {"long_name": "standard error of the committor"})},
+                      coords=coords, attrs={"n_samples": n_samples})
+
+
+def simulated_passages(closure: Closure, start, target, *, n_walkers: int, dt: float, seed: SeedLike,
                        max_time: float, progress: bool = False) -> np.ndarray:
-    """First-passage times of ``n_walkers`` paths of the closed SDE from ``start`` into ``target`` (a :class:`Box`),
-    by Euler–Maruyama with step ``dt``, reflected at the grid's ends (the boundary :func:`passage` assumes);
-    NaN for a path still out at ``max_time``. Checking only at the steps misses excursions between them,
-    which delays the passage as if the target's edge were 0.5826 √(D dt) further (Broadie, Glasserman & Kou 1997).
-    B and D are read from a table of the closure at 8001 points (linear between them: an O(10⁻⁸ h²) error).
+    """First-passage times of ``n_walkers`` paths of the closed SDE from the point ``start`` into ``target``
+    (a :class:`Box`), by Euler–Maruyama with step ``dt``, reflected at the grid's ends (the boundary
+    :func:`passage` assumes) and wrapped along periodic CVs; NaN for a path still out at ``max_time``. Checking
+    only at the steps misses excursions between them, which delays the passage as if the target's edge were
+    0.5826 √(D dt) further (Broadie, Glasserman & Kou 1997). B and D are the closure's interpolants, √D by the
+    eigendecomposition of D (clipped at 0).
     """
     n_walkers = checked_count(n_walkers, "n_walkers")
-    target = target if isinstance(target, Box) else Box.parse(str(target))
-    z = np.full(n_walkers, float(closure.check(start)))
-    low, high = closure.grid[0], closure.grid[-1]
-    mesh = np.linspace(low, high, 8001)
-    drift, diffusion = closure.drift(mesh), np.maximum(closure.diffusion(mesh), 0.0)
+    (target,) = _regions(closure, ("target", target))
+    n = closure.ndim
+    z0 = np.atleast_1d(np.asarray(start, dtype=float))
+    if z0.shape != (n,):
+        raise InputError(f"this closure has {n} CVs; the start point gives {z0.size} coordinates")
+    z = np.repeat(closure.check(z0[None, :]), n_walkers, axis=0)
+    periodic = np.array([p is not None for p in closure.periods])
+    period = np.array([p if p is not None else 0.0 for p in closure.periods])
+    low = np.array([a[0] for a in closure.axes])
+    high = np.where(periodic, low + period, [a[-1] for a in closure.axes])  # periodic: wrapped, never reached
+    # the walkers stay on the grid (reflected, wrapped), where the closure's interpolants need no check
+    drift = closure.interpolator(closure.dataset["drift"].values, closure.interpolation)
+    diffusion = closure.interpolator(closure.dataset["diffusion"].values, closure.interpolation)
     rng = np.random.default_rng(as_seed_sequence(seed))
     times = np.full(n_walkers, np.nan)
-    active = np.flatnonzero(~target.contains(z[:, None]))
+    active = np.flatnonzero(~target.contains(z))
     times[~np.isin(np.arange(n_walkers), active)] = 0.0
     n_steps = int(math.ceil(max_time / dt))
     with tqdm(total=n_steps, disable=not progress, unit="step", desc="first passages") as bar:
@@ -336,9 +559,12 @@ def simulated_passages(closure: Closure, start: float, target, *, n_walkers: int
             if not active.size:
                 break
             y = z[active]
-            kick = np.sqrt(np.interp(y, mesh, diffusion) * dt) * rng.standard_normal(y.size)
-            y = y + np.interp(y, mesh, drift) * dt + kick
-            arrived = target.contains(np.clip(y, low, high)[:, None])  # a target may touch the grid's end
+            values, vectors = np.linalg.eigh(diffusion(y))
+            root = (vectors * np.sqrt(np.maximum(values, 0.0))[..., None, :]) @ np.swapaxes(vectors, -1, -2)
+            kick = np.einsum("wij,wj->wi", root, rng.standard_normal(y.shape)) * math.sqrt(dt)
+            y = y + drift(y) * dt + kick
+            y = np.where(periodic, low + np.mod(y - low, np.where(periodic, period, 1.0)), y)
+            arrived = target.contains(np.clip(y, low, high))  # a target may touch the grid's end
             times[active[arrived]] = step * dt
             y = np.where(y < low, 2 * low - y, np.where(y > high, 2 * high - y, y))
             z[active] = np.clip(y, low, high)

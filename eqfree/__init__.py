@@ -20,7 +20,7 @@ from .lift import (
     UmbrellaSampling,
     explore,
 )
-from .operators import CoarseTimeStepper, Evolve, FunctionLift, Lift, Restrict, System
+from .operators import CoarseTimeStepper, Evolve, FunctionLift, Lift, Restrict, StateLift, System
 from .parallel import run_tasks
 from .restrict import CollectiveVariable, Coordinates, DiffusionMaps
 from .reweight import MBAR, WHAM
@@ -29,7 +29,7 @@ from .version import __version__
 
 __all__ = [
     "errors", "Estimator", "clone", "load",
-    "System", "Lift", "FunctionLift", "Evolve", "Restrict", "CoarseTimeStepper",
+    "System", "Lift", "FunctionLift", "StateLift", "Evolve", "Restrict", "CoarseTimeStepper",
     "SDE", "SDEEvolver", "DivergenceError", "euler_maruyama", "ito_transform",
     "Coordinates", "CollectiveVariable", "DiffusionMaps",
     "UmbrellaSampling", "ReweightedUmbrella", "WHAM", "MBAR",

@@ -74,6 +74,20 @@ class FunctionLift:
         return self.fn(z, n, seed=seed)
 
 
+@dataclass(frozen=True)
+class StateLift:
+    """The :class:`Lift` of CVs that are the whole fine state: every walker is the point z itself, its value
+    ``z[i]`` at coordinate ``indices[i]`` (the CVs in any order)."""
+
+    indices: tuple[int, ...]
+    valid_range = None
+
+    def __call__(self, z: np.ndarray, n: int, *, seed: SeedLike) -> np.ndarray:
+        state = np.empty(len(self.indices))
+        state[list(self.indices)] = np.asarray(z, dtype=float).reshape(-1)
+        return np.tile(state, (n, 1))
+
+
 @runtime_checkable
 class Evolve(Protocol):
     """Bursts of the fine dynamics at step ``dt`` over states with coordinate names ``coords``, at

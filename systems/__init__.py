@@ -2,8 +2,8 @@
 
 >>> from eqfree import systems
 >>> systems.available()
-['alanine_dipeptide', 'averaging_cubic', 'caps', 'double_well', 'fast_slow_linear', 'half_moons', 's_shaped',
- 'schlogl', 'two_slow']
+['alanine_dipeptide', 'averaging_cubic', 'caps', 'correlated_ou', 'double_well', 'fast_slow_linear', 'half_moons',
+ 's_shaped', 'schlogl', 'two_slow']
 >>> system = systems.get("fast_slow_linear", a3=0.2)
 """
 
@@ -13,6 +13,7 @@ from .alanine_dipeptide import AlanineDipeptide
 from .averaging_cubic import AveragingCubic
 from .base import System
 from .caps import Caps
+from .correlated_ou import CorrelatedOU
 from .double_well import DoubleWell
 from .fast_slow_linear import FastSlowLinear
 from .gaussian import LinearGaussianLift
@@ -21,8 +22,8 @@ from .s_shaped import SShaped
 from .schlogl import Schlogl
 from .two_slow import GaussianConditionalLift, TwoSlow
 
-_REGISTRY = {cls.name: cls for cls in (AlanineDipeptide, AveragingCubic, Caps, DoubleWell, FastSlowLinear, HalfMoons,
-                                      TwoSlow, SShaped, Schlogl)}
+_REGISTRY = {cls.name: cls for cls in (AlanineDipeptide, AveragingCubic, Caps, CorrelatedOU, DoubleWell, FastSlowLinear,
+                                      HalfMoons, TwoSlow, SShaped, Schlogl)}
 
 
 def available() -> list[str]:
@@ -41,6 +42,6 @@ def get(name: str, **params) -> System:
 
 __all__ = [
     "System", "available", "get", "LinearGaussianLift",
-    "AlanineDipeptide", "AveragingCubic", "Caps", "DoubleWell", "FastSlowLinear", "HalfMoons",
+    "AlanineDipeptide", "AveragingCubic", "Caps", "CorrelatedOU", "DoubleWell", "FastSlowLinear", "HalfMoons",
     "GaussianConditionalLift", "TwoSlow", "SShaped", "Schlogl",
 ]

@@ -35,6 +35,7 @@ import numpy as np
 import pytest
 import torch
 import xarray as xr
+from scipy.stats import norm
 
 from eqfree import Coordinates, systems
 from eqfree.closures import (
@@ -81,13 +82,20 @@ def burst_bias(z, n_steps):
     return beta, rest
 
 
+def one_cv(dataset):
+    """A 1-D closure's estimates as plain values per grid point (the store has ``component``, ``row``, ``column``
+    of size 1)."""
+    return dataset.squeeze([dim for dim in ("component", "row", "column") if dim in dataset.dims], drop=True)
+
+
 def burst_setup(n_walkers=4000, n_steps=100):
     return BurstEstimator(EXACT_CUBIC_LIFT, CUBIC.evolver(DT), Coordinates("x1"), tau=n_steps * DT, n_walkers=n_walkers)
 
 
 def test_burst_drift_matches_averaged_drift():
     n_steps = 100  # τ = 10 ε
-    closure = estimate_closure(burst_setup(4000, n_steps), GRID, seed=2026)
+    estimate = estimate_closure(burst_setup(4000, n_steps), GRID, seed=2026)
+    closure = one_cv(estimate)
     beta, rest = burst_bias(GRID, n_steps)
     se = closure["drift_stderr"].values
     allowed = Z * se + np.abs(beta) + rest
@@ -102,14 +110,14 @@ def test_burst_drift_matches_averaged_drift():
     B, (dB, _) = CUBIC.averaged_drift(GRID), derivatives(GRID)
     slope_error = Z * np.sqrt(26) * se / (2 * h) + h**2 * 6 / 3
     tight = Z * se + np.abs(beta - 0.5 * tau * dB * B) + rest + 0.5 * tau * np.abs(B) * slope_error
-    error_debiased = np.abs(Closure(closure).dataset["drift"].values - B)
+    error_debiased = np.abs(one_cv(Closure(estimate).dataset)["drift"].values - B)
     assert np.all(error_debiased <= tight), np.c_[GRID, error_debiased, tight][error_debiased > tight]
     assert tight.max() < allowed.max()
     wrong = np.abs(closure["drift"].values - (-(GRID**3)))  # missing −3 s² z
     assert np.any(wrong > 3 * allowed)
     assert np.all(closure["done"]) and np.all(closure["n_samples"] == 4000)
     assert closure["drift"].attrs["long_name"] and closure["drift"].attrs["units"] == "1"
-    assert closure["cv"].attrs["long_name"] == "collective variable x1"
+    assert closure["x1"].attrs["long_name"] == "collective variable x1"
     recipe = parameters_of(closure.attrs)
     assert recipe["seed"] == 2026 and recipe["grid"] == GRID.tolist() and recipe["estimator"] == "bursts"
     assert "AveragingCubic(eps=0.001, s=0.5" in recipe["evolve"] and recipe["tau"] == pytest.approx(0.01)
@@ -119,7 +127,7 @@ def test_burst_drift_matches_averaged_drift():
 
 def test_conditional_average_matches_averaged_drift():
     estimator = ConditionalAverageEstimator(EXACT_CUBIC_LIFT, slow_drift, n_samples=20_000)
-    closure = estimate_closure(estimator, GRID, seed=7)
+    closure = one_cv(estimate_closure(estimator, GRID, seed=7))
     error = np.abs(closure["drift"].values - CUBIC.averaged_drift(GRID))
     se = closure["drift_stderr"].values
     assert np.all(error <= Z * se) and np.mean(error <= 3 * se) >= 0.95  # no bias: the lift is exact
@@ -168,7 +176,7 @@ def test_closed_ode_matches_direct_simulation():
     mean, se = x1.mean(axis=1), x1.std(axis=1, ddof=1) / np.sqrt(walkers)
 
     dB, d2B = derivatives(ode)
-    stderr = np.interp(ode, GRID, closure.dataset["drift_stderr"].values)
+    stderr = np.interp(ode, GRID, closure.dataset["drift_stderr"].values[:, 0])
     delta = (3 * stderr + 3 * np.abs(ode) * abs(CUBIC.fast_variance(DT) - S**2)
              + EPS * np.abs(dB * CUBIC.averaged_drift(ode)) + 3 * np.abs(ode) * EPS * np.abs(dB) * S**2
              + 0.5 * np.abs(d2B) * x1.var(axis=1))
@@ -178,7 +186,8 @@ def test_closed_ode_matches_direct_simulation():
         bound[i] = bound[i - 1] * np.exp(-3 * S**2 * h) + h * 0.5 * (delta[i] + delta[i - 1] * np.exp(-3 * S**2 * h))
     assert np.all(np.abs(mean - ode) <= 3 * se + bound)
     assert bound[-1] < 0.05
-    wrong = Closure(closure.dataset.assign(drift=-(closure.dataset["cv"] ** 3)))
+    cubed = -(closure.dataset[closure.names[0]] ** 3)
+    wrong = Closure(closure.dataset.assign(drift=cubed.expand_dims(component=closure.names, axis=-1)))
     gap = np.abs(mean - integrate(wrong, 1.0, (0.0, 1.0), t_eval=times).values)
     assert gap[-1] > 3 * (3 * se[-1] + bound[-1])
 
@@ -210,7 +219,7 @@ def default_closure(n_walkers, seed):
     default healing time τ/2; read back as a Closure, i.e. with the bursts' B' terms removed."""
     lift = CUBIC.exact_lift(CUBIC.dt)
     estimator = BurstEstimator(lift, CUBIC.evolver(), Coordinates("x1"), tau=0.01, n_walkers=n_walkers)
-    return Closure(estimate_closure(estimator, np.linspace(-1, 1, 9), seed=seed)).dataset
+    return one_cv(Closure(estimate_closure(estimator, np.linspace(-1, 1, 9), seed=seed)).dataset)
 
 
 def assert_closure_at_the_truth(data):
@@ -220,7 +229,7 @@ def assert_closure_at_the_truth(data):
     estimator's stated remainder τ|B''|D/4. Pooled over the 9 independent points, the mean relative error
     of D must be within 3 of its standard errors + 1 % (the memory bound 2 e^{−5}/5 = 0.3 % and O(ε|B'|) ≤
     0.4 %): the end-point estimate Var(Δz)/τ, 5–11 % low, fails this."""
-    z = data["cv"].values
+    z = data["x1"].values
     B, D = CUBIC.averaged_drift(z), CUBIC.homogenized_diffusion(z)
     dB, d2B = derivatives(z)
     drift_allowed = 3 * data["drift_stderr"].values + EPS * np.abs(dB * B) + 0.01 * np.abs(d2B) * D / 4
@@ -247,7 +256,7 @@ def test_default_burst_closure_at_the_truth_with_20000_walkers():
 def burst_dataset(grid, drift, diffusion, tau, lever):
     dataset = template(grid, diffusion=True, attrs=provenance(
         "test", {"estimator": "bursts", "tau": tau, "diffusion_lever": lever}))
-    dataset["drift"].values[:], dataset["diffusion"].values[:] = drift, diffusion
+    dataset["drift"].values[:, 0], dataset["diffusion"].values[:, 0, 0] = drift, diffusion
     dataset["drift_stderr"].values[:], dataset["diffusion_stderr"].values[:] = 0.01, 0.01
     dataset["done"].values[:] = True
     return dataset
@@ -266,14 +275,15 @@ def test_debiased_removes_the_burst_terms():
         lever = 1.5 * tau
         raw = burst_dataset(grid, B + 0.5 * tau * dB * B, D + lever * (dB * D + 0.5 * B * dD), tau, lever)
         fixed = debiased(raw)
-        errors.append([np.abs(raw["drift"].values - B).max(), np.abs(fixed["drift"].values - B).max(),
-                       np.abs(raw["diffusion"].values - D).max(), np.abs(fixed["diffusion"].values - D).max()])
+        raw_1, fixed_1 = one_cv(raw), one_cv(fixed)
+        errors.append([np.abs(raw_1["drift"].values - B).max(), np.abs(fixed_1["drift"].values - B).max(),
+                       np.abs(raw_1["diffusion"].values - D).max(), np.abs(fixed_1["diffusion"].values - D).max()])
     (raw_b, fixed_b, raw_d, fixed_d), (raw_b2, fixed_b2, raw_d2, fixed_d2) = errors
     assert raw_b / raw_b2 == pytest.approx(2, rel=1e-6) and raw_d / raw_d2 == pytest.approx(2, rel=1e-6)
     assert fixed_b / fixed_b2 == pytest.approx(4, rel=0.05) and fixed_d / fixed_d2 == pytest.approx(4, rel=0.05)
     assert fixed_b2 < raw_b2 / 5 and fixed_d2 < raw_d2 / 5
     assert debiased(fixed) is fixed and fixed.attrs["debiased"] == 1
-    assert Closure(raw).drift(0.5) == pytest.approx(float(np.interp(0.5, grid, fixed["drift"].values)), abs=1e-6)
+    assert Closure(raw).drift(0.5) == pytest.approx(float(np.interp(0.5, grid, fixed["drift"].values[:, 0])), abs=1e-6)
     plain = raw.copy()
     plain.attrs = {}
     assert debiased(plain) is plain  # not a burst estimate: as it is
@@ -285,7 +295,7 @@ def linear_closure(se):
     """B(z) = −z, D = 0.04 on [−2, 2] (PCHIP reproduces both exactly), drift standard error ``se``."""
     grid = np.linspace(-2, 2, 9)
     dataset = template(grid, diffusion=True)
-    dataset["drift"].values[:], dataset["diffusion"].values[:] = -grid, 0.04
+    dataset["drift"].values[:, 0], dataset["diffusion"].values[:] = -grid, 0.04
     dataset["drift_stderr"].values[:], dataset["diffusion_stderr"].values[:] = se, 0.0
     dataset["done"].values[:] = True
     return Closure(dataset), grid
@@ -344,7 +354,8 @@ def test_store_has_one_chunk_per_point_and_reads_back(tmp_path):
     result = estimate_closure(small_burst(), GRID[:6], seed=1, store=tmp_path / "c.zarr")
     group = zarr.open_group(str(tmp_path / "c.zarr"), mode="r")
     assert group.metadata.zarr_format == 3
-    assert all(group[name].chunks == (1,) for name in ("drift", "diffusion", "done", "n_samples"))
+    chunked = ("drift", "diffusion", "done", "n_samples")
+    assert all(group[name].chunks == (1, *group[name].shape[1:]) for name in chunked)
     stored = load(tmp_path / "c.zarr")
     assert_same_store(stored, result)
     assert stored.attrs["title"] and stored.attrs["eqfree_version"]
@@ -486,7 +497,7 @@ def test_closure_refuses_outside_the_grid_and_where_not_done():
     estimates = closure.dataset  # debiased within the run of done points 0-2; the lone point 4 as estimated
     assert estimates["drift"].values[4] == dataset["drift"].values[4]
     grid = GRID[:5]
-    np.testing.assert_allclose(closure.drift(grid[:3]), estimates["drift"].values[:3])
+    np.testing.assert_allclose(closure.drift(grid[:3]), estimates["drift"].values[:3, 0])
     assert closure.drift(grid[1] + 0.01).shape == ()
     with pytest.raises(ValueError, match="outside the closure's grid"):
         closure.drift(grid[-1] + 0.1)
@@ -494,7 +505,7 @@ def test_closure_refuses_outside_the_grid_and_where_not_done():
         closure.drift(grid[3])
     with pytest.raises(ValueError, match="not estimated around"):
         closure.diffusion(0.5 * (grid[3] + grid[4]))
-    np.testing.assert_allclose(closure.drift(grid[4]), estimates["drift"].values[4])  # a lone done end point
+    np.testing.assert_allclose(closure.drift(grid[4]), estimates["drift"].values[4, 0])  # a lone done end point
     linear = Closure(dataset, interpolation="linear")
     np.testing.assert_allclose(linear.drift(0.5 * (grid[0] + grid[1])), estimates["drift"].values[:2].mean())
     with pytest.raises(ValueError, match="interpolation must be one of"):
@@ -530,9 +541,11 @@ def test_demo_mean_path_band_holds_the_direct_mean(tmp_path, capsys):
     assert main(["run", str(recipe), f"--out={store}", "--quiet"]) == 0
     assert main(["closure", "integrate", "--closure", str(store), "--z0", "1", "--t-end", "1", "--compare", "1000",
                  "--seed", "2", "--out", str(path), "--quiet"]) == 0
-    assert "family-wise 1 % bound 3.89" in capsys.readouterr().out
+    assert "direct mean inside the simultaneous 99 % band at 101 of 101 times" in capsys.readouterr().out
     result = xr.open_zarr(path)
     assert np.all(np.abs(result["gap"].values[1:]) <= 3.89)
+    combined = np.sqrt(result["closure_sd"] ** 2 + result["z_stderr"] ** 2 + result["direct_stderr"] ** 2)
+    np.testing.assert_allclose(result["band"], norm.isf(0.01 / 200) * combined)  # the band the gaps are measured in
     assert 3 * float(result["closure_sd"].max()) < 0.01
     assert float(result["closure_sd"][-1]) > float(result["direct_stderr"][-1])
 

@@ -12,6 +12,7 @@ from eqfree import Restrict, systems
 from eqfree.restrict import (
     DiffusionMaps,
     kernel_sum_bandwidth,
+    local_linear_fit,
     local_noise_covariances,
     mahalanobis_squared_distances,
 )
@@ -67,20 +68,23 @@ def test_nonharmonic_selection_skips_harmonics():
     rng = np.random.default_rng(2)
     X = np.column_stack([rng.uniform(0, 4, 3000), rng.uniform(0, 1, 3000)])
     fit = DiffusionMaps(n_components=2, epsilon=0.01, n_eigenpairs=8, kernel="dense").fit(X, seed=0)
-    first, second = fit.selected_
-    assert abs(stats.spearmanr(fit.eigenvectors_[:, first], X[:, 0]).statistic) > 0.99
-    assert abs(np.corrcoef(fit.eigenvectors_[:, second], np.cos(np.pi * X[:, 1]))[0, 1]) > 0.95
-    assert second > 2  # a harmonic of the first came before it and was skipped
+    first, second = (fit.eigenvectors_ @ fit.loadings_).T
+    assert fit.selected_[0] == 1 and fit.loadings_[1, 0] == 1.0
+    assert abs(stats.spearmanr(first, X[:, 0]).statistic) > 0.99
+    assert abs(np.corrcoef(second, np.cos(np.pi * X[:, 1]))[0, 1]) > 0.95
+    assert fit.selected_[1] > 2  # a harmonic of the first came before it and was skipped
+    np.testing.assert_allclose(fit.fit_transform(X, seed=0), np.column_stack([first, second]), atol=1e-12)
 
 
 def test_fast_slow_linear_first_coordinate_is_x1():
     data = systems.get("fast_slow_linear").simulate(1, 30_000, seed=1)[::6, 0].values  # 5001 points, dt = 1
     fit = DiffusionMaps(n_components=1).fit(data, seed=0)  # automatic ε, sparse kernel
+    coordinates = fit.eigenvectors_[:, fit.selected_]
     assert fit.sparse_ and len(data) >= 5000
-    assert abs(stats.spearmanr(fit.fit_transform(data, seed=0)[:, 0], data[:, 0]).statistic) > 0.99
-    # a fitted map is a Restrict operator: φ of new states by Nyström
+    assert abs(stats.spearmanr(coordinates[:, 0], data[:, 0]).statistic) > 0.99
+    # a fitted map is a Restrict operator: φ of new states by Nyström, at a training point its coordinate
     assert isinstance(fit, Restrict) and fit.names == [f"phi{fit.selected_[0]}"]
-    np.testing.assert_allclose(fit(data[:4]), fit.fit_transform(data, seed=0)[:4], atol=1e-9)
+    np.testing.assert_allclose(fit(data[:4]), coordinates[:4], atol=1e-9)
 
 
 @settings(max_examples=15, deadline=None)
@@ -131,14 +135,15 @@ def test_duplicate_points_are_kept_as_samples(kernel):
 
 
 def half_moon_data():
-    """Ten half-moon trajectories started along the slow direction (x1 = 0, 0.15, ..., 1.35), thinned."""
+    """Ten trajectories started along the slow direction (x1 = 0, 0.15, ..., 1.35), thinned. They are simulated
+    in the original variables (2.1) and mapped by (4.1): by Itô's lemma these are paths of the half-moon SDE
+    (the system's own Itô-transformed evolver gives the same law at ~50× the cost per step), and the slow
+    variable is the original x1 itself."""
     moons = systems.get("half_moons")
-    starts = moons.from_original(np.column_stack([0.15 * np.arange(10), np.ones(10)]))
-    run = moons.simulate(10, 3000, seed=2, x0=starts)[100::10]
-    y = run.values.reshape(-1, 2)
-    angle = np.unwrap(np.arctan2(run[..., 1], run[..., 0]).values, axis=0)
-    slow = (angle - np.hypot(run[..., 0], run[..., 1]).values + 1).reshape(-1)
-    return moons, y, slow
+    starts = np.column_stack([0.15 * np.arange(10), np.ones(10)])
+    run = moons.original.simulate(10, 3000, seed=2, dt=moons.default_dt, x0=starts)[100::20]
+    x = run.values.reshape(-1, 2)
+    return moons, moons.from_original(x), x[:, 0]
 
 
 def test_mahalanobis_finds_the_slow_variable_of_half_moons():
@@ -187,25 +192,44 @@ def swiss_roll(n: int = 2000, seed: int = 0):
     return np.column_stack([t * np.cos(t), height, t * np.sin(t)]), t, height
 
 
-def test_swiss_roll_with_every_default():
-    """Automatic ε stays below the scale at which the kernel bridges the layers: the first selected coordinate
-    is monotone in t (|Spearman| > 0.99; seeds 0–5 gave 0.9997–0.9999, while ε bridging the layers, e.g. 3.4,
-    gives ~0.64). The height is not asserted: its mode (eigenvalue ratio (L/21)² ≈ 18, L ≈ 89 the roll's
-    length) lies next to the fourth roll harmonic (16), the two mix at n = 2000, and the height's local-linear
-    residual on the two selected coordinates was 0.38, 0.17, 0.83, 0.66 for seeds 0–3 (on the first alone: 1.0):
-    found for some samples only (issue 19, left open)."""
-    X, t, height = swiss_roll()
+def swiss_roll_coordinates(seed: int) -> tuple[float, float, float]:
+    """|Spearman ρ| of the first coordinate with t and of the second with the height, and the local-linear
+    residual of the (standardized) height regressed on both coordinates, all diffusion-maps defaults."""
+    X, t, height = swiss_roll(seed=seed)
     fit = DiffusionMaps(n_components=2).fit(X, seed=0)
-    first, second = fit.eigenvectors_[:, fit.selected_].T
-    rho_t, rho_h = stats.spearmanr(first, t).statistic, stats.spearmanr(second, height).statistic
-    print(f"swiss roll: epsilon {fit.epsilon_:.4g}, selected {fit.selected_}, rho(first, t) {rho_t:+.5f}, "
-          f"rho(second, height) {rho_h:+.3f}")
-    assert abs(rho_t) > 0.99
+    first, second = (fit.eigenvectors_ @ fit.loadings_).T
+    standard = (height - height.mean()) / height.std()
+    residual = np.sqrt(np.mean((standard - local_linear_fit(np.column_stack([first, second]), standard[:, None])[:, 0])
+                               ** 2))
+    return abs(stats.spearmanr(first, t).statistic), abs(stats.spearmanr(second, height).statistic), residual
+
+
+# Issue 19's acceptance, with every default: the first coordinate is monotone in t (|ρ| > 0.99; ε bridging the
+# layers, e.g. 3.4, gives ~0.64) and the second is the height: |ρ| > 0.85 and the height a function of the two
+# coordinates (residual < 0.2). The height's mode (eigenvalue ratio (L/21)² ≈ 18, L ≈ 89.5 the roll's length)
+# lies between the roll's fourth harmonic (16) and its product with ψ_1 (19); at n = 2000 the eigenvectors mix
+# and choosing among them (Dsilva et al.'s sequential residuals) gave ρ(height) 0.16–0.97 over seeds 0–9.
+# The rotation within their span (nonharmonic_loadings) gave, over seeds 0–11: ρ(t) ≥ 0.9997,
+# ρ(height) 0.88–0.99, residual 0.09–0.14.
+def test_swiss_roll_with_every_default():
+    rho_t, rho_height, residual = swiss_roll_coordinates(seed=0)
+    print(f"swiss roll: rho(first, t) {rho_t:.5f}, rho(second, height) {rho_height:.3f}, residual {residual:.3f}")
+    assert rho_t > 0.99 and rho_height > 0.85 and residual < 0.2
+
+
+@pytest.mark.slow
+def test_swiss_roll_seed_study():
+    """The acceptance above over 20 samples of the roll: at least 19 pass (measured: all 20; ρ(height) ≥ 0.870,
+    residual ≤ 0.160)."""
+    rows = np.array([swiss_roll_coordinates(seed) for seed in range(20)])
+    print(np.round(rows, 4))
+    passed = (rows[:, 0] > 0.99) & (rows[:, 1] > 0.85) & (rows[:, 2] < 0.2)
+    assert passed.sum() >= 19
 
 
 def test_automatic_epsilon_is_translation_and_rotation_invariant():
     """Distances from coordinate differences: a shift by 1e3 or a rotation changes ε at rounding level only."""
-    X, _, _ = swiss_roll(1000)
+    X, _, _ = swiss_roll()
     rotation = np.linalg.qr(np.random.default_rng(1).normal(size=(3, 3)))[0]
     epsilon = kernel_sum_bandwidth(X, seed=0)
     for moved in (X + 1e3, X @ rotation.T, (X - 1e3) @ rotation.T):

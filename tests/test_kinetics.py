@@ -12,6 +12,7 @@ import math
 
 import numpy as np
 import pytest
+from scipy.interpolate import RegularGridInterpolator
 
 from eqfree import Coordinates, systems
 from eqfree.cli import main
@@ -111,7 +112,7 @@ def test_two_dimensional_mfpt_and_committor_of_a_separable_system():
 
 def exact_closure(grid, drift_stderr=0.0, diffusion_stderr=0.0):
     data = template(grid, diffusion=True)
-    data["drift"].values[:] = drift(grid)
+    data["drift"].values[:, 0] = drift(grid)
     data["diffusion"].values[:] = D
     data["drift_stderr"].values[:] = drift_stderr
     data["diffusion_stderr"].values[:] = diffusion_stderr
@@ -271,3 +272,298 @@ def test_two_dimensional_mfpt_with_correlated_noise_matches_direct_simulation():
     print(f"2-D MFPT: finite volumes {mfpt:.4g}, direct {times.mean():.4g} ± {stderr:.2g}")
     assert abs(times.mean() - mfpt) <= bound
     assert abs(times.mean() / mfpt - 1) < 0.15
+
+
+# -- n-D kinetics on systems.correlated_ou ------------------------------------------------------------------
+# Slow z = (x1, x2) driven by correlated fast OU noises: in the fast limit dz = B dt + √D dW with B = −½ D ∇U,
+# U = h (z1² − 1)² + ½ k z2², D constant with correlation ρ (systems/correlated_ou.py). At ρ = 0, z1 is autonomous:
+# dz1 = −½ s1² U′(z1) dt + s1 dW, so kinetics between regions bounded in z1 only are those of this 1-D SDE.
+OU = systems.get("correlated_ou")
+X1, X2 = np.linspace(-2, 2, 41), np.linspace(-4, 4, 41)
+FROM, INTO, AWAY = np.array([-1.0, 0.0]), Box((0.5, -4.0), (2.0, 4.0)), Box((-2.0, -4.0), (-0.5, 4.0))
+
+
+def plane(x, y):
+    return np.stack(np.meshgrid(x, y, indexing="ij"), axis=-1)
+
+
+def analytic_closure(system, x=X1, y=X2, drift_stderr=0.0, diffusion_stderr=0.0):
+    """The closure whose grid values are the system's averaged drift and homogenized diffusion."""
+    data = template([x, y], diffusion=True, names=["x1", "x2"])
+    z = plane(x, y)
+    data["drift"].values[:] = system.averaged_drift(z)
+    data["diffusion"].values[:] = system.homogenized_diffusion(z)
+    data["drift_stderr"].values[:] = drift_stderr
+    data["diffusion_stderr"].values[:] = diffusion_stderr
+    data["n_samples"].values[:] = 1
+    data["done"].values[:] = True
+    return Closure(data)
+
+
+def one_dimensional_mfpt(system, edge=0.5, start=-1.0):
+    """T(start) of dz1 = −½ s1² U′ dt + s1 dW to z1 ≥ edge, reflecting at −2, by the 1-D quadrature (20001 points)."""
+    mesh = np.linspace(-2, 2, 20001)
+    u_prime = 4 * system.h * mesh * (mesh**2 - 1)
+    time = first_passage_time(mesh, -0.5 * system.s1**2 * u_prime, np.full_like(mesh, system.s1**2), (edge, 2.0))
+    return float(np.interp(start, mesh, time))
+
+
+def one_dimensional_committor(system, z, low=-0.5, high=0.5):
+    """q(z) = ∫_low^z e^U / ∫_low^high e^U of the 1-D SDE (ψ = e^{−U}), by adaptive quadrature."""
+    from scipy.integrate import quad
+
+    weight = lambda v: np.exp(system.h * (v**2 - 1) ** 2)
+    total = quad(weight, low, high, epsabs=0, epsrel=1e-12)[0]
+    return np.array([quad(weight, low, v, epsabs=0, epsrel=1e-12)[0] / total for v in np.clip(z, low, high)])
+
+
+def test_separable_2d_kinetics_are_the_1d_ones():
+    """ρ = 0: the finite volumes on the analytic B, D over the plane give T(−1, x2) = the 1-D quadrature at every
+    x2, and the committor between x1 ≤ −0.5 and x1 ≥ 0.5 the 1-D one, with an O(h²) error: halving h along x1
+    quarters it (x2 is a spectator here, at any spacing)."""
+    system = systems.get("correlated_ou", rho=0.0)
+    truth, errors = one_dimensional_mfpt(system), []
+    for n in (81, 161):
+        x, y = np.linspace(-2, 2, n), np.linspace(-4, 4, 17)
+        z = plane(x, y)
+        q = grid_generator([x, y], system.averaged_drift(z), system.homogenized_diffusion(z))
+        time = grid_mfpt(q, z[..., 0] >= 0.5).reshape(z.shape[:-1])
+        assert np.ptp(time, axis=1).max() < 1e-9 * time.max()
+        errors.append(abs(time[(n - 1) // 4, 8] / truth - 1))
+        committor = grid_committor(q, z[..., 0] <= -0.5, z[..., 0] >= 0.5).reshape(z.shape[:-1])
+        errors.append(np.abs(committor - one_dimensional_committor(system, x)[:, None]).max())
+    assert errors[2] < 1e-3 and errors[3] < 1e-3
+    assert 0.2 < errors[2] / errors[0] < 0.3 and 0.2 < errors[3] / errors[1] < 0.3
+
+
+def test_closure_kinetics_in_2d_match_the_finite_volumes_of_the_analytic_coefficients():
+    """``passage`` and ``committor`` on a 41 × 41 closure of the analytic B, D (ρ = 0.6) against the finite volumes
+    on a mesh of the exact B, D (h = 0.05: O(h²) error 4·10⁻³, test above). The closure interpolates B
+    multilinearly at h = (0.1, 0.2), an error ≤ h²|∂²B|/8 ≈ 0.02 near the wells, which moves log T by ≲ 2 %.
+    From a region, T is averaged over the stationary law exp(−U)/Z in it. No standard errors, no spread."""
+    x, y = np.linspace(-2, 2, 81), np.linspace(-4, 4, 161)
+    z = plane(x, y)
+    q = grid_generator([x, y], OU.averaged_drift(z), OU.homogenized_diffusion(z))
+    exact = grid_mfpt(q, INTO.contains(z)).reshape(z.shape[:-1])
+    closure = analytic_closure(OU)
+    result = passage(closure, FROM, INTO, seed=1, n_samples=2)
+    np.testing.assert_allclose(result["mfpt"], exact[20, 80], rtol=0.024)
+    assert result["mfpt_stderr"] == 0 and result["rate"] == pytest.approx(1 / result["mfpt"])
+    well = Box((-1.5, -1.0), (-0.5, 1.0))
+    region = passage(closure, well, INTO, seed=1, n_samples=2)
+    weight = OU.stationary_density(z) * well.contains(z)  # exp(−U)/Z: B = −½ D ∇U is reversible
+    np.testing.assert_allclose(region["mfpt"], (weight * exact).sum() / weight.sum(), rtol=0.024)
+    from eqfree.closures import committor
+
+    field = committor(analytic_closure(systems.get("correlated_ou", rho=0.0)), AWAY, INTO, seed=1, n_samples=2)
+    assert field["committor"].dims == ("x1", "x2") and float(field["committor_stderr"].max()) == 0
+    truth = one_dimensional_committor(OU, field["x1"].values)
+    # the closure's interpolation error moves q by ≲ 2 % of its range, as it moves log T
+    np.testing.assert_allclose(field["committor"].values, np.broadcast_to(truth[:, None], field["committor"].shape),
+                               atol=0.02)
+
+
+def test_2d_mfpt_stderr_is_the_spread_over_the_closures_uncertainty():
+    """A 9 × 9 closure whose drift is uncertain by se at every point and component: the draws' standard deviation
+    is the delta method's √Σ_g,c (∂T/∂B_gc se)² (∂T/∂B_gc by finite differences of the hat-function shift on
+    the same kinetics mesh), within ±3/√(2·200) (200 draws)."""
+    from eqfree.closures import kinetics_axes
+
+    se = 0.2
+    closure = analytic_closure(OU, np.linspace(-2, 2, 9), np.linspace(-4, 4, 9), drift_stderr=se)
+    result = passage(closure, FROM, INTO, seed=3, n_samples=200, points=41)
+    axes = kinetics_axes(closure, 41, [INTO.lo, INTO.hi])
+    mesh = plane(*axes)
+    points = mesh.reshape(-1, 2)
+    b, d = closure.drift(points), closure.diffusion(points)
+
+    def mfpt(drift):  # T at FROM, multilinear between the mesh's nodes
+        time = grid_mfpt(grid_generator(axes, drift, d), INTO.contains(mesh)).reshape(mesh.shape[:-1])
+        return RegularGridInterpolator(axes, time)(FROM)[0]
+
+    base, gradient = mfpt(b), []
+    for flat in range(81 * 2):
+        hat = np.zeros(81 * 2)
+        hat[flat] = 1e-4
+        gradient.append((mfpt(b + closure.interpolator(hat.reshape(9, 9, 2))(points)) - base) / 1e-4)
+    assert result["mfpt"] == pytest.approx(base)
+    delta = se * np.linalg.norm(gradient)
+    assert abs(result["mfpt_stderr"] / delta - 1) < 3 / math.sqrt(2 * 200)
+
+
+def test_periodic_cv_mfpt_is_exact_and_matches_closed_sde_passages():
+    """B = (0, b), D = diag(0.5, d) on [−1, 1] × a circle of period 2π (x2 periodic): x1 is a reflected spectator,
+    and on the circle the walker drifts to the target strip through the free arc of length L, absorbed at both
+    of its ends: T(u) = [L (1 − e^{−κu})/(1 − e^{−κL}) − u]/b, κ = 2b/d, u the distance from the strip's upper
+    edge (Brownian motion with drift on [0, L]). Scharfetter–Gummel is exact for constant coefficients, so the
+    finite volumes agree to round-off at a node. 400 closed-SDE passages (Euler–Maruyama, dt = 2·10⁻³) agree
+    within 3 se plus the monitoring delay 0.5826 √(d dt)/b."""
+    from eqfree.closures import kinetics_axes
+
+    b, d, period = 1.0, 0.8, 2 * np.pi
+    x, y = np.linspace(-1, 1, 5), np.arange(32) * period / 32
+    data = template([x, y], diffusion=True, names=["a", "phi"], periods=[None, period])
+    data["drift"].values[:] = [0.0, b]
+    data["diffusion"].values[:] = np.diag([0.5, d])
+    data["drift_stderr"].values[:] = 0.0
+    data["diffusion_stderr"].values[:] = 0.0
+    data["done"].values[:] = True
+    closure = Closure(data)
+    strip = Box((-1.0, np.pi - 0.5), (1.0, np.pi + 0.5))
+    axes = kinetics_axes(closure, 101, [strip.lo, strip.hi])
+    upper = axes[1][axes[1] <= strip.hi[1]].max()  # the strip the mesh sees: its upper edge on the last node in it
+    start = np.array([0.3, axes[1][np.argmin(abs(axes[1] - 0.2))]])
+    length, u, kappa = period - (upper - strip.lo[1]), (start[1] - upper) % period, 2 * b / d
+    exact = (length * (1 - np.exp(-kappa * u)) / (1 - np.exp(-kappa * length)) - u) / b
+    result = passage(closure, start, strip, seed=1, n_samples=2, points=101)
+    np.testing.assert_allclose(result["mfpt"], exact, rtol=1e-9)
+    times = simulated_passages(closure, start, strip, n_walkers=400, dt=2e-3, seed=2, max_time=50)
+    assert not np.isnan(times).any()
+    length, u = period - 1.0, (start[1] - strip.hi[1]) % period  # the SDE sees the strip itself
+    exact = (length * (1 - np.exp(-kappa * u)) / (1 - np.exp(-kappa * length)) - u) / b
+    stderr = times.std(ddof=1) / math.sqrt(times.size)
+    assert abs(times.mean() - exact) <= 3 * stderr + 0.5826 * math.sqrt(d * 2e-3) / b
+
+
+def fine_passages(system, z0, edge, n_walkers, seed, max_time, chunk=250):
+    """First-passage times of x1 to ``edge`` of the fine system from its exact lift at ``z0``, by its own evolver in
+    chunks of ``chunk`` steps (checked at every step); NaN if not arrived by ``max_time``."""
+    from eqfree.seeding import child
+
+    x = system.exact_lift(system.dt)(np.asarray(z0, dtype=float), n_walkers, seed=child(seed, 0))
+    evolve = system.evolver()
+    times, active = np.full(n_walkers, np.nan), np.arange(n_walkers)
+    for k in range(math.ceil(max_time / (chunk * system.dt))):
+        if not active.size:
+            break
+        run = evolve(x[active], chunk, seed=child(seed, k + 1)).values
+        crossed = run[1:, :, 0] >= edge
+        arrived = crossed.any(axis=0)
+        times[active[arrived]] = (k * chunk + crossed[:, arrived].argmax(axis=0) + 1) * system.dt
+        x[active] = run[-1]
+        active = active[~arrived]
+    return times
+
+
+def mfpt_on_plane(system, drift, diffusion, edge=0.5, n=(81, 161)):
+    """T(−1, 0) to x1 ≥ edge by the finite volumes on [−2, 2] × [−4, 4] (h = 0.05: O(h²) ≈ 4·10⁻³)."""
+    x, y = np.linspace(-2, 2, n[0]), np.linspace(-4, 4, n[1])
+    z = plane(x, y)
+    time = grid_mfpt(grid_generator([x, y], drift(z), diffusion(z)), z[..., 0] >= edge - 1e-12)
+    return RegularGridInterpolator([x, y], time.reshape(z.shape[:-1]))(FROM)[0]
+
+
+@pytest.mark.slow
+def test_2d_mfpt_acceptance_against_direct_fine_simulation():
+    """Issue 21: on correlated_ou (ρ = 0.6, ε = 0.01), the MFPT from (−1, 0) to x1 ≥ 0.5 of the kinetics solve on
+    the analytic B, D against 1000 first passages of the fine system: within 15 %, and within 3 standard errors
+    plus the finite-ε biases the system states — D_ε = D + (ε/2)(JD + DJᵀ) (T recomputed with it) and the colored
+    noise's boundary layer, which delays the passage as if the edge were ℓ ≤ 2 √(D₁₁ ε) further (T′(edge) ℓ)."""
+    exact = mfpt_on_plane(OU, OU.averaged_drift, OU.homogenized_diffusion)
+    corrected = mfpt_on_plane(OU, OU.averaged_drift, lambda z: OU.homogenized_diffusion(z) + OU.diffusion_bias(z))
+    slope = (mfpt_on_plane(OU, OU.averaged_drift, OU.homogenized_diffusion, edge=0.55) - exact) / 0.05
+    times = fine_passages(OU, FROM, 0.5, 1000, seed=1, max_time=150)
+    assert not np.isnan(times).any()
+    mean, stderr = times.mean(), times.std(ddof=1) / math.sqrt(times.size)
+    print(f"2-D MFPT: kinetics {exact:.4g} (with D_ε {corrected:.4g}), direct fine {mean:.4g} ± {stderr:.2g}")
+    assert abs(mean / exact - 1) < 0.15
+    assert abs(mean - exact) <= 3 * stderr + abs(corrected - exact) + slope * 2 * math.sqrt(OU.eps)
+
+
+@pytest.mark.slow
+def test_2d_closed_sde_passages_match_the_finite_volumes():
+    """1000 closed-SDE first passages on the analytic 41 × 41 closure (ρ = 0.6, Euler–Maruyama, dt = 2·10⁻³)
+    against ``passage`` on it: within 3 se plus the monitoring delay 0.5826 √(D₁₁ dt) T′(edge)."""
+    closure = analytic_closure(OU)
+    result = passage(closure, FROM, INTO, seed=1, n_samples=2)
+    slope = (passage(closure, FROM, Box((0.55, -4.0), (2.0, 4.0)), seed=1, n_samples=2)["mfpt"]
+             - result["mfpt"]) / 0.05
+    times = simulated_passages(closure, FROM, INTO, n_walkers=1000, dt=2e-3, seed=2, max_time=150)
+    assert not np.isnan(times).any()
+    stderr = times.std(ddof=1) / math.sqrt(times.size)
+    print(f"closed SDE: {times.mean():.4g} ± {stderr:.2g}; finite volumes {result['mfpt']:.4g}")
+    assert abs(times.mean() - result["mfpt"]) <= 3 * stderr + 0.5826 * math.sqrt(2e-3) * slope
+
+
+@pytest.mark.slow
+def test_2d_kinetics_of_an_estimated_closure_match_the_analytic_ones():
+    """A closure of correlated_ou from bursts (τ = 0.05, 2000 walkers, the exact lift) on 29 × 15 points of
+    [−1.75, 1.75] × [−3.5, 3.5]: its MFPT from (−1, 0) to x1 ≥ 0.5 within 3 of its standard errors of the MFPT of
+    the analytic closure on the same grid, plus the change of T that the stated biases make — of the fine system
+    at finite ε (drift_bias, diffusion_bias) and of the bursts after debiasing (¼ τ ∇²B : D on the drift; the
+    slope of Var Δz over [τ/2, τ] missing ε(e^{−τ/2ε} − e^{−τ/ε})/(τ/2) of D, the fast noise's memory)."""
+    x, y = np.linspace(-1.75, 1.75, 29), np.linspace(-3.5, 3.5, 15)
+    tau = 0.05
+    estimator = BurstEstimator(OU.exact_lift(OU.dt), OU.evolver(), Coordinates(["x1", "x2"]), tau=tau,
+                               n_walkers=2000)
+    closure = Closure(estimate_closure(estimator, [x, y], seed=1, progress=False))
+    into = Box((0.5, -3.5), (1.75, 3.5))
+    result = passage(closure, FROM, into, seed=2)
+    analytic = passage(analytic_closure(OU, x, y), FROM, into, seed=2, n_samples=2)["mfpt"]
+    z = plane(x, y)
+    curvature = -2 * OU.drift_bias(z) / OU.eps  # ∇²B : D
+    memory = OU.eps * (math.exp(-tau / (2 * OU.eps)) - math.exp(-tau / OU.eps)) / (tau / 2)
+    biased = analytic_closure(OU, x, y)
+    biased.dataset["drift"].values += OU.drift_bias(z) + 0.25 * tau * curvature
+    biased.dataset["diffusion"].values += OU.diffusion_bias(z) - memory * OU.homogenized_diffusion(z)
+    shifted = passage(Closure(biased.dataset), FROM, into, seed=2, n_samples=2)["mfpt"]
+    print(f"estimated closure: {result['mfpt']:.4g} ± {result['mfpt_stderr']:.2g}; analytic {analytic:.4g}, "
+          f"with the stated biases {shifted:.4g}")
+    assert abs(result["mfpt"] - analytic) <= 3 * result["mfpt_stderr"] + abs(shifted - analytic)
+    assert result["mfpt_stderr"] < 0.1 * result["mfpt"]
+
+
+def test_kinetics_cli_in_2d(tmp_path, capsys):
+    """``closure kinetics`` on a 2-D store: the point and region starts give what ``passage`` gives (the same
+    seed), and a mistake is one line."""
+    from eqfree.closures import save
+
+    path = tmp_path / "closure_2d.zarr"
+    closure = analytic_closure(OU, np.linspace(-2, 2, 9), np.linspace(-4, 4, 9), drift_stderr=0.05,
+                               diffusion_stderr=0.01)
+    save(closure.dataset, path)
+    for start, expected in (("-1,0", FROM), ("-1.5:-0.5,-1:1", Box((-1.5, -1.0), (-0.5, 1.0)))):
+        assert main(["closure", "kinetics", "--closure", str(path), f"--from={start}", "--to=0.5:2,-4:4",
+                     "--samples", "4", "--seed", "3", "--json"]) == 0
+        result = json.loads(capsys.readouterr().out)
+        assert result["cvs"] == ["x1", "x2"]
+        direct = passage(closure, expected, INTO, seed=3, n_samples=4)
+        assert result["mfpt"] == pytest.approx(direct["mfpt"]) and result["mfpt_stderr"] == pytest.approx(
+            direct["mfpt_stderr"])
+        assert result["mfpt_stderr"] > 0
+    for extra, message in ((["--from=-1", "--to=0.5:2,-4:4"], "2 CVs"),
+                           (["--from=-1,0", "--to=0.5:2"], "2 CVs"),
+                           (["--from=-1,9", "--to=0.5:2,-4:4"], "outside the closure's grid"),
+                           (["--from=-1,0", "--to=3:4,-4:4"], "misses the closure's grid"),
+                           (["--from=1,0", "--to=0.5:2,-4:4"], "lies in the target")):
+        assert main(["closure", "kinetics", "--closure", str(path), *extra]) == 2
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1
+
+
+def test_3d_closure_mfpt_of_a_separable_system_is_the_1d_one():
+    """Three CVs: z1 autonomous (correlated_ou's B1 at ρ = 0, D11 = 1) and two Ornstein–Uhlenbeck spectators with
+    D = 64 (so the mesh, spaced ∝ √D_ii, spends its ~21³ nodes along z1: h1 = 0.05). T from (−1, 0, 0) to
+    z1 ≥ 0.5 is the 1-D quadrature of the closure's own (linearly interpolated) B1, reflecting at the mesh's
+    lowest z1 node; the finite volumes' O(h²) error at h = 0.05 is 3.6·10⁻³ (2-D test above): twice that."""
+    from eqfree.closures import kinetics_axes
+
+    system = systems.get("correlated_ou", rho=0.0)
+    x, y = np.linspace(-2, 2, 41), np.linspace(-2, 2, 5)
+    z = np.stack(np.meshgrid(x, y, y, indexing="ij"), axis=-1)
+    data = template([x, y, y], diffusion=True, names=["x1", "x2", "x3"])
+    data["drift"].values[:] = np.stack([system.averaged_drift(z[..., :2])[..., 0], -z[..., 1], -z[..., 2]], -1)
+    data["diffusion"].values[:] = np.diag([1.0, 64.0, 64.0])
+    data["drift_stderr"].values[:] = 0.0
+    data["diffusion_stderr"].values[:] = 0.0
+    data["done"].values[:] = True
+    closure = Closure(data)
+    target = Box((0.5, -2.0, -2.0), (2.0, 2.0, 2.0))
+    result = passage(closure, [-1.0, 0.0, 0.0], target, seed=1, n_samples=2, points=21)
+    axes = kinetics_axes(closure, 21, [target.lo, target.hi])
+    h1 = axes[0][1] - axes[0][0]
+    mesh = np.linspace(axes[0][0], 2, 20001)
+    drift = np.interp(mesh, x, system.averaged_drift(np.stack([x, 0 * x], -1))[:, 0])
+    exact = np.interp(-1.0, mesh, first_passage_time(mesh, drift, np.ones_like(mesh), (0.5, 2.0)))
+    assert h1 == pytest.approx(0.05, rel=0.05)
+    np.testing.assert_allclose(result["mfpt"], exact, rtol=2 * 3.6e-3)

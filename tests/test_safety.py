@@ -212,7 +212,7 @@ def test_a_done_point_with_a_deleted_chunk_is_recomputed_on_resume(tmp_path, cap
     path = tmp_path / "closure.zarr"
     whole = estimate_closure(estimator, np.linspace(-1, 1, 5), seed=7, store=path)
     for name in ("drift", "drift_stderr"):
-        (path / name / "c" / "2").unlink()
+        (path / name / "c" / "2" / "0").unlink()  # point 2's chunk (dims x1, component)
     assert np.isnan(open_zarr(path).drift.values[2]) and open_zarr(path).done.values[2]
     with pytest.warns(ResumeWarning, match=r"1 grid point\(s\) marked done have missing .*cv = \[0.0\]"):
         resumed = estimate_closure(estimator, np.linspace(-1, 1, 5), seed=7, store=path)

@@ -139,9 +139,10 @@ def test_variational_cg_tutorial(fast_mode):
                  "cg_double_well_vae_band"):
         assert (fast_mode / f"{name}.png").stat().st_size > 20_000
     report = run["report"]
-    # the defaults at seed 0, as in tests/test_variational.py: reweighted dF within the acceptance 0.3 kT of the
-    # quadrature value (issue 26) and within 4 of its standard errors (self-normalized importance sampling is
-    # consistent; its O(1/ESS) bias is ~1e-5 kT); the loss above its bound -log Z by at most 4 Monte-Carlo errors
+    # the fast mode's small networks (8, 16, 16) at seed 0 (the defaults: tests/test_variational.py): reweighted dF
+    # within the acceptance 0.3 kT of the quadrature value (issue 26) and within 4 of its standard errors
+    # (self-normalized importance sampling is consistent; its O(1/ESS) bias is ~1e-5 kT); the loss above its bound
+    # -log Z by at most 4 Monte-Carlo errors
     assert abs(report["dF"] - run["delta_f"]) < min(0.3, 4 * report["dF_se"])
     assert report["gap"] > -4 * report["loss_stderr"]
     assert len(run["chain"]) == report["evaluations"]  # Metropolis had the same energy budget
@@ -204,3 +205,22 @@ def test_bifurcation_tutorial(fast_mode):
     x, drift_stderr = run["c_branch"].x1.values, run["c_branch"].x1_drift_stderr.values
     assert np.all(run["schlogl_gap"] < 3 + burst_bias(x) / drift_stderr)
     assert np.all(run["natural"].stable.values)
+
+
+def test_closures_2d_tutorial(fast_mode):
+    run = runpy.run_path(str(TUTORIALS / "13_closures_2d.py"))
+    for name in ("closure_2d_coefficients", "closure_2d_kinetics"):
+        assert (fast_mode / f"{name}.png").stat().st_size > 20_000
+    assert (fast_mode / "closure_2d.zarr").is_dir()
+    # 5 entries per point each within 3 se + its stated bias with probability ≥ 0.997: ≥ 0.987 per point, so
+    # among the 88 points more than 4 outside (5 %) has probability < 1 % (Poisson(1.2))
+    assert run["within"] >= 0.95
+    assert run["path_gap"].max() < 3.5  # 10 times × 2 CVs at once: the family-wise 1 % bound
+    # MFPT: 3 combined se, the finite-ε bias of D (3.5 % of T, tests/test_kinetics.py) and the colored noise's
+    # boundary layer T′ ℓ, ℓ ≤ 2√(D₁₁ε) (systems/correlated_ou.py)
+    result, direct = run["result"], run["direct_mfpt"]
+    bound = (3 * np.hypot(result["mfpt_stderr"], run["direct_mfpt_se"]) + 0.035 * result["mfpt"]
+             + run["edge_slope"] * 2 * np.sqrt(run["system"].eps))
+    assert abs(result["mfpt"] - direct) <= bound
+    # the committor on 5 points at once (3.7: family-wise 1 %), plus the boundary layer's shift
+    assert np.all(np.abs(run["on_line"] - run["hits"]) <= 3.7 * run["committor_se"] + run["committor_bias"])

@@ -97,8 +97,13 @@ def test_half_moons_window_on_the_mahalanobis_coordinate_has_the_width_of_k():
     phi = maps.eigenvectors_[:, maps.selected_[0]]
     epsilon = np.median(np.sum((y[:, None] - y[None]) ** 2, -1)) / 20
     extension = GeometricHarmonics(epsilon=epsilon).fit(y, phi / phi.std())
+    # κ g² dt ≈ 0.79 on average: Φ forgets its last value within a step or two, so the 100 walkers × 200 frames
+    # (every 5th of 1000 steps; 3000 before) are ~2·10⁴ independent samples: relative standard error of the
+    # variance √(2/n) = 1.0 % (mean: √(var/n) = 0.007 √var). The bounds below are the linearization's bias bound
+    # (measured −1.7 % here, −3.8 % at 3000 steps) plus ≥ 6 of those standard errors; a stiffness wrong by 20 %
+    # moves the variance by 20 % and fails
     kappa, dt = 0.5, moons.dt
-    sampler = UmbrellaSampling(moons.evolver(dt), extension, kappa, n_steps=3000, n_walkers=100, save_every=5,
+    sampler = UmbrellaSampling(moons.evolver(dt), extension, kappa, n_steps=1000, n_walkers=100, save_every=5,
                                initial=y)
     window = sampler.window(0.0, seed=4)
     kept = window.isel(time=slice(window.attrs["warmup_frames"], None, window.attrs["stride"]))

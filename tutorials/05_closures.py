@@ -80,7 +80,7 @@ bursts = BurstEstimator(lift, system.evolver(dt), restrict, tau=n_steps * dt, n_
 estimate_closure(bursts, grid, seed=2026, store=OUT / "closure_bursts.zarr", overwrite=True,
                  metadata={"system": system.name, **system.params})
 burst_closure = Closure.from_zarr(OUT / "closure_bursts.zarr")
-burst = burst_closure.dataset
+burst = burst_closure.dataset.squeeze(["component", "row", "column"], drop=True)  # one CV: a value per grid point
 
 
 def slow_drift(x):
@@ -89,7 +89,7 @@ def slow_drift(x):
 
 averages = ConditionalAverageEstimator(lift, slow_drift, n_samples=200_000 // scale)
 average = estimate_closure(averages, grid, seed=2027, store=OUT / "closure_average.zarr", overwrite=True,
-                           metadata={"system": system.name, **system.params})
+                           metadata={"system": system.name, **system.params}).squeeze("component", drop=True)
 
 # %%
 # What the debiased burst drift still carries, at leading order: x2 lags the moving x1 by −εB
@@ -155,7 +155,8 @@ fig.savefig(OUT / "closure_drift.png", dpi=120)
 closure = Closure.from_zarr(OUT / "closure_average.zarr")
 times = np.linspace(0.0, 1.0, 101)
 ode = integrate(closure, 1.0, (0.0, 1.0), t_eval=times)
-wrong = integrate(Closure(closure.dataset.assign(drift=-closure.dataset["cv"] ** 3)), 1.0, (0.0, 1.0), t_eval=times)
+cubed = -(closure.dataset[closure.names[0]] ** 3).expand_dims(component=closure.names, axis=-1)
+wrong = integrate(Closure(closure.dataset.assign(drift=cubed)), 1.0, (0.0, 1.0), t_eval=times)
 walkers = 1000 // scale
 x0 = lift(np.array([1.0]), walkers, seed=12)
 direct = system.simulate(walkers, 10_000, seed=13, x0=x0, save_every=100)[..., 0]

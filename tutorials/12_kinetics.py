@@ -106,8 +106,8 @@ print(f"2-D MFPT from (−2.5, 0): {np.interp(-2.5, x1, mfpt_map[:, 20]):.3f} ({
 
 # %%
 fig, (left, middle, right) = plt.subplots(1, 3, figsize=(15, 4))
-grid = closure.grid
-left.errorbar(grid, closure.dataset.drift, yerr=3 * closure.dataset.drift_stderr, fmt="o", ms=3,
+grid = closure.axes[0]
+left.errorbar(grid, closure.dataset.drift[:, 0], yerr=3 * closure.dataset.drift_stderr[:, 0], fmt="o", ms=3,
               label="bursts, ± 3 se")
 left.plot(mesh[mesh <= 0.5], -(mesh[mesh <= 0.5] ** 3 - 6 * mesh[mesh <= 0.5] + 1), "k", lw=1, label="−U′(x1)")
 left.set(xlabel="x1", ylabel="B", title="estimated drift")

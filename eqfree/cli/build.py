@@ -69,15 +69,15 @@ def dt_of(args, system) -> float:
 
 
 def restriction(spec: str, dim: int):
-    """The Restrict operator of a CV spec, shape (..., 1): a coordinate name/index, or the folder of a saved
-    kernel expansion (``KernelExpansion.save``, a learned diffusion-map coordinate)."""
+    """The Restrict operator of a CV spec, shape (..., n): coordinate names/indices (comma-separated for several),
+    or the folder of a saved kernel expansion (``KernelExpansion.save``, a learned diffusion-map coordinate)."""
     path = Path(spec)
     if path.is_dir():
         return KernelExpansion.load(spec)
     if path.exists() or path.suffix or len(path.parts) > 1:
         raise MissingInputError(f"No such file or folder: {spec}; a CV is a coordinate (x1, 0, ...) or the folder "
                                 "of a saved kernel expansion")
-    return Coordinates(spec, dim)
+    return Coordinates(spec.split(","), dim)
 
 
 def cv_of(spec: str, system, period: float | None = None):

@@ -12,20 +12,20 @@ from eqfree import systems
 
 from ..errors import InputError
 from ..io import parameters_of, provenance, write_zarr
+from ..operators import StateLift
 from ..parallel import executor_for
-from ..restrict import Coordinates
+from ..restrict import Coordinates, collective_variable
 from ..seeding import child
 from . import options
 from .build import (
     check_output,
     check_path,
-    coarse_operators,
     command_line,
-    cv_of,
     dt_of,
     lift_of,
     progress,
     recipe_parameters,
+    restriction,
     system_of,
 )
 
@@ -43,15 +43,19 @@ def add_parsers(commands, parent) -> None:
     estimate = closure_commands.add_parser(
         "estimate", parents=[parent], help="B(z) (and D(z)) on a grid of CV values, resumable",
         example="eqfree closure estimate --system averaging_cubic --cv x1 --grid -1.5:1.5:41 --burst 0.002 \\\n"
-                "    --walkers 4000 --seed 1 --out build/closure.zarr   # rerun: resumes")
+                "    --walkers 4000 --seed 1 --out build/closure.zarr   # rerun: resumes\n"
+                "eqfree closure estimate --system double_well --cv x1,x2 --grid=-2.5:2.5:11 --grid=-1.5:1.5:7 \\\n"
+                "    --burst 0.01 --dt 1e-3 --walkers 4000 --seed 1 --out build/well2d.zarr --png build/well2d.png")
     options.add_coarse(estimate)
-    options.add_grid(estimate)
+    options.add_grids(estimate)
     estimate.add_argument("--estimator", choices=("bursts", "conditional"), default="bursts",
                           help="bursts of the fine dynamics, or the conditional average of a coordinate's drift")
     options.add_burst(estimate, required=False)
     options.add_walkers(estimate, help="lifted states per grid point")
     options.add_scheduler(estimate)
     options.add_output(estimate, resumes=True)
+    estimate.add_argument("--png", default=None, help="figure of the closure: B and D with 3 se (one CV), the drift's "
+                                                      "arrows over a heat map of tr D (two CVs)")
     estimate.set_defaults(run=cmd_closure_estimate)
 
     integrate = closure_commands.add_parser(
@@ -59,7 +63,8 @@ def add_parsers(commands, parent) -> None:
         example="eqfree closure integrate --closure build/closure.zarr --z0 1 --t-end 1 --compare 1000 --seed 2 \\\n"
                 "    --out build/path.zarr")
     integrate.add_argument("--closure", required=True, help="store written by `eqfree closure estimate`")
-    integrate.add_argument("--z0", type=float, required=True, help="initial CV value, in the CV's unit")
+    integrate.add_argument("--z0", type=options.numbers, required=True,
+                           help="initial point: one value per CV, comma-separated, in the CVs' unit")
     integrate.add_argument("--t-end", type=float, required=True, help="final time, in the system's time unit")
     integrate.add_argument("--points", type=options.at_least(2), default=101,
                            help="output times, equispaced from 0 to --t-end")
@@ -67,7 +72,8 @@ def add_parsers(commands, parent) -> None:
                            help="also run this many direct fine simulations from z0 and print a table")
     options.add_seed(integrate, required=False,
                      help="seed of the closures drawn, the closed SDE's paths and the direct simulations")
-    integrate.add_argument("--png", default=None, help="figure of the closure and the comparison")
+    integrate.add_argument("--png", default=None, help="figure of the closure and the comparison (one CV, with "
+                                                       "--compare), or of the mean path over the closure (two CVs)")
     options.add_output(integrate)
     integrate.set_defaults(run=cmd_closure_integrate)
 
@@ -87,12 +93,35 @@ def add_parsers(commands, parent) -> None:
     kinetics.set_defaults(run=cmd_closure_kinetics)
 
 
+def closure_lift(spec: str, system, restrict, dt: float):
+    """``--lift`` for a closure's CVs: with one CV as everywhere (:func:`~eqfree.cli.build.lift_of`); with several,
+    ``exact`` is the point itself where they are the system's whole state, else the system's exact lift where they
+    are its slow coordinates."""
+    names = list(restrict.names)
+    if len(names) == 1:
+        return lift_of(spec, system, collective_variable(restrict), dt)
+    if spec != "exact":
+        raise InputError(f"--lift {spec}: several CVs ({', '.join(names)}) are lifted by --lift exact only")
+    if isinstance(restrict, Coordinates) and sorted(restrict.indices) == list(range(system.dim)):
+        return StateLift(tuple(restrict.indices))
+    if tuple(names) == tuple(system.slow):
+        return system.exact_lift(dt)
+    raise InputError(f"--lift exact with CVs {', '.join(names)}: {system.name}'s exact lift is known given its slow "
+                     f"coordinates {', '.join(system.slow)}, or the CVs must be its whole state "
+                     f"({', '.join(system.coords)})")
+
+
 def estimator_of(args, system):
     """The closure estimator of ``--estimator``: bursts of the fine dynamics, or the conditional average
     of the slow drift."""
     from eqfree.closures import BurstEstimator, ConditionalAverageEstimator
 
-    dt, restrict, lift = coarse_operators(args, system)
+    dt = dt_of(args, system)
+    restrict = restriction(args.cv, system.dim)
+    if len(args.grid) != len(restrict.names):
+        raise InputError(f"--cv names {len(restrict.names)} CV(s) ({', '.join(restrict.names)}) but {len(args.grid)} "
+                         "--grid were given: pass one --grid per CV, in the order of --cv")
+    lift = closure_lift(args.lift, system, restrict, dt)
     if args.estimator == "bursts":
         if args.burst is None:
             raise InputError("the bursts estimator needs the burst duration: pass --burst TAU")
@@ -100,9 +129,9 @@ def estimator_of(args, system):
     if not isinstance(restrict, Coordinates):
         raise InputError("the conditional-average estimator needs the slow drift of a coordinate CV; "
                          "use --estimator bursts")
-    index = restrict.indices[0]
+    index = restrict.indices[0] if len(restrict.indices) == 1 else restrict.indices
     slow_drift = lambda x: system.drift(torch.as_tensor(x), 0.0)[:, index].numpy()
-    return ConditionalAverageEstimator(lift, slow_drift, n_samples=args.walkers)
+    return ConditionalAverageEstimator(lift, slow_drift, n_samples=args.walkers, names=restrict.names)
 
 
 def cmd_closure_estimate(args) -> int:
@@ -110,6 +139,8 @@ def cmd_closure_estimate(args) -> int:
     from eqfree.closures import estimate_closure
 
     check_path(args, args.out, flag="--out", resume=True)
+    if args.png and len(args.grid) > 2:
+        raise InputError("--png draws closures of one or two CVs; drop it for three")
     system = system_of(args)
     estimator = estimator_of(args, system)
     # resume compares what changes the numbers (the grid, the seed and the estimator's recipe are added to it)
@@ -120,10 +151,12 @@ def cmd_closure_estimate(args) -> int:
             estimator, args.grid, seed=args.seed, store=args.out, overwrite=args.overwrite, executor=executor,
             progress=progress(args), command=command_line(args), metadata=metadata,
             attrs={"eqfree_recipe": args.recipe} if args.recipe else None)
-    done = int(dataset.done.sum())
-    print(f"{args.out}: {done}/{dataset.sizes['cv']} grid points done; drift in "
+    done = dataset.done.values
+    print(f"{args.out}: {int(done.sum())}/{done.size} grid points done; drift in "
           f"[{float(dataset.drift.min()):.4g}, {float(dataset.drift.max()):.4g}], "
           f"largest standard error {float(dataset.drift_stderr.max()):.3g}")
+    if args.png:
+        plot_closure(dataset, args.png)
     return 0
 
 
@@ -136,40 +169,57 @@ def cmd_closure_integrate(args) -> int:
         raise InputError("closure integrate draws closures from their standard errors and paths of the closed SDE: "
                          "pass --seed")
     closure = Closure.from_zarr(args.closure)
+    if len(args.z0) != closure.ndim:
+        raise InputError(f"--z0 gives {len(args.z0)} coordinate(s) but the closure has {closure.ndim} CV(s) "
+                         f"({', '.join(closure.names)}): pass one value per CV, comma-separated")
+    if args.png and closure.ndim > 2:
+        raise InputError("--png draws closures of one or two CVs; drop it for three")
     times = np.linspace(0.0, args.t_end, args.points)
     dataset = mean_path(closure, args.z0, (0.0, args.t_end), t_eval=times, seed=child(args.seed, 2),
                         progress=progress(args))
     ode = integrate(closure, args.z0, (0.0, args.t_end), t_eval=times)
-    dataset["ode"] = ("time", ode.values, {"long_name": "closed ODE dz/dt = B(z)", "units": ode.attrs["units"]})
+    dataset["ode"] = (ode.dims, ode.values, {"long_name": "closed ODE dz/dt = B(z)", "units": ode.attrs["units"]})
     if args.compare:
         dataset["direct_mean"], dataset["direct_stderr"] = direct_simulation(closure, args, times)
         combined = np.sqrt(dataset.closure_sd**2 + dataset.z_stderr**2 + dataset.direct_stderr**2)
         dataset["gap"] = ((dataset.z - dataset.direct_mean) / combined.where(combined > 0)).fillna(0.0)
         dataset["gap"].attrs = {"long_name": "(mean path - direct mean) / combined standard error", "units": "1"}
+        dataset["band"] = family_bound(dataset) * combined
+        dataset["band"].attrs = {"long_name": "half-width of the simultaneous 99 % band of the direct mean about the "
+                                              "mean path (Bonferroni over the saved times)",
+                                 "units": dataset.z.attrs.get("units", "1")}
     dataset.attrs = provenance("mean path of a closure's SDE with its error band", recipe_parameters(args),
                                command_line(args))
     write_zarr(dataset, args.out, overwrite=args.overwrite)
     if args.compare:
-        print_comparison(dataset)
-        if args.png:
-            plot_comparison(dataset, closure, args.png)
+        for name in closure.names if closure.ndim > 1 else [None]:
+            if name is not None:
+                print(f"{name}:")
+            print_comparison(dataset if name is None else dataset.sel(component=name))
+    if args.png and closure.ndim == 1 and args.compare:
+        plot_comparison(dataset, closure, args.png)
+    elif args.png and closure.ndim == 2:
+        plot_closure(closure.dataset, args.png, path=dataset)
     end = dataset.isel(time=-1)
-    print(f"wrote {args.out}: mean path on {len(times)} times, z({args.t_end:g}) = {float(end.z):.5g} "
-          f"± {float(end.closure_sd):.2g} (closure) ± {float(end.path_sd):.2g} (single paths)")
+    point = ", ".join(f"{v:.5g} ± {c:.2g} ± {p:.2g}" for v, c, p in
+                      zip(*(np.atleast_1d(end[name].values) for name in ("z", "closure_sd", "path_sd")), strict=True))
+    print(f"wrote {args.out}: mean path on {len(times)} times, z({args.t_end:g}) = ({point}) "
+          "(value ± closure sd ± single paths' sd)")
     return 0
 
 
 def cmd_closure_kinetics(args) -> int:
     """Mean first-passage time from ``--from`` into ``--to`` and the rate, with standard errors."""
     import json
+    import sys
 
     from eqfree.closures import Box, Closure, parse_point, passage
 
     closure = Closure.from_zarr(args.closure)
     start = Box.parse(args.start) if ":" in args.start else parse_point(args.start)
     result = passage(closure, start, Box.parse(args.target), seed=0 if args.seed is None else args.seed,
-                     n_samples=args.samples)
-    result = {"from": args.start, "to": args.target, **result}
+                     n_samples=args.samples, progress=sys.stderr.isatty() and not args.json)
+    result = {"cvs": closure.names, "from": args.start, "to": args.target, **result}
     if args.json:
         print(json.dumps(result))
     else:
@@ -180,7 +230,8 @@ def cmd_closure_kinetics(args) -> int:
 
 
 def direct_simulation(closure, args, times):
-    """Mean and standard error of the slow coordinate over ``args.compare`` direct fine runs from z0."""
+    """Mean and standard error of the CVs over ``args.compare`` direct fine runs from z0 (dims ``time``, and
+    ``component`` with several CVs)."""
     recipe = parameters_of(closure.dataset.attrs)
     metadata = recipe.get("metadata", recipe)
     missing = {"system", "cv", "lift"} - set(metadata)
@@ -191,34 +242,91 @@ def direct_simulation(closure, args, times):
         raise InputError("--compare runs direct simulations: pass their --seed")
     system = systems.get(metadata["system"], **metadata.get("system_params", {}))
     dt = metadata.get("dt") or system.dt
-    cv = cv_of(metadata["cv"], system)
-    lift = lift_of(metadata["lift"], system, cv, dt)
+    restrict = restriction(metadata["cv"], system.dim)
+    lift = closure_lift(metadata["lift"], system, restrict, dt)
     save_every = max(1, round((times[1] - times[0]) / dt))
     n_steps = round(args.t_end / dt)
     if not np.isclose(save_every * dt * (len(times) - 1), args.t_end):
         raise InputError(f"--points {len(times)} must split --t-end {args.t_end} into multiples of dt = {dt}")
-    x0 = lift(np.array([args.z0]), args.compare, seed=child(args.seed, 0))
+    x0 = lift(np.array(args.z0), args.compare, seed=child(args.seed, 0))
     run = system.simulate(args.compare, n_steps, seed=child(args.seed, 1), dt=dt, x0=x0, save_every=save_every,
                           progress=progress(args))
-    slow = cv(run.values)
-    mean = xr.DataArray(slow.mean(axis=1), dims="time", attrs={"long_name": "direct fine simulation, ensemble mean"})
-    stderr = xr.DataArray(slow.std(axis=1, ddof=1) / np.sqrt(args.compare), dims="time",
+    slow = np.asarray(restrict(run.values), dtype=float)  # (time, walker, cv)
+    dims, coords = (("time", "component"), {"component": closure.names}) if closure.ndim > 1 else (("time",), {})
+    if closure.ndim == 1:
+        slow = slow[..., 0]
+    mean = xr.DataArray(slow.mean(axis=1), dims=dims, coords=coords,
+                        attrs={"long_name": "direct fine simulation, ensemble mean"})
+    stderr = xr.DataArray(slow.std(axis=1, ddof=1) / np.sqrt(args.compare), dims=dims, coords=coords,
                           attrs={"long_name": "standard error of the ensemble mean"})
     return mean, stderr
 
 
+def plot_closure(dataset, png, path=None) -> None:
+    """A closure as one figure (matplotlib, Agg): one CV, B and D across the grid with ± 3 standard errors; two
+    CVs, the drift's arrows over a heat map of tr D (of |B| without a diffusion), points not done left blank,
+    with the mean path of ``path`` (a :func:`~eqfree.closures.mean_path` dataset) and its closed ODE on top. A
+    burst estimate is drawn debiased (as :class:`~eqfree.closures.Closure` reads it)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from eqfree.closures import debiased
+
+    data = debiased(dataset)
+    names = list(data["done"].dims)
+    done = data["done"].values
+    if len(names) == 1:
+        z = data[names[0]].values
+        shown = [name for name in ("drift", "diffusion") if name in data]
+        fig, axes = plt.subplots(1, len(shown), figsize=(6 * len(shown), 4), squeeze=False)
+        for ax, name in zip(axes[0], shown, strict=True):
+            values = data[name].values.reshape(z.size)
+            stderr = data[f"{name}_stderr"].values.reshape(z.size)
+            ax.errorbar(z[done], values[done], yerr=3 * stderr[done], fmt=".", ms=3, label="estimate ± 3 se")
+            ax.set(xlabel=names[0], ylabel=name, title=data[name].attrs.get("long_name", name))
+            ax.legend(fontsize=8)
+    else:
+        fig, ax = plt.subplots(figsize=(7, 5))
+        first, second = (data[name].values for name in names)
+        drift = np.where(done[..., None], data["drift"].values, np.nan)
+        if "diffusion" in data:
+            heat, label = np.trace(np.where(done[..., None, None], data["diffusion"].values, np.nan), axis1=-2,
+                                   axis2=-1), "tr D"
+        else:
+            heat, label = np.hypot(drift[..., 0], drift[..., 1]), "|B|"
+        image = ax.pcolormesh(first, second, heat.T, shading="nearest", cmap="viridis")
+        fig.colorbar(image, ax=ax, label=label)
+        u, v = np.meshgrid(first, second, indexing="ij")
+        ax.quiver(u, v, drift[..., 0], drift[..., 1], color="white", angles="xy", label="drift B")
+        if path is not None:
+            ax.plot(path.z.values[:, 0], path.z.values[:, 1], "r", lw=1.5, label="closed SDE, mean path")
+            ax.plot(path.ode.values[:, 0], path.ode.values[:, 1], "k--", lw=1, label="closed ODE")
+        ax.set(xlabel=names[0], ylabel=names[1], title=f"closure: drift over {label}")
+        ax.legend(fontsize=8, loc="upper right")
+    fig.tight_layout()
+    Path(png).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(png, dpi=120)
+    plt.close(fig)
+    print(f"figure written to {png}")
+
+
 def print_comparison(dataset) -> None:
     """The mean path against the direct mean, the gap in units of the combined standard error
-    √(closure_sd² + z_stderr² + direct_stderr²) at each saved time (11 rows shown, the largest gap last)."""
+    √(closure_sd² + z_stderr² + direct_stderr²) at each saved time (11 rows shown), and whether the direct mean
+    stays in the simultaneous band ± k·(combined standard error) at every time, k = :func:`family_bound`."""
     print(f"{'t':>8} {'closure':>10} {'± sd':>8} {'direct':>10} {'± se':>8} {'diff/se':>8}")
     for i in np.linspace(0, dataset.sizes["time"] - 1, min(11, dataset.sizes["time"])).astype(int):
         row = dataset.isel(time=i)
         print(f"{float(row.time):8.3f} {float(row.z):10.5f} {float(row.closure_sd):8.5f} "
               f"{float(row.direct_mean):10.5f} {float(row.direct_stderr):8.5f} {float(row.gap):+8.2f}")
     worst = int(np.argmax(np.abs(dataset.gap.values)))
-    print(f"largest |gap| over all {dataset.sizes['time']} times: {abs(float(dataset.gap[worst])):.2f} combined "
-          f"standard errors (t = {float(dataset.time[worst]):g}; family-wise 1 % bound {family_bound(dataset):.2f}); "
-          f"band (3 sd of the closure) up to {3 * float(dataset.closure_sd.max()):.2g}")
+    inside = int((np.abs(dataset.z - dataset.direct_mean) <= dataset.band).sum())
+    band = dataset.band.values[1:]
+    print(f"direct mean inside the simultaneous 99 % band at {inside} of {dataset.sizes['time']} times "
+          f"(band half-width {band.min():.2g} to {band.max():.2g}: {family_bound(dataset):.2f} combined standard "
+          f"errors); largest |gap| {abs(float(dataset.gap[worst])):.2f} at t = {float(dataset.time[worst]):g}")
 
 
 def family_bound(dataset, level: float = 0.01) -> float:
@@ -236,24 +344,22 @@ def plot_comparison(dataset, closure, png) -> None:
     import matplotlib.pyplot as plt
 
     fig, (left, middle, right) = plt.subplots(1, 3, figsize=(15, 4))
-    data = closure.dataset
-    left.errorbar(data.cv, data.drift, yerr=3 * data.drift_stderr, fmt=".", ms=3, label="estimated B(z) ± 3 se")
+    data = closure.dataset.squeeze("component", drop=True)
+    left.errorbar(data[closure.names[0]], data.drift, yerr=3 * data.drift_stderr, fmt=".", ms=3,
+                  label="estimated B(z) ± 3 se")
     left.set(xlabel="z", ylabel="B(z)", title="averaged drift across the grid")
     left.legend()
     t, z = dataset.time, dataset.z
     middle.fill_between(t, z - dataset.path_sd, z + dataset.path_sd, color="tab:blue", alpha=0.15,
                         label="single paths of the closed SDE ± 1 sd")
-    middle.fill_between(t, z - 3 * dataset.closure_sd, z + 3 * dataset.closure_sd, color="tab:blue", alpha=0.5,
-                        label="mean path ± 3 sd of the closure")
+    middle.fill_between(t, z - dataset.band, z + dataset.band, color="tab:blue", alpha=0.5,
+                        label=f"simultaneous 99 % band ({family_bound(dataset):.2f} combined se)")
     middle.plot(t, z, "k", lw=1, label="closed SDE, mean path")
-    middle.errorbar(t[::5], dataset.direct_mean[::5], yerr=3 * dataset.direct_stderr[::5], fmt=".", ms=3,
-                    color="tab:orange", label="direct fine simulation ± 3 se")
+    middle.plot(t[::5], dataset.direct_mean[::5], ".", ms=4, color="tab:orange", label="direct fine simulation, mean")
     middle.set(xlabel="t", ylabel="z", title="closure against direct simulation")
     middle.legend(fontsize=8)
-    band = np.sqrt(dataset.closure_sd**2 + dataset.z_stderr**2)
-    right.fill_between(t, -3 * band, 3 * band, color="tab:blue", alpha=0.5, label="± 3 sd of the closure")
-    right.errorbar(t[::4], (dataset.direct_mean - z)[::4], yerr=3 * dataset.direct_stderr[::4], fmt="o", ms=3,
-                   capsize=2, color="tab:orange", label="direct mean − closure mean ± 3 se")
+    right.fill_between(t, -dataset.band, dataset.band, color="tab:blue", alpha=0.5, label="simultaneous 99 % band")
+    right.plot(t, dataset.direct_mean - z, ".", ms=3, color="tab:orange", label="direct mean − closure mean")
     right.plot(t, dataset.ode - z, "k--", lw=1, label="closed ODE − closure mean")
     right.axhline(0, color="k", lw=0.5)
     right.set(xlabel="t", ylabel="difference", title="the band, magnified")

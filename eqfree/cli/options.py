@@ -196,6 +196,13 @@ def add_grid(command, *, help: str = "CV values") -> None:
                          help=f"{help}: NUM equispaced values from START to STOP, in the CV's unit")
 
 
+def add_grids(command) -> None:
+    """``--grid START:STOP:NUM``, once per CV in the order of ``--cv``: equispaced values of each CV."""
+    command.add_argument("--grid", type=grid, action="append", required=True, metavar="START:STOP:NUM",
+                         help="CV values: NUM equispaced values from START to STOP, in the CV's unit; one --grid per "
+                              "CV, in the order of --cv (the closure's grid is their product)")
+
+
 def add_kappa(command, *, help: str = "spring constant", required: bool = True) -> None:
     """``--kappa``: a spring constant, in energy per CV unit squared."""
     command.add_argument("--kappa", type=float, required=required, default=None,

@@ -2,8 +2,8 @@
 
 A recipe sets ``command`` (``"umbrella"``, ``"closure estimate"``, ...) and one key per option,
 ``_`` for ``-`` (``t_end = 0.4`` is ``--t-end=0.4``); ``true`` is a flag, a list repeats the option.
-Options after the recipe's name are added after the recipe's own, so they override them
-(``eqfree run demo.toml --out=/tmp/closure.zarr``). The recipe's text is kept in the provenance of
+Options after the recipe's name replace the recipe's own (all its values of an option given once per CV, such
+as ``--grid``): ``eqfree run demo.toml --out=/tmp/closure.zarr``. The recipe's text is kept in the provenance of
 what the command writes.
 """
 
@@ -56,4 +56,6 @@ def cmd_run(args) -> int:
     from .main import main  # main builds the parser that holds this command
 
     argv, text = recipe_arguments(args.recipe_file)
+    overridden = {option.partition("=")[0] for option in args.options if option.startswith("--")}
+    argv = [arg for arg in argv if arg.partition("=")[0] not in overridden]
     return main([*argv, *args.options, *(["--debug"] if args.debug else [])], recipe=text)

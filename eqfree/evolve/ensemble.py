@@ -89,6 +89,22 @@ def broadcast_field(value: torch.Tensor, shape: tuple[int, ...], what: str) -> t
         raise InputError(f"{what} returned {got}, which does not broadcast to {shape}") from error
 
 
+ROWS_PER_TILE = 256
+
+
+def scale_columns_(a: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+    """``a *= g`` in place for ``a`` ``(walkers, m)`` contiguous. On large ensembles a g shared by all walkers
+    (m numbers) is tiled over :data:`ROWS_PER_TILE` rows, so the product runs along rows of 256 m elements
+    instead of m (torch's broadcast over a short last axis is ~10x slower); the same products, element for
+    element. Below 16 tiles of walkers the tiling costs more than it saves."""
+    if g.numel() != a.shape[-1] or a.shape[0] < 16 * ROWS_PER_TILE or not a.is_contiguous():
+        return a.mul_(g)
+    whole = a.shape[0] - a.shape[0] % ROWS_PER_TILE
+    a[:whole].view(-1, ROWS_PER_TILE * a.shape[-1]).mul_(g.reshape(-1).repeat(ROWS_PER_TILE))
+    a[whole:].mul_(g.reshape(-1))
+    return a
+
+
 class Fields:
     """The drift f(x, t) − ∇U(x) (unit mobility for the bias U) and the diffusion g(x, t) of ``sde``,
     computed together where the SDE offers it (:class:`~eqfree.evolve.sde.JointFields`)."""
@@ -110,7 +126,7 @@ class Fields:
 
     def kick(self, g: torch.Tensor, dw: torch.Tensor) -> torch.Tensor:
         """g dw per walker: ``dw`` ``(walkers, m)`` (overwritten for diagonal noise)."""
-        return dw.mul_(g) if self.diagonal else torch.matmul(g, dw.unsqueeze(-1)).squeeze(-1)
+        return scale_columns_(dw, g) if self.diagonal else torch.matmul(g, dw.unsqueeze(-1)).squeeze(-1)
 
     def noise_dimension(self, x: torch.Tensor, t: float) -> int:
         """m, the number of Brownian motions, after checking the shapes the fields return."""
@@ -204,7 +220,7 @@ def run_scheme(
     with progress_bar(progress, total=n_steps, unit="step", desc=scheme.name) as bar:
         for step in range(1, n_steps + 1):
             stepper.step(x, t0 + (step - 1) * dt)
-            if not torch.isfinite(x.sum()):  # one reduction; locate the walker only on failure
+            if not math.isfinite(x.sum().item()):  # one reduction; locate the walker only on failure
                 raise DivergenceError(first_divergent(x), step, t0 + step * dt)
             if step % save_every == 0:
                 out[step // save_every] = x.cpu()

@@ -32,11 +32,12 @@ class LeimkuhlerMatthews(Scheme):
     def __init__(self, fields: Fields, x: torch.Tensor, t0: float, dt: float, noise: BlockNoise):
         super().__init__(fields, x, t0, dt, noise)
         self.previous = noise().clone()
+        self.both = torch.empty_like(self.previous)
 
     def step(self, x: torch.Tensor, t: float) -> None:
         """X ← X + [f − ∇U] Δt + G √Δt (ξ_n + ξ_{n+1})/2 in place, ``x`` ``(walkers, dim)``; keeps ξ_{n+1}."""
         drift, g = self.fields(x, t)
         new = self.noise()
-        both = new + self.previous
+        torch.add(new, self.previous, out=self.both)
         self.previous.copy_(new)
-        x.add_(drift, alpha=self.dt).add_(self.fields.kick(g, both), alpha=0.5 * self.sqrt_dt)
+        x.add_(drift, alpha=self.dt).add_(self.fields.kick(g, self.both), alpha=0.5 * self.sqrt_dt)

@@ -5,8 +5,9 @@ velocities drawn from Maxwell–Boltzmann at T, then ``n_steps`` of OpenMM's Lan
 integrator (BAOAB splitting; friction γ, step dt) whose stationary law is ∝ exp(−βU), β = 1/(k_B T).
 Walker i of a call with ``seed`` takes its integrator and velocity seeds from child
 ``first_walker + i`` of the seed alone, so the numbers do not depend on how walkers are grouped into
-tasks or which executor runs them (on one platform with a fixed thread count). Energies are kJ/mol,
-times ps.
+tasks or which executor runs them (on one platform with a fixed thread count; not on OpenMM's Reference
+platform, whose random stream is shared by the threads of a process: there, run walkers on one thread or in
+processes). Energies are kJ/mol, times ps.
 
 Why LangevinMiddle: it is the BAOAB splitting of Leimkuhler & Matthews ("Rational construction of
 stochastic numerical methods for molecular sampling", AMRX 2013; in OpenMM after Zhang, Liu, Yan, Tuckerman &

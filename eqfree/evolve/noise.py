@@ -35,17 +35,21 @@ class BlockNoise:
         self._buffer = torch.empty((STEPS_PER_CHUNK, n_blocks * WALKERS_PER_BLOCK, m), device=device,
                                    dtype=torch.float64)
         self._scratch = torch.empty(self._shape, device=device, dtype=dtype)
+        self._steps = self._buffer[:, self._rows].unbind(0)  # one view per step of a chunk, refilled in place
         self._next = STEPS_PER_CHUNK
 
     def _refill(self) -> None:
-        for b, generator in enumerate(self._generators):
-            torch.randn(self._shape, generator=generator, out=self._scratch)
-            self._buffer[:, b * WALKERS_PER_BLOCK : (b + 1) * WALKERS_PER_BLOCK] = self._scratch
+        if self._buffer.shape == self._scratch.shape and self._buffer.dtype == self._scratch.dtype:
+            torch.randn(self._shape, generator=self._generators[0], out=self._buffer)  # one float64 block: no copy
+        else:
+            for b, generator in enumerate(self._generators):
+                torch.randn(self._shape, generator=generator, out=self._scratch)
+                self._buffer[:, b * WALKERS_PER_BLOCK : (b + 1) * WALKERS_PER_BLOCK] = self._scratch
         self._next = 0
 
     def __call__(self) -> torch.Tensor:
         if self._next == STEPS_PER_CHUNK:
             self._refill()
-        increments = self._buffer[self._next, self._rows]
+        increments = self._steps[self._next]
         self._next += 1
         return increments

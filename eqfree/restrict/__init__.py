@@ -7,9 +7,10 @@ from .diffusion_maps import (
     DiffusionMaps,
     intrinsic_dimension,
     kernel_sum_bandwidth,
-    local_linear_residuals,
+    local_linear_fit,
     local_noise_covariances,
     mahalanobis_squared_distances,
+    nonharmonic_loadings,
     plateau_bandwidth,
 )
 from .dihedrals import Dihedrals, dihedral
@@ -19,6 +20,6 @@ __all__ = [
     "CollectiveVariable", "collective_variable",
     "Coordinates", "Dihedrals", "DiffusionMaps", "dihedral", "kabsch_align", "GaussianProcessRegression",
     "GeometricHarmonics", "KernelExpansion",
-    "intrinsic_dimension", "kernel_sum_bandwidth", "local_linear_residuals", "local_noise_covariances",
-    "mahalanobis_squared_distances", "parse_coordinate", "plateau_bandwidth",
+    "intrinsic_dimension", "kernel_sum_bandwidth", "local_linear_fit", "local_noise_covariances",
+    "mahalanobis_squared_distances", "nonharmonic_loadings", "parse_coordinate", "plateau_bandwidth",
 ]

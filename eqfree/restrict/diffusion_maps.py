@@ -28,9 +28,10 @@ import numpy as np
 import torch
 from scipy import linalg, sparse
 from scipy.sparse.csgraph import connected_components, minimum_spanning_tree
-from scipy.sparse.linalg import eigsh
+from scipy.sparse.linalg import LinearOperator, eigsh
 from scipy.spatial import cKDTree
 from scipy.spatial.distance import cdist, pdist, squareform
+from threadpoolctl import threadpool_limits
 
 from ..base import Estimator
 from ..errors import InputError
@@ -163,6 +164,12 @@ def local_noise_covariances(evolve, X, *, n_steps: int, n_bursts: int, seed) -> 
     return np.einsum("nba,nbc->nac", steps, steps) / (n_bursts - 1) / (n_steps * evolve.dt)
 
 
+def scale_in_place(matrix: sparse.csr_matrix, scale: np.ndarray) -> None:
+    """``matrix`` ← diag(scale) · matrix · diag(scale), in place on its stored values."""
+    matrix.data *= scale[matrix.indices]
+    matrix.data *= np.repeat(scale, np.diff(matrix.indptr))
+
+
 class DiffusionMaps(Estimator):
     """Diffusion maps estimator (:mod:`eqfree.base` convention).
 
@@ -174,7 +181,8 @@ class DiffusionMaps(Estimator):
     n_eigenpairs : eigenpairs computed besides the trivial one (default: enough for selection).
     kernel : ``"dense"``, ``"sparse"`` (cut-off kernel on a KD-tree) or ``"auto"`` (sparse above 3000 points).
     cut_off : radius of the sparse kernel; default √(2ε ln(1/KERNEL_TOLERANCE)), where the kernel is 1e-12.
-    select : ``"nonharmonic"`` (local linear regression, Dsilva et al. 2018) or ``"leading"``.
+    select : ``"nonharmonic"`` (:func:`nonharmonic_loadings`: harmonics skipped by local linear regression, Dsilva
+        et al. 2018, and new directions taken as the smoothest in the eigenvectors' span) or ``"leading"``.
     tolerance : relative residual ‖S v − λ v‖ at which the sparse eigensolver (``eigsh``) stops; eigenvalues are
         then exact to about tolerance²/gap and eigenvectors to tolerance/gap (gap: the distance to the next
         eigenvalue). The dense solver is exact.
@@ -184,8 +192,10 @@ class DiffusionMaps(Estimator):
     epsilon_ : the bandwidth used.
     eigenvalues_ : ``(n_eigenpairs + 1,)`` descending, the first is 1.
     eigenvectors_ : ``(N, n_eigenpairs + 1)`` right eigenvectors of W, the first constant.
-    residuals_ : local-linear-regression residual of each eigenvector (ψ_0: 0, ψ_1: 1).
-    selected_ : indices of the eigenvectors returned by :meth:`transform`.
+    loadings_ : ``(n_eigenpairs + 1, n_components)``: the coordinates returned by :meth:`transform` are
+        φ = Ψ L (:func:`nonharmonic_loadings`; with ``select="leading"`` the columns of ψ_1..ψ_n_components).
+    residuals_ : local-linear-regression residual of each coordinate on the ones before it (φ_1: 1).
+    selected_ : for each coordinate, the eigenvector with the largest loading (φ_1 = ψ_1 exactly).
     X_, density_ : the training data and its kernel density p_i = Σ_j A_ij (for the Nyström extension).
     """
 
@@ -230,29 +240,28 @@ class DiffusionMaps(Estimator):
             )
         return n_eigenpairs
 
-    def _kernel(self, X: np.ndarray, Y: np.ndarray | None = None):
+    def _kernel(self, X: np.ndarray, Y: np.ndarray):
         """A(Y, X) (B.1): dense array, or sparse with pairs beyond the cut-off radius dropped."""
-        Y = X if Y is None else Y
         if not self.sparse_:
             return np.exp(-squared_distances(Y, X) / (2 * self.epsilon_))
         radius = self.cut_off or np.sqrt(2 * self.epsilon_ * np.log(1 / KERNEL_TOLERANCE))
-        if Y is X:
-            return self._training_kernel(X, radius)
         distances = cKDTree(Y).sparse_distance_matrix(self.tree_, radius, output_type="coo_matrix")
         values = np.exp(-(distances.data**2) / (2 * self.epsilon_))
         return sparse.csr_matrix((values, (distances.row, distances.col)), shape=(len(Y), len(X)))
 
-    def _training_kernel(self, X: np.ndarray, radius: float) -> sparse.csr_matrix:
-        """A(X, X) with the pairs within ``radius`` (``cKDTree.query_pairs``, each pair once), symmetric CSR."""
+    def _training_kernel(self, X: np.ndarray) -> sparse.csr_matrix:
+        """The strictly upper triangle of A(X, X): the pairs within the cut-off radius (``cKDTree.query_pairs``,
+        each pair once), CSR; the diagonal is 1."""
+        radius = self.cut_off or np.sqrt(2 * self.epsilon_ * np.log(1 / KERNEL_TOLERANCE))
         pairs = self.tree_.query_pairs(radius, output_type="ndarray").astype(np.int32)
         values = np.empty(len(pairs))
         for start in range(0, len(pairs), PAIR_CHUNK):
             i, j = pairs[start : start + PAIR_CHUNK].T
             values[start : start + PAIR_CHUNK] = np.exp(-np.sum((X[i] - X[j]) ** 2, axis=1) / (2 * self.epsilon_))
         n = len(X)
-        upper = sparse.csr_matrix((values, (pairs[:, 0], pairs[:, 1])), shape=(n, n))
+        upper = sparse.coo_matrix((values, (pairs[:, 0], pairs[:, 1])), shape=(n, n))
         del pairs, values
-        return (upper + upper.T + sparse.identity(n, format="csr")).tocsr()
+        return upper.tocsr()
 
     def fit(self, X, covariances=None, *, seed: SeedLike) -> DiffusionMaps:
         """Fit on data ``(N, d)``; with ``covariances`` ``(N, d, d)`` (the local noise covariances C(x_i),
@@ -267,38 +276,17 @@ class DiffusionMaps(Estimator):
         self.tree_ = cKDTree(X) if self.sparse_ else None
         if self.precisions_ is None:
             self.epsilon_ = kernel_sum_bandwidth(X, seed=seed) if self.epsilon == "auto" else float(self.epsilon)
-            A = self._kernel(X)
-        else:
-            squared = mahalanobis_squared_distances(X, self.precisions_)
+        elif self.epsilon == "auto":
             sample = np.random.default_rng(as_seed_sequence(seed)).choice(n, min(n, 1000), replace=False)
-            if self.epsilon == "auto":
-                subsample = squareform(squared[np.ix_(sample, sample)], checks=False)
-                self.epsilon_ = plateau_bandwidth(subsample, len(sample), intrinsic_regime=False)
-            else:
-                self.epsilon_ = float(self.epsilon)
-            A = np.exp(-squared / (2 * self.epsilon_))
-        graph = A if self.sparse_ else sparse.csr_matrix(A > KERNEL_TOLERANCE)
-        n_parts, labels = connected_components(graph, directed=False)
-        if n_parts > 1:
-            raise InputError(
-                f"the kernel graph at epsilon = {self.epsilon_:.3g} falls apart into {n_parts} disconnected "
-                f"pieces (sizes {np.bincount(labels)[:5].tolist()}...); choose a larger epsilon, e.g. "
-                f"{4 * self.epsilon_:.3g}, or check the data for separate clusters"
-            )
-        rng = np.random.default_rng(as_seed_sequence(seed))
-        p = np.asarray(A.sum(axis=1)).ravel()
-        A_bar = self._normalize(A, p, p)
-        d = np.asarray(A_bar.sum(axis=1)).ravel()
-        scale = 1 / np.sqrt(d)
-        if self.sparse_:
-            S = sparse.diags(scale) @ A_bar @ sparse.diags(scale)
-            S = (S + S.T) / 2
-            # a seeded random start: reproducible, and not the exact trivial eigenvector √d, which would
-            # make ARPACK restart from its own (unseeded) random vector
-            values, vectors = eigsh(S, k=n_eigenpairs + 1, which="LA", v0=rng.standard_normal(n), tol=self.tolerance)
+            squared = mahalanobis_squared_distances(X[sample], self.precisions_[sample])
+            self.epsilon_ = plateau_bandwidth(squareform(squared, checks=False), len(sample), intrinsic_regime=False)
         else:
-            S = scale[:, None] * A_bar * scale[None, :]
-            values, vectors = linalg.eigh((S + S.T) / 2, subset_by_index=(n - n_eigenpairs - 1, n - 1))
+            self.epsilon_ = float(self.epsilon)
+        if self.sparse_:
+            p, d, values, vectors = self._sparse_eigenpairs(X, n_eigenpairs, seed)
+        else:
+            p, d, values, vectors = self._dense_eigenpairs(X, n_eigenpairs)
+        scale = 1 / np.sqrt(d)
         order = np.argsort(values)[::-1]
         psi = scale[:, None] * vectors[:, order]
         psi /= np.sqrt(np.sum((d / d.sum())[:, None] * psi**2, axis=0))
@@ -309,13 +297,69 @@ class DiffusionMaps(Estimator):
         self.eigenvalues_ = values[order]
         self.eigenvectors_ = np.ascontiguousarray(psi)
         if self.select == "nonharmonic":
-            residuals = local_linear_residuals(psi[:, 1:], seed=seed)
-            self.residuals_ = np.concatenate([[0.0], residuals])
-            self.selected_ = np.sort(np.argsort(-residuals, kind="stable")[: self.n_components]) + 1
+            self.loadings_, self.residuals_ = nonharmonic_loadings(psi, self.eigenvalues_, d, self.n_components,
+                                                                   seed=seed)
         else:
+            self.loadings_ = np.eye(n_eigenpairs + 1)[:, 1 : self.n_components + 1]
             self.residuals_ = None
-            self.selected_ = np.arange(1, self.n_components + 1)
+        self.selected_ = np.argmax(np.abs(self.loadings_), axis=0)
         return self
+
+    def _check_connected(self, graph) -> None:
+        n_parts, labels = connected_components(graph, directed=False)
+        if n_parts > 1:
+            raise InputError(
+                f"the kernel graph at epsilon = {self.epsilon_:.3g} falls apart into {n_parts} disconnected "
+                f"pieces (sizes {np.bincount(labels)[:5].tolist()}...); choose a larger epsilon, e.g. "
+                f"{4 * self.epsilon_:.3g}, or check the data for separate clusters"
+            )
+
+    def _dense_eigenpairs(self, X: np.ndarray, n_eigenpairs: int):
+        """p, d and the top eigenpairs of S = D^{−1/2} Ā D^{−1/2} by a dense eigensolver (normalised in place;
+        ``eigh`` reads the lower triangle)."""
+        if self.precisions_ is None:
+            A = self._kernel(X, X)
+        else:
+            A = np.exp(-mahalanobis_squared_distances(X, self.precisions_) / (2 * self.epsilon_))
+        self._check_connected(sparse.csr_matrix(A > KERNEL_TOLERANCE))
+        p = A.sum(axis=1)
+        q = p**-self.alpha  # Ā = P^{−α} A P^{−α}
+        A *= q[:, None]
+        A *= q[None, :]
+        d = A.sum(axis=1)
+        scale = 1 / np.sqrt(d)
+        A *= scale[:, None]
+        A *= scale[None, :]
+        n = len(X)
+        # one BLAS thread: on a busy machine OpenBLAS threads spin and the solve took ~3x longer (measured)
+        with threadpool_limits(1, user_api="blas"):
+            values, vectors = linalg.eigh(A, subset_by_index=(n - n_eigenpairs - 1, n - 1), overwrite_a=True)
+        return p, d, values, vectors
+
+    def _sparse_eigenpairs(self, X: np.ndarray, n_eigenpairs: int, seed: SeedLike):
+        """p, d and the top eigenpairs of S = D^{−1/2} Ā D^{−1/2} by Lanczos (``eigsh``).
+
+        S is held as its strictly upper triangle U and its diagonal, S v = U v + Uᵀ v + diag·v: half the memory
+        of the full matrix, exactly symmetric, normalised in place (no dense or full-size intermediates)."""
+        upper = self._training_kernel(X)
+        self._check_connected(upper)
+        row_sums = lambda diagonal: diagonal + np.asarray(upper.sum(axis=1)).ravel() + np.asarray(
+            upper.sum(axis=0)).ravel()
+        p = row_sums(np.ones(len(X)))
+        scale_in_place(upper, p**-self.alpha)  # Ā = P^{−α} A P^{−α}
+        diagonal = p ** (-2 * self.alpha)
+        d = row_sums(diagonal)
+        scale_in_place(upper, 1 / np.sqrt(d))
+        diagonal = diagonal / d
+        lower = upper.T  # a CSC view: no copy
+        S = LinearOperator(upper.shape, matvec=lambda v: upper @ v + lower @ v + diagonal * v, dtype=float)
+        # a seeded random start: reproducible, and not the exact trivial eigenvector √d, which would make ARPACK
+        # restart from its own (unseeded) random vector. One BLAS thread: ARPACK's small dense updates gain
+        # nothing from more, and OpenBLAS threads spinning on a busy machine made them ~15x slower (measured).
+        v0 = np.random.default_rng(as_seed_sequence(seed)).standard_normal(len(X))
+        with threadpool_limits(1, user_api="blas"):
+            values, vectors = eigsh(S, k=n_eigenpairs + 1, which="LA", v0=v0, tol=self.tolerance)
+        return p, d, values, vectors
 
     @staticmethod
     def _precisions(covariances, shape) -> np.ndarray:
@@ -368,7 +412,7 @@ class DiffusionMaps(Estimator):
 
     def transform(self, X_new) -> np.ndarray:
         """The selected diffusion coordinates of new points, ``(M, n_components)``."""
-        return self.nystrom(X_new)[:, self.selected_]
+        return self.nystrom(X_new) @ self.loadings_
 
     def nystrom_torch(self, x: torch.Tensor) -> torch.Tensor:
         """The selected coordinates by the Nyström formula in torch (dense over the training set),
@@ -380,7 +424,7 @@ class DiffusionMaps(Estimator):
         p_new = kernel.sum(dim=1, keepdim=True)
         kernel = kernel / (p_new**self.alpha * as_tensor(self.density_) ** self.alpha)
         W = kernel / kernel.sum(dim=1, keepdim=True)
-        return W @ as_tensor(self.eigenvectors_[:, self.selected_] / self.eigenvalues_[self.selected_])
+        return W @ as_tensor(self.eigenvectors_ @ (self.loadings_ / self.eigenvalues_[:, None]))
 
     def gradient(self, X_new) -> np.ndarray:
         """∇ of the selected coordinates' Nyström extension by autograd, ``(M, n_components, dim)``."""
@@ -389,7 +433,7 @@ class DiffusionMaps(Estimator):
 
     def fit_transform(self, X, covariances=None, *, seed: SeedLike) -> np.ndarray:
         """:meth:`fit`, then the selected coordinates of the training points, ``(N, n_components)``."""
-        return self.fit(X, covariances, seed=seed).eigenvectors_[:, self.selected_]
+        return self.fit(X, covariances, seed=seed).eigenvectors_ @ self.loadings_
 
     def get_state(self) -> dict:
         """The fitted state without the KD-tree (rebuilt from ``X_`` on :meth:`set_state`)."""
@@ -403,47 +447,75 @@ class DiffusionMaps(Estimator):
     # -- as a Restrict operator: states (..., n_features) -> (..., n_components) ------------------
     @property
     def names(self) -> list[str]:
-        """``phi<k>`` for each selected eigenvector k."""
+        """``phi1``, ``phi2``, ... for the coordinates φ_c."""
         self.check_fitted()
-        return [f"phi{k}" for k in self.selected_]
+        return [f"phi{c + 1}" for c in range(self.n_components)]
 
     def __call__(self, x):
         """φ of states ``(..., dim)``; torch tensors go through :meth:`nystrom_torch` (differentiable)."""
         if torch.is_tensor(x):
-            return self.nystrom_torch(x.reshape(-1, x.shape[-1])).reshape(*x.shape[:-1], len(self.selected_))
+            return self.nystrom_torch(x.reshape(-1, x.shape[-1])).reshape(*x.shape[:-1], self.n_components)
         x = np.asarray(x, dtype=float)
-        return self.transform(x.reshape(-1, x.shape[-1])).reshape(*x.shape[:-1], len(self.selected_))
+        return self.transform(x.reshape(-1, x.shape[-1])).reshape(*x.shape[:-1], self.n_components)
 
 
-def local_linear_residuals(psi: np.ndarray, *, bandwidth_scale: float = 1 / 3, n_samples: int = 2000,
-                           seed: SeedLike = 0) -> np.ndarray:
-    """Residual r_k of regressing ψ_k on Φ_{k−1} = (ψ_1..ψ_{k−1}) by local linear regression (Dsilva, Talmon,
-    Coifman & Kevrekidis 2018).
+def local_linear_fit(features: np.ndarray, targets: np.ndarray, *, bandwidth_scale: float = 1 / 3) -> np.ndarray:
+    """Leave-one-out local linear regression of each column of ``targets`` ``(n, m)`` on ``features`` ``(n, k)``
+    (Dsilva, Talmon, Coifman & Kevrekidis 2018): at each point i, y ≈ a_i + b_iᵀ(f_j − f_i) is fitted by least
+    squares with weights exp(−‖f_i − f_j‖² / h²) over the other points j, h = ``bandwidth_scale`` × the median
+    of all pairwise feature distances (one third, as published); returns the a_i, ``(n, m)``. O(n²) memory."""
+    n, k = features.shape
+    h = bandwidth_scale * np.median(pdist(features))
+    weights = np.exp(-cdist(features, features, "sqeuclidean") / h**2)
+    np.fill_diagonal(weights, 0.0)
+    # weighted moments of z_j = (1, f_j) and z_j y_j for every i at once, then shifted to (1, f_j − f_i)
+    z = np.concatenate([np.ones((n, 1)), features], axis=1)
+    moments = (weights @ (z[:, :, None] * z[:, None, :]).reshape(n, -1)).reshape(n, k + 1, k + 1)
+    rhs = (weights @ (z[:, :, None] * targets[:, None, :]).reshape(n, -1)).reshape(n, k + 1, -1)
+    shift = np.broadcast_to(np.eye(k + 1), (n, k + 1, k + 1)).copy()
+    shift[:, 1:, 0] = -features
+    normal = shift @ moments @ shift.transpose(0, 2, 1) + 1e-12 * np.eye(k + 1)
+    return np.linalg.solve(normal, shift @ rhs)[:, 0, :]
 
-    At each point i, ψ_k ≈ a_i + b_iᵀ(Φ_{k−1}(x_j) − Φ_{k−1}(x_i)) is fitted by least squares with weights
-    exp(−‖Φ_{k−1}(x_i) − Φ_{k−1}(x_j)‖² / h²) over the other points j (leave-one-out), with the published
-    bandwidth h = ``bandwidth_scale`` × the median of all pairwise distances in Φ_{k−1} (one third, as in
-    Dsilva et al.); r_k = (Σ_i (ψ_k(x_i) − a_i)² / Σ_i ψ_k(x_i)²)^{1/2}. A harmonic ψ_k is a function of the
-    earlier eigenvectors (small r_k); a new direction is not (r_k near 1). r_1 = 1 by definition. The sums
-    run over at most ``n_samples`` points drawn with ``seed`` (all pairs: O(n_samples²) per eigenvector).
+
+def nonharmonic_loadings(psi: np.ndarray, eigenvalues: np.ndarray, stationary: np.ndarray, n_components: int, *,
+                         n_samples: int = 3000, seed: SeedLike = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Coordinates φ_c = Ψ L_c that parametrize the data without harmonics: the loadings L
+    ``(n_eigenpairs + 1, n_components)`` and the residual of each coordinate.
+
+    ``psi`` holds W's right eigenvectors ψ_0 ≡ 1, ψ_1, ..., ψ_m, π-orthonormal, ``eigenvalues`` their λ_k
+    (descending), ``stationary`` π up to a factor. φ_1 = ψ_1. Each next φ_c is the smoothest function in the
+    span of ψ_1..ψ_m that φ_1..φ_{c−1} do not explain: with R = Ψ − LLR(Ψ | φ_1..φ_{c−1}) the leave-one-out
+    local-linear residuals (:func:`local_linear_fit`, the regression of Dsilva et al. 2018), L_c maximizes
+    the unexplained variance per unit of Dirichlet energy, ‖R L‖²_π / Σ_k L_k² (1 − λ_k) — a symmetric
+    generalized eigenproblem. A harmonic of the earlier coordinates has no unexplained part and is skipped;
+    of the new directions the smoothest is taken. Eigenvectors closer in eigenvalue than the sampling noise
+    resolves mix: on a swiss roll of 2000 points the height mixes with the roll's fourth harmonic and with its
+    own product with ψ_1, so that choosing among the eigenvectors themselves by their sequential residuals
+    (Dsilva et al.) misses it for some samples; the rotation within their span recovers it. The residual of
+    φ_c is ‖R L_c‖_π / ‖Ψ L_c‖_π (φ_1: 1). The regressions run on at most ``n_samples`` points drawn with
+    ``seed`` (O(n_samples²) each). The criterion separates a new direction from the next new one (e.g. the
+    height from its product with ψ_1) by their Dirichlet energies only, so sampling noise in Q matters: on a
+    strip of 3000 points, regressions on 2000 of them rotated the second coordinate by up to 0.45 rad
+    (correlation with cos πy 0.91–0.99 over three subsamples; 0.97 on all points).
     """
-    n, m = psi.shape
+    n, m = psi.shape[0], psi.shape[1] - 1
+    loadings = np.zeros((m + 1, n_components))
+    loadings[1, 0] = 1.0
+    residuals = np.ones(n_components)
+    rows = np.arange(n)
     if n > n_samples:
-        psi = psi[np.sort(np.random.default_rng(as_seed_sequence(seed)).choice(n, n_samples, replace=False))]
-        n = n_samples
-    residuals = np.ones(m)
-    for k in range(1, m):
-        features, target = psi[:, :k], psi[:, k]
-        h = bandwidth_scale * np.median(pdist(features))
-        weights = np.exp(-cdist(features, features, "sqeuclidean") / h**2)
-        np.fill_diagonal(weights, 0.0)
-        # weighted moments of z_j = (1, Φ_j) and z_j ψ_k(x_j) for every i at once, then shifted to (1, Φ_j − Φ_i)
-        z = np.concatenate([np.ones((n, 1)), features], axis=1)
-        moments = (weights @ (z[:, :, None] * z[:, None, :]).reshape(n, -1)).reshape(n, k + 1, k + 1)
-        rhs = weights @ (z * target[:, None])
-        shift = np.broadcast_to(np.eye(k + 1), (n, k + 1, k + 1)).copy()
-        shift[:, 1:, 0] = -features
-        normal = shift @ moments @ shift.transpose(0, 2, 1) + 1e-12 * np.eye(k + 1)
-        prediction = np.linalg.solve(normal, (shift @ rhs[..., None]))[:, 0, 0]
-        residuals[k] = np.sqrt(np.sum((target - prediction) ** 2) / np.sum(target**2))
-    return residuals
+        rows = np.sort(np.random.default_rng(as_seed_sequence(seed)).choice(n, n_samples, replace=False))
+    V, weights = psi[rows, 1:], stationary[rows] / stationary[rows].sum()
+    gram = V.T @ (weights[:, None] * V)
+    dirichlet = np.diag(1 - eigenvalues[1:])
+    for c in range(1, n_components):
+        unexplained = V - local_linear_fit(V @ loadings[1:, :c], V)
+        Q = unexplained.T @ (weights[:, None] * unexplained)
+        direction = linalg.eigh(Q, dirichlet)[1][:, -1]
+        direction /= np.linalg.norm(direction)
+        residuals[c] = np.sqrt(direction @ Q @ direction / (direction @ gram @ direction))
+        loadings[1:, c] = direction
+    coordinates = psi @ loadings
+    loadings *= np.sign(coordinates[np.argmax(np.abs(coordinates), axis=0), np.arange(n_components)])
+    return loadings, residuals

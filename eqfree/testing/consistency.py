@@ -33,6 +33,7 @@ import numpy as np
 import xarray as xr
 
 from ..closures import debiased
+from ..closures.store import in_layout
 from ..errors import InputError
 from ..evolve import HarmonicBias
 from ..operators import Evolve, Lift, Restrict, steps_for
@@ -328,23 +329,23 @@ def check_closure_pmf(closure: xr.Dataset, pmf: xr.Dataset, *, alpha: float = 0.
     with se_D' and se_g from the differenced values' errors. z = r/se is tested against N(0, 1) per point
     (the truncation bias of the differences, h² D'''/6 and h² F'''/24, must be small against se).
 
-    ``closure``: a closure dataset (``drift``, ``diffusion`` and their ``_stderr``, ``done`` on ``cv``,
+    ``closure``: a closure dataset of one CV (``drift``, ``diffusion`` and their ``_stderr``, ``done``,
     :mod:`eqfree.closures.store`); ``pmf``: F in kT (``pmf``, optional ``pmf_stderr`` on ``cv``, the
     layout of a reweighting's ``pmf_``). A burst estimate is first :func:`~eqfree.closures.debiased` (its
     ½τB'B and p(B'D + ½BD') removed). Only closure points with both neighbours done and inside the PMF's
     range are tested."""
     _settings(alpha, correction, 2, None, 1)
     missing = {"drift", "drift_stderr", "diffusion", "diffusion_stderr", "done"} - set(closure.data_vars)
-    if "cv" not in closure.dims or missing:
-        raise InputError(f"the closure needs {sorted(missing) or 'a cv dimension'}: estimate it with bursts "
+    if missing or len(closure["done"].dims) != 1:
+        raise InputError(f"the closure needs {sorted(missing) or 'one CV'}: estimate it with bursts "
                          "(BurstEstimator), which give the diffusion")
     if "cv" not in pmf.dims or "pmf" not in pmf.data_vars:
         raise InputError("the PMF needs a 'pmf' variable (kT) on a 'cv' dimension, as umbrella sampling writes it")
-    closure = debiased(closure)
-    z = np.asarray(closure["cv"].values, dtype=float)
+    closure = debiased(in_layout(closure))
+    z = np.asarray(closure[closure["done"].dims[0]].values, dtype=float)
     done = np.asarray(closure["done"].values, dtype=bool)
-    b, se_b = (np.asarray(closure[v].values, dtype=float) for v in ("drift", "drift_stderr"))
-    d, se_d = (np.asarray(closure[v].values, dtype=float) for v in ("diffusion", "diffusion_stderr"))
+    b, se_b = (np.asarray(closure[v].values, dtype=float).reshape(z.size) for v in ("drift", "drift_stderr"))
+    d, se_d = (np.asarray(closure[v].values, dtype=float).reshape(z.size) for v in ("diffusion", "diffusion_stderr"))
     zf = np.asarray(pmf["cv"].values, dtype=float)
     f = np.asarray(pmf["pmf"].values, dtype=float)
     se_f = np.asarray(pmf["pmf_stderr"].values, dtype=float) if "pmf_stderr" in pmf else np.zeros_like(f)

@@ -64,7 +64,7 @@ def closure_datasets(draw, *, diffusion: bool | None = None) -> xr.Dataset:
     for name in dataset.data_vars:
         if name in ("done", "n_samples"):
             continue
-        values = draw(arrays(float, grid.size, elements=finite if "drift" in name else st.floats(0, 1e6)))
+        values = draw(arrays(float, dataset[name].shape, elements=finite if "drift" in name else st.floats(0, 1e6)))
         dataset[name].values[done] = values[done]
     dataset["n_samples"].values[done] = draw(arrays(np.int64, grid.size, elements=st.integers(2, 10**6)))[done]
     dataset["done"].values[:] = done
