@@ -324,7 +324,7 @@ def test_laplace_band_is_a_band_of_posterior_draws(vae, training_states):
 
 @pytest.mark.slow
 @pytest.mark.xfail(strict=True, reason="measured 2026-12-04: the band covers the exact 0.00835 in 7 of 10 seeds "
-                   "(misses all below it; seeds 0-2 share the lower bound 0.00326): issue 26")
+                   "(the misses lie below it, where the training data put P): issue 26")
 def test_laplace_band_covers_the_exact_population_over_seeds():
     """Issue 26: the 95 % Laplace band of P(x1 > 0) covers the quadrature value 0.00835 in ≥ 8 of 10 seeds
     (each seed its own 2000 exact training states and its own VAE, the fixture's settings). At nominal
