@@ -37,7 +37,7 @@ def table(rows: list[dict]) -> str:
     load = f"; one-minute load average {min(loads):.1f}–{max(loads):.1f} while measuring" if loads else ""
     lines = [f"Measured on {', '.join(machines)}, {os.cpu_count()} logical CPUs{load}. Ratios are eqfree against "
              "the peer or floor measured in the same run, above 1 better.", "",
-             "| benchmark | figure | eqfree | peer or floor | peer | ratio | target | | load |",
+             "| benchmark | figure | eqfree | peer or floor | peer | ratio | target | met | load |",
              "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {cell(r['benchmark'])} | {cell(r['figure'])} | {number(r['value'])} {cell(r['unit'])} | "
