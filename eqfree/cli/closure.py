@@ -184,10 +184,11 @@ def cmd_closure_integrate(args) -> int:
         combined = np.sqrt(dataset.closure_sd**2 + dataset.z_stderr**2 + dataset.direct_stderr**2)
         dataset["gap"] = ((dataset.z - dataset.direct_mean) / combined.where(combined > 0)).fillna(0.0)
         dataset["gap"].attrs = {"long_name": "(mean path - direct mean) / combined standard error", "units": "1"}
-        dataset["band"] = family_bound(dataset) * combined
+        k = family_bound(dataset)
+        dataset["band"] = k * combined
         dataset["band"].attrs = {"long_name": "half-width of the simultaneous 99 % band of the direct mean about the "
-                                              "mean path (Bonferroni over the saved times)",
-                                 "units": dataset.z.attrs.get("units", "1")}
+                                              "mean path (Bonferroni over the saved times and the CVs)",
+                                 "units": dataset.z.attrs.get("units", "1"), "standard_errors": k}
     dataset.attrs = provenance("mean path of a closure's SDE with its error band", recipe_parameters(args),
                                command_line(args))
     write_zarr(dataset, args.out, overwrite=args.overwrite)
@@ -325,15 +326,18 @@ def print_comparison(dataset) -> None:
     inside = int((np.abs(dataset.z - dataset.direct_mean) <= dataset.band).sum())
     band = dataset.band.values[1:]
     print(f"direct mean inside the simultaneous 99 % band at {inside} of {dataset.sizes['time']} times "
-          f"(band half-width {band.min():.2g} to {band.max():.2g}: {family_bound(dataset):.2f} combined standard "
-          f"errors); largest |gap| {abs(float(dataset.gap[worst])):.2f} at t = {float(dataset.time[worst]):g}")
+          f"(band half-width {band.min():.2g} to {band.max():.2g}: {dataset.band.attrs['standard_errors']:.2f} "
+          f"combined standard errors); largest |gap| {abs(float(dataset.gap[worst])):.2f} at "
+          f"t = {float(dataset.time[worst]):g}")
 
 
 def family_bound(dataset, level: float = 0.01) -> float:
-    """|gap| that all the saved times after the first stay within with probability ≥ 1 − level (Bonferroni)."""
+    """|gap| that every CV at every saved time after the first stays within with probability ≥ 1 − level
+    (Bonferroni over the (times − 1) × CVs gaps)."""
     from scipy.stats import norm
 
-    return float(norm.isf(level / (2 * max(dataset.sizes["time"] - 1, 1))))
+    count = max(dataset.sizes["time"] - 1, 1) * dataset.sizes.get("component", 1)
+    return float(norm.isf(level / (2 * count)))
 
 
 def plot_comparison(dataset, closure, png) -> None:
@@ -353,7 +357,7 @@ def plot_comparison(dataset, closure, png) -> None:
     middle.fill_between(t, z - dataset.path_sd, z + dataset.path_sd, color="tab:blue", alpha=0.15,
                         label="single paths of the closed SDE ± 1 sd")
     middle.fill_between(t, z - dataset.band, z + dataset.band, color="tab:blue", alpha=0.5,
-                        label=f"simultaneous 99 % band ({family_bound(dataset):.2f} combined se)")
+                        label=f"simultaneous 99 % band ({dataset.band.attrs['standard_errors']:.2f} combined se)")
     middle.plot(t, z, "k", lw=1, label="closed SDE, mean path")
     middle.plot(t[::5], dataset.direct_mean[::5], ".", ms=4, color="tab:orange", label="direct fine simulation, mean")
     middle.set(xlabel="t", ylabel="z", title="closure against direct simulation")
