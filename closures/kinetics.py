@@ -24,11 +24,12 @@ axis i, Scharfetter–Gummel fluxes (exact for constant coefficients in 1-D, and
     a_i = ½ D_ii − Σ_{j≠i} |D_ij| h_i/(2 h_j),
 
 and the cross terms D_ij ∂_i∂_j to the diagonal neighbours x ± (h_i e_i + sgn(D_ij) h_j e_j) at the rate
-|D_ij|/(2 h_i h_j), with B and D at the midpoint of each pair of cells. It needs a_i > 0: spacings h_i in
-proportion to √D_ii admit any correlation |D_ij| < √(D_ii D_jj) in 2-D. The grid's end points are reflecting and hold
-half a cell, so their inward rates double (zero flux through the end; with a correlated D the cross terms are
-dropped at the ends, where the oblique reflection of the SDE is not represented). T and q then solve sparse
-linear systems (:func:`solve`: SuperLU, or BiCGSTAB on large grids); the error is O(h²) where the Péclet
+|D_ij|/(2 h_i h_j), with B and D at the midpoint of each pair of cells. It needs a_i ≥ 0 (at a_i = 0, a tensor
+singular along e_i such as a closure drawn within wide errors, the flux is its upwind limit max(±B_i, 0)/h_i):
+spacings h_i in proportion to √D_ii admit any correlation |D_ij| < √(D_ii D_jj) in 2-D. The grid's end points are
+reflecting and hold half a cell, so their inward rates double (zero flux through the end; with a correlated D the
+cross terms are dropped at the ends, where the oblique reflection of the SDE is not represented). T and q then solve
+sparse linear systems (:func:`solve`: SuperLU, or BiCGSTAB on large grids); the error is O(h²) where the Péclet
 numbers h|B_i|/a_i are small. The stationary probabilities π of the jump process (π Q = 0, :func:`grid_stationary`)
 are the discrete ψ/D.
 
@@ -148,7 +149,8 @@ def _bern(u):
     """u/(eᵘ − 1), 1 at u = 0."""
     u = np.asarray(u, dtype=float)
     small = np.abs(u) < 1e-8
-    return np.where(small, 1 - u / 2, u / np.expm1(np.where(small, 1.0, u)))
+    with np.errstate(over="ignore"):  # u → ∞: u/(eᵘ − 1) → 0
+        return np.where(small, 1 - u / 2, u / np.expm1(np.where(small, 1.0, u)))
 
 
 def grid_generator(axes, drift, diffusion, periodic=None) -> sparse.csr_matrix:
@@ -204,11 +206,13 @@ def grid_generator(axes, drift, diffusion, periodic=None) -> sparse.csr_matrix:
             def axis_rate(b, d, i=i, sign=sign):
                 cross = sum(np.abs(d[:, i, j]) * steps[i] / (2 * steps[j]) for j in range(n) if j != i)
                 a = 0.5 * d[:, i, i] - cross
-                if np.any(a <= 0):
+                if np.any(a < 0):
                     raise InputError(f"the diffusion tensor's correlations are too strong for the grid's spacings "
                                      f"along CV {i} (the finite-volume rates would be negative): space the axes in "
                                      "proportion to √D_ii (kinetics_axes), or shrink the correlations (limited)")
-                return a / steps[i] ** 2 * _bern(-sign * steps[i] * b[:, i] / a)
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    rate = a / steps[i] ** 2 * _bern(-sign * steps[i] * b[:, i] / a)
+                return np.where(a > 0, rate, np.maximum(sign * b[:, i], 0.0) / steps[i])  # a → 0: upwind
 
             connect(offset, axis_rate)
         for j in range(i + 1, n):
@@ -547,8 +551,10 @@ def simulated_passages(closure: Closure, start, target, *, n_walkers: int, dt: f
     low = np.array([a[0] for a in closure.axes])
     high = np.where(periodic, low + period, [a[-1] for a in closure.axes])  # periodic: wrapped, never reached
     # the walkers stay on the grid (reflected, wrapped), where the closure's interpolants need no check
-    drift = closure.interpolator(closure.dataset["drift"].values, closure.interpolation)
-    diffusion = closure.interpolator(closure.dataset["diffusion"].values, closure.interpolation)
+    # B and D interpolated together: one evaluation per step (the per-step overhead bounds a long tail of few walkers)
+    drift, diffusion = closure.dataset["drift"].values, closure.dataset["diffusion"].values
+    tables = (drift, diffusion.reshape(closure.done.shape + (n * n,)))
+    fields = closure.interpolator(np.concatenate(tables, axis=-1), closure.interpolation)
     rng = np.random.default_rng(as_seed_sequence(seed))
     times = np.full(n_walkers, np.nan)
     active = np.flatnonzero(~target.contains(z))
@@ -559,10 +565,15 @@ def simulated_passages(closure: Closure, start, target, *, n_walkers: int, dt: f
             if not active.size:
                 break
             y = z[active]
-            values, vectors = np.linalg.eigh(diffusion(y))
-            root = (vectors * np.sqrt(np.maximum(values, 0.0))[..., None, :]) @ np.swapaxes(vectors, -1, -2)
+            both = fields(y)
+            d = both[:, n:].reshape(-1, n, n)
+            if n == 1:  # the eigendecomposition of a 1 × 1 matrix, without its overhead
+                root = np.sqrt(np.maximum(d, 0.0))
+            else:
+                values, vectors = np.linalg.eigh(d)
+                root = (vectors * np.sqrt(np.maximum(values, 0.0))[..., None, :]) @ np.swapaxes(vectors, -1, -2)
             kick = np.einsum("wij,wj->wi", root, rng.standard_normal(y.shape)) * math.sqrt(dt)
-            y = y + drift(y) * dt + kick
+            y = y + both[:, :n] * dt + kick
             y = np.where(periodic, low + np.mod(y - low, np.where(periodic, period, 1.0)), y)
             arrived = target.contains(np.clip(y, low, high))  # a target may touch the grid's end
             times[active[arrived]] = step * dt

@@ -1,11 +1,14 @@
 """Alanine dipeptide with OpenMM: the force field, the Langevin evolver, umbrella sampling on ψ."""
 
 import math
+import runpy
 import warnings
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from scipy.spatial.transform import Rotation
 
 pytest.importorskip("openmm")
@@ -16,7 +19,7 @@ from eqfree import (
 )
 from eqfree.lift import UmbrellaSampling  # noqa: E402
 from eqfree.periodic import wrapped_difference  # noqa: E402
-from eqfree.systems.alanine_dipeptide import basin_of, radius_of_gyration  # noqa: E402
+from eqfree.systems.alanine_dipeptide import CUTS, basin_of, radius_of_gyration  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -42,13 +45,18 @@ def test_built_system_has_22_atoms_finite_energies_and_a_beta_minimum(alanine, f
 
 
 def test_builtin_obc2_matches_the_generic_gb_force(alanine, frames):
-    """GBSAOBCForce with the CustomGBForce's radii and scales: OpenMM's energies agree within 1e-3 kJ/mol
-    (the Reference platform, double precision), on the minimum and on thermal conformations."""
+    """GBSAOBCForce with the CustomGBForce's radii and scales: OpenMM's energies agree (the Reference platform,
+    double precision), on the minimum and on thermal conformations, up to the two forces' Coulomb constants."""
     generic = systems.get("alanine_dipeptide", gb="obc2-custom")
     states = np.vstack([alanine.x0, frames])
     builtin_energy = alanine.evolver(platform="Reference").potential_energy(states)
     generic_energy = generic.evolver(platform="Reference").potential_energy(states)
-    np.testing.assert_allclose(builtin_energy, generic_energy, rtol=0, atol=1e-3)
+    # the one known difference: implicit/obc2.xml's expression has 1/(4π ε0) = 138.935485 kJ nm/mol/e², the
+    # built-in force OpenMM's ONE_4PI_EPS0 = 138.935456, a relative 2.1e-7 of the GB polarization energy, which is
+    # below 150 kJ/mol in magnitude here (the GB force's total, surface term included, is −57 to −72 kJ/mol on
+    # these states): bound 2.1e-7 × 150 = 3.1e-5 kJ/mol (measured 1.7e-5); double round-off (~1e-12) is far below.
+    # Old: atol 1e-3 (60 times the measured difference, unexplained)
+    np.testing.assert_allclose(builtin_energy, generic_energy, rtol=0, atol=(138.935485 / 138.935456 - 1) * 150)
     assert np.ptp(builtin_energy) > 10  # the conformations differ: the comparison is not one number
 
 
@@ -61,8 +69,11 @@ def test_gbn2_and_rigid_hydrogen_bonds(alanine):
     path = fast.simulate(1, 200, seed=0, save_every=50).values[-1]
     pairs, lengths = fast.bonds()
     constrained = np.arange(len(pairs)) >= len(pairs) - 12
+    # OpenMM holds each constraint to its integrator's tolerance, 1e-5 relative to the constrained distance
+    # (LangevinMiddleIntegrator's default, getConstraintTolerance()); measured 8e-8 relative. Old: atol 1e-5 nm
+    # (1e-4 relative on 0.1 nm bonds)
     np.testing.assert_allclose(fast.bond_lengths(path)[:, constrained], np.broadcast_to(lengths[constrained], (1, 12)),
-                               atol=1e-5)
+                               rtol=1e-5, atol=0)
 
 
 def test_evolver_seeds_walkers_alone_whatever_the_executor(alanine):
@@ -97,6 +108,19 @@ def test_radius_of_gyration_and_basins():
     assert list(basin_of(phi, psi)) == ["beta", "beta", "alpha_R", "alpha_R", "alpha_L"]
 
 
+def test_ramachandran_cuts_each_dihedral_at_its_cut(alanine, frames):
+    """φ, ψ of ``ramachandran()`` lie in [cut, cut + 2π) and differ from the plain dihedrals by whole turns (to
+    rounding), on numpy and on torch states alike."""
+    cut = alanine.ramachandran()
+    plain, values = alanine.restriction("phi", "psi")(frames), cut(frames)
+    lows = np.array([CUTS["phi"], CUTS["psi"]])
+    assert cut.names == ["phi", "psi"]
+    assert np.all((values >= lows) & (values < lows + 2 * math.pi))  # exact: the cut's definition, one period
+    turns = (values - plain) / (2 * math.pi)
+    np.testing.assert_allclose(turns, np.round(turns), atol=1e-12)
+    np.testing.assert_allclose(cut(torch.as_tensor(frames)).numpy(), values, atol=1e-12)
+
+
 def test_bad_input(alanine):
     with pytest.raises(ValueError, match="unknown parameter"):
         systems.get("alanine_dipeptide", solvent="water")
@@ -114,31 +138,76 @@ def test_bad_input(alanine):
         UmbrellaSampling(alanine.evolver(), alanine.cv("psi"), 50.0, n_steps=10, initial=None)
 
 
+@pytest.fixture(scope="module")
+def psi_curvature(alanine):
+    """F'' of the ψ PMF near the β minimum by umbrella integration (Kästner & Thiel 2005), independent of the
+    windows' widths: a window of stiffness κ at ψ0 has mean force F'(⟨ψ⟩) = κ(ψ0 − ⟨ψ⟩) at its mean (exact for
+    a locally harmonic F); three κ = 50 windows at 140°, 155°, 170° give F' at three points. Returns F'' (the
+    slope between the outer two), its standard error (each mean's sd/√n_eff, n_eff = samples/g), a bias bound
+    for the anharmonicity (half the difference of the two half-interval slopes; itself noisy, ~6), and F' at
+    the middle point with its standard error; kJ/mol/rad^n."""
+    kappa = 50.0
+    sampler = UmbrellaSampling(alanine.evolver(), alanine.cv("psi"), kappa, n_steps=3000, n_walkers=4, save_every=10,
+                               warmup=20, initial=alanine.x0)
+    points, forces, errors = [], [], []
+    for k, degrees in enumerate((140, 155, 170)):
+        window = sampler.window(math.radians(degrees), seed=20 + k)
+        offset = wrapped_difference(window.xi.values[20:], window.attrs["center"], 2 * math.pi)
+        points.append(math.radians(degrees) + offset.mean())
+        forces.append(-kappa * offset.mean())
+        errors.append(kappa * offset.std() / math.sqrt(offset.size / window.attrs["inefficiency"]))
+    (x1, x2, x3), (f1, f2, f3), (e1, e2, e3) = points, forces, errors
+    bias = abs((f3 - f2) / (x3 - x2) - (f2 - f1) / (x2 - x1)) / 2
+    return (f3 - f1) / (x3 - x1), math.hypot(e1, e3) / (x3 - x1), bias, f2, e2
+
+
 @pytest.mark.parametrize("kappa", [50.0, 500.0])
-def test_umbrella_window_restrains_psi_with_the_width_of_its_spring(alanine, kappa):
-    """A window at the β minimum (ψ = 155°): the biased ψ has width 1/√(β(κ + F'')), F'' ≈ 20 kJ/mol/rad² the
-    PMF's curvature there (measured). At κ = 500 that is 1/√(βκ) within 2 %; at κ = 50 the curvature narrows it to
-    about 0.85/√(βκ). Tolerance: 3 standard errors of a standard deviation, 1/√(2 n_eff), n_eff = samples/g."""
+def test_umbrella_window_restrains_psi_with_the_width_of_its_spring(alanine, psi_curvature, kappa):
+    """A window at the β minimum (ψ = 155°): the biased ψ has width 1/√(β(κ + F'')), F'' the PMF's curvature
+    there, measured independently by umbrella integration (``psi_curvature``: the slope of the mean force, not
+    a width; 34.1 ± 3.9 kJ/mol/rad² at its seeds, 33.2 ± 0.8 with 16 walkers — the snapshot F'' ≈ 20 this test
+    used before, the package's own earlier measurement, was 3.6 se low). At κ = 500 the width is 1/√(βκ) within
+    F''/(2κ) ≈ 3.4 %; at κ = 50 the curvature narrows it to about 0.77/√(βκ).
+
+    Tolerance: 3 relative standard errors of a standard deviation, 1/√(2 n_eff), n_eff = samples/g, plus the
+    predicted width's own uncertainty from F'': ½ (4 se + bias bound)/(κ + F'') (a relative error δ of κ + F''
+    moves the width by δ/2)."""
+    curvature, curvature_se, curvature_bias, slope, slope_se = psi_curvature
     sampler = UmbrellaSampling(alanine.evolver(), alanine.cv("psi"), kappa, n_steps=3000, n_walkers=4, save_every=10,
                                warmup=20, initial=alanine.x0)
     window = sampler.window(math.radians(155), seed=1)
     kept = window.isel(time=slice(20, None))
     offset = wrapped_difference(kept.xi.values, window.attrs["center"], 2 * math.pi)
     n_eff = offset.size / window.attrs["inefficiency"]
-    tolerance = 3 / math.sqrt(2 * n_eff)
+    spread = 4 * curvature_se + curvature_bias  # bound on |F'' − its estimate| (docstring)
+    tolerance = 3 / math.sqrt(2 * n_eff) + 0.5 * spread / (kappa + curvature)  # (docstring)
     width = 1 / math.sqrt(sampler.beta * kappa)
-    curved = 1 / math.sqrt(sampler.beta * (kappa + 20.0))
+    curved = 1 / math.sqrt(sampler.beta * (kappa + curvature))
+    print(f"kappa {kappa}: F'' = {curvature:.1f} +- {curvature_se:.1f} (bias bound {curvature_bias:.1f}); "
+          f"sd/predicted - 1 = {offset.std() / curved - 1:+.3f}, tolerance {tolerance:.3f}")
     assert abs(offset.std() / curved - 1) < tolerance, (offset.std(), curved, tolerance)
-    assert abs(offset.mean()) < 3 * offset.std() / math.sqrt(n_eff)
+    # 3 standard errors of the mean, sd/√n_eff, plus the PMF's pull at 155°: |F'(155°)|/(κ + F''), F' from
+    # psi_curvature's middle window (bounded by |F'| + 4 se)
+    assert abs(offset.mean()) < 3 * offset.std() / math.sqrt(n_eff) + (abs(slope) + 4 * slope_se) / (kappa + curvature)
     assert window.bias.attrs["units"] == "kT"
-    if kappa == 500:  # the spring alone sets the width, up to the curvature's 1 − √(500/520) = 1.9 % (stated above)
-        assert abs(offset.std() / width - 1) < tolerance + 1 - math.sqrt(kappa / (kappa + 20.0))
+    if kappa == 500:  # the spring alone sets the width, up to the curvature's bias
+        # 3 relative standard errors plus the curvature's bias 1 − √(κ/(κ + F'')), F'' at its upper bound
+        narrowing = 1 - math.sqrt(kappa / (kappa + curvature + spread))
+        assert abs(offset.std() / width - 1) < 3 / math.sqrt(2 * n_eff) + narrowing
 
 
 def test_mbar_pmf_of_psi_has_the_beta_and_alpha_minima(alanine):
     """16 windows × 2 walkers × 2 ps at κ = 100 from the β minimum: the MBAR PMF has its global minimum in the
-    β basin near ψ = 155° and a local one in αR near ψ = −15° (a 20 ns reference run puts them at 155° and −15°);
-    tolerance ±25°, two bins either way. The windows stay at φ < 0: the PMF is that of the φ < 0 half."""
+    β basin near ψ = 155° and a local one in αR near ψ = −15°; tolerance ±25°, two and a half 10° bins either way.
+    The windows stay at φ < 0: the PMF is that of the φ < 0 half.
+
+    The minima are a SPECIFICATION, not an independent truth: 155° and −15° come from the package's own 20 ns
+    reference run (issue 26: a snapshot of its output); no literature value for Amber14/OBC2 is at hand, and an
+    independent run (ns of MD) is not affordable in the default suite. The reweighting itself is checked against
+    quadrature and pymbar on exact data in tests/test_reweight.py; this test checks that short windows of the
+    package's MD locate the basins its long run found, within ±25° — not derived from a standard error. (The β
+    minimum is corroborated independently by the mean force: 16 κ = 50 windows' walkers give F'(154.3°) =
+    +0.6 ± 0.3 kJ/mol/rad, F'' ≈ 33, so ψ_min ≈ 153–154°; the αR one is not.)"""
     sampler = UmbrellaSampling(alanine.evolver(), alanine.cv("psi"), 100.0, n_steps=2000, n_walkers=2, save_every=10,
                                warmup=20, initial=alanine.x0)
     grid = np.radians(np.arange(-180, 180, 22.5))
@@ -150,11 +219,14 @@ def test_mbar_pmf_of_psi_has_the_beta_and_alpha_minima(alanine):
     beta_minimum = angle[np.argmin(free_energy)]
     alpha = (angle > -90) & (angle < 60)
     alpha_minimum = angle[alpha][np.argmin(free_energy[alpha])]
+    # (specification, docstring: the package's own 20 ns run; ±25°, not derived)
     assert abs(wrapped_difference(beta_minimum, 155, 360)) <= 25, (beta_minimum, free_energy)
     assert abs(alpha_minimum - (-15)) <= 25, (alpha_minimum, free_energy)
     barrier = free_energy[(angle > 60) & (angle < 120)].max()
     assert barrier - free_energy[alpha].min() > 2 and barrier > 5  # the αR–β barrier near ψ = 85°
     phi = alanine.restriction("phi")(windows.x.values)[:, 0]
+    # a specification of the setup (the docstring's φ < 0 half): the windows start in β (φ = −80°) and the
+    # φ > 0 basins lie behind a barrier that 2 ps rarely cross; 0.9 tolerates a few walkers that do, not derived
     assert (phi < 0).mean() > 0.9
 
 
@@ -177,5 +249,43 @@ def test_cli_simulate_and_umbrella_on_psi(alanine, tmp_path, capsys):
     width = 1 / math.sqrt(alanine.beta * 500)
     for k, centre in enumerate(result.center.values):  # each window holds ψ within a few widths of its centre
         offset = wrapped_difference(result.xi.values[result.window_index.values == k], centre, 2 * math.pi)
-        assert np.abs(offset).max() < 5 * width and abs(offset.mean()) < width
+        # max: ψ in a κ = 500 window is ~N(ψ0 + pull, width²) (curvature F''/(2κ) = 2 %): |Z| > 5 has probability
+        # 6e-7 per sample (9e-6 with the pull below), ≤ 1.4e-3 over a window's ≤ 160 samples. Mean: the PMF's
+        # pull |F'(ψ0)|/(κ + F'') ≤ F''|ψ0 − ψ_min|/(κ + F'') ≤ 50 · 0.44/550 = 0.040 rad = 0.57 width (F'' ≤ 50: the
+        # umbrella-integration value 34 ± 4 of psi_curvature plus 4 se; ψ_min within 2° of 155° by its F'(155°);
+        # |ψ0 − ψ_min| ≤ 25.2° on this grid), plus 4 standard errors width/√n (the n pooled samples are thinned by
+        # the window's stride ⌈g⌉: about independent). Measured 0.41, −0.07, −0.30 width. Old: |mean| < width
+        stderr = width / math.sqrt(offset.size)
+        assert np.abs(offset).max() < 5 * width and abs(offset.mean()) < 4 * stderr + 0.6 * width
     assert np.isfinite(result.pmf.values).any() and "3 windows" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason=(
+    "measured (tutorial 14 full mode, 16 walkers x tau = 2 ps): the bursts' diffusion along phi is lost in noise "
+    "(raw D_phiphi ~ 0 +- 0.2, D_psipsi -2.7 to 5.7 rad^2/ps; 37 of 48 points need the floor), the drawn "
+    "closures lose their rates (no MFPT standard error), the stationary law misses the PMF by 1.25 kT RMS (PMF "
+    "se 0.27) and the closure's MFPT (5.8 ps) the direct one (36.9 +- 7.1 ps, 24 runs); 32 walkers: the same "
+    "(1.43 kT RMS, 3.8 ps). At friction 1/ps no tau is both past the velocity memory and before phi relaxes"))
+def test_alanine_closure_2d_stationary_law_and_mfpt_against_umbrella_and_direct_md(tmp_path, monkeypatch):
+    """Tutorial 14 in full mode (about 25 minutes on one core): the φ/ψ closure's stationary law against the
+    umbrella PMF, and its αR → β MFPT against direct MD.
+
+    Bounds. The closure is its own only where no diffusion tensor was floored. Stationary law: were it exact,
+    the gaps of the m compared bins (shifted by their mean) would be normal with the PMF's standard errors σ_b,
+    and their RMS exceeds √(mean σ_b²)·(1 + 3/√(2m)) with probability ≈ 0.1 % (the RMS of m normals has relative
+    sd 1/√(2m)); m ≥ 20 gives the factor ≤ 1.48. MFPT: 3 combined standard errors (closure draws; direct runs'
+    spread/√n) plus the bursts' τ bias: the diffusion is the variance's slope over [τ/2, τ] = [1, 2] ps, where a
+    Langevin coordinate with friction γ = 1/ps has Var = 2D(t − (1 − e^{−γt})/γ), whose chord slope is 0.77 × 2D:
+    D is 23 % low and a diffusion-limited MFPT 30 % long, so 0.3 T_direct."""
+    monkeypatch.delenv("EQFREE_FAST", raising=False)
+    monkeypatch.setenv("EQFREE_OUT", str(tmp_path))
+    run = runpy.run_path(str(Path(__file__).parents[1] / "tutorials" / "14_alanine_closure_2d.py"))
+    assert run["floored"] == 0
+    gap, compared, stderr = run["gap"], run["compared"], run["pmf"].pmf_stderr.values
+    m = int(compared.sum())
+    assert m >= 20  # the design (docstring): m ≥ 20 compared bins keeps the RMS factor 1 + 3/√(2m) ≤ 1.48
+    rms_se = np.sqrt(np.mean(stderr[compared] ** 2))
+    assert np.sqrt(np.mean(gap[compared] ** 2)) <= rms_se * (1 + 3 / np.sqrt(2 * m))
+    result, direct, direct_se = run["result"], run["direct_mfpt"], run["direct_mfpt_se"]
+    assert abs(result["mfpt"] - direct) <= 3 * np.hypot(result["mfpt_stderr"], direct_se) + 0.3 * direct

@@ -66,10 +66,13 @@ def test_generated_conformations_are_aligned_onto_the_reference(alanine, md_data
     RMSD to x0 is already the minimal one over rigid motions."""
     x = briefly_trained.sample(float(np.median(md_data[1])), 500, seed=1)
     realigned, rmsd = kabsch_align(x, alanine.x0)
+    # round-off of a float32 generator (docstring): 1e-5 nm is a 100× margin over ε32·|x|; the same for the RMSD (rtol
+    # 1e-5, atol 1e-6 nm) and the centroid
     np.testing.assert_allclose(realigned, x, rtol=0, atol=1e-5)
     direct = np.sqrt(np.mean(np.sum((x - alanine.x0).reshape(len(x), -1, 3) ** 2, axis=-1), axis=-1))
-    np.testing.assert_allclose(direct, rmsd, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(direct, rmsd, rtol=1e-5, atol=1e-6)  # (float32 round-off, above)
     centroid = x.reshape(len(x), -1, 3).mean(axis=1)
+    # (float32 round-off, above)
     np.testing.assert_allclose(centroid, np.broadcast_to(alanine.x0.reshape(-1, 3).mean(axis=0), centroid.shape),
                                atol=1e-5)
 
@@ -85,6 +88,7 @@ def test_training_data_are_aligned_so_rigid_motions_of_them_change_nothing(alani
     aligned, aligned_moved = fit(X, alanine.x0), fit(moved, alanine.x0)
     np.testing.assert_allclose(aligned_moved.mean, aligned.mean, rtol=0, atol=1e-9)
     np.testing.assert_allclose(aligned_moved.scale, aligned.scale, rtol=1e-8)
+    # the power of the check: without alignment the scaling moves by ~0.1 nm (docstring); 0.05 must show
     assert np.abs(np.subtract(fit(moved, None).mean, fit(X, None).mean)).max() > 0.05
 
 
@@ -149,6 +153,8 @@ def test_seeded_runs_of_a_torsion_umbrella_restrain_psi_with_the_window_width(al
     spread = offsets.std()
     print(f"seeded ψ window at {z:.3f} (κ = {kappa:g}): starts {starts.mean():.3f} rad from z, ψ spread "
           f"{spread:.4f} rad vs 1/sqrt(βκ) = {width:.4f} (N_eff = {n_eff:.0f})")
+    # the docstring's bound: 3 relative standard errors of an sd, 1/√(2 N_eff), plus the curvature bias |F''|/(2κ) ≤
+    # 0.05 for |F''| < κ/10
     assert abs(spread / width - 1) < 3 / math.sqrt(2 * n_eff) + 0.05
 
 
@@ -217,6 +223,8 @@ def test_generated_bonds_lie_at_the_force_field_lengths(alanine, window_data, tr
     print(f"bonds within 0.01 nm at psi = {z}: generated {inside.mean():.4f} "
           f"(worst bond {inside.mean(axis=0).min():.2f}), "
           f"MD frames {data.mean():.4f}; trained in {trained.training_['seconds']:.0f} s")
+    # a specification (docstring): 95 % of generated bonds within 0.01 nm, ≈ 3 thermal sd √(kT/k_b) ≈ 0.003 nm, where
+    # the MD frames have 99.9 %
     assert inside.mean() >= 0.95
 
 
@@ -237,6 +245,8 @@ def test_generated_conformations_minimize_like_md_frames(alanine, window_data, t
           f"{np.median(after):.1f}; MD frames minimized {np.median(reference):.1f}; "
           f"x0 {alanine.energy(alanine.x0[None])[0]:.1f}")
     assert np.isfinite(after).all()
+    # a specification, not a standard error (docstring): the spread of local minima in one basin is a few kJ/mol, a
+    # strained geometry tens above; 10 kJ/mol separates the two
     assert abs(np.median(after) - np.median(reference)) < 10.0
 
 
@@ -304,5 +314,7 @@ def test_ccgan_seeded_umbrella_runs_at_psi_4(alanine, trained, us_at_4):
     (m_s, se_s), (m_u, se_u) = ((o.mean(), o.std(ddof=1) / math.sqrt(len(o))) for o in offsets.values())
     print(f"seeded runs at psi = 4: starts {window.attrs['initial_label_error']:.3f} rad from 4; mean offset "
           f"{m_s:+.3f} ± {se_s:.3f} rad, plain window {m_u:+.3f} ± {se_u:.3f}")
+    # a specification (docstring): the generator's starts lie within two window widths of the centre; the statistical
+    # check (3 combined standard errors of the per-walker means) follows
     assert window.attrs["initial_label_error"] < 2 * window_width(alanine)
     assert abs(m_s - m_u) < 3 * math.hypot(se_s, se_u)

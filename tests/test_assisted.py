@@ -49,7 +49,14 @@ def test_ten_seeded_runs_of_1000_steps_match_one_run_of_10000(fast_slow, generat
     (m_short, se_short), (m_long, se_long) = mean_and_se(short), mean_and_se(long_)
     print(f"W1(x2) over {len(SEEDS)} seeds: 10 x 1000 seeded {m_short:.4f} ± {se_short:.4f}, "
           f"1 x 10000 {m_long:.4f} ± {se_long:.4f}")
-    assert m_short <= m_long + 2 * math.hypot(se_short, se_long)
+    # "as small": one-sided, 3 standard errors of the difference of two means over 8 independent seeds each (se
+    # from their spread: t with 7 dof, a false failure for 1 % of seeds where the two are equal). Old: 2 se,
+    # which fails for 2.3 % (normal) to 4 % (t₇) of seeds when the two W1 are equal, as the test claims they are
+    assert m_short <= m_long + 3 * math.hypot(se_short, se_long)
+    # NOT derived, a specification: a perfect sampler of N_eff independent draws scores E W1 = √(2/(πn)) ∫√(F(1−F))
+    # = 1.29σ/√N_eff (σ = 0.224), sd 0.34 of that (simulated). Measured 0.0084 ± 0.0016 over seeds 0–7, which a
+    # perfect sampler gives at N_eff ≈ 1200 (10 × 1000 frames); 0.02 is ≈ 7 se above it.
+    # TODO(issue 26): bound by the perfect sampler's W1 at the measured inefficiency
     assert m_short < 0.02
 
 
@@ -72,7 +79,9 @@ def test_assisted_lift_is_unbiased_like_plain_umbrella_sampling(fast_slow, gener
     plain = [wasserstein_marginals(kept[:, 10 * k:10 * (k + 1)].reshape(-1), [EXACT_X2])[0] for k in range(len(SEEDS))]
     (m_a, se_a), (m_p, se_p) = mean_and_se(assisted), mean_and_se(plain)
     print(f"W1(x2): assisted lift {m_a:.4f} ± {se_a:.4f}, plain US {m_p:.4f} ± {se_p:.4f}")
-    assert m_a <= m_p + 2 * math.hypot(se_a, se_p)
+    # "as close as": one-sided, 3 standard errors of the difference of the two means over 8 seeds (old: 2, a
+    # 2.3–4 % false-failure rate when the two are equal, as the docstring claims)
+    assert m_a <= m_p + 3 * math.hypot(se_a, se_p)
 
 
 def test_runs_give_the_same_numbers_on_any_executor(fast_slow, generator):
@@ -135,10 +144,12 @@ def test_exploration_on_caps_reaches_x1_20(caps_states, tmp_path):
     transient = stored.label_consistency.values / (kappa * 1e-3 * n_steps)
     assert np.all(np.abs(stored.w1.values[:, 0] - 1 / kappa) <= 0.05 / kappa + transient)
     # (x2, x3): OU with rates a2, a4; integrated autocorrelation 2/(rate dt) frames, so the runs hold
-    # about runs · n_steps · rate dt / 2 independent samples; W1 of a Gaussian sample ~ 0.8 σ/√N_eff
+    # about runs · n_steps · rate dt / 2 independent samples; W1 of a Gaussian sample ~ 1.29 σ/√N_eff
     for k, rate in ((1, caps.a2), (2, caps.a4)):
         sigma = math.sqrt(caps.conditional_variances()[k - 1])
         n_eff = runs * n_steps * rate * 1e-3 / 2
+        # (the comment above: W1 of N_eff effective exact draws has mean ≈ 1.29σ/√N_eff, sd ≈ 0.34 of that
+        # (simulated); bound 3σ/√N_eff = 2.3× the mean ≈ mean + 3.9 sd)
         assert result.w1.values[-1, k] < 3 * sigma / math.sqrt(n_eff)
 
 

@@ -29,8 +29,8 @@ def test_vicinity_follows_silverman_and_the_largest_label_gap():
         # the rules run on the float32 labels the networks see: agreement to float32 precision
         assert model.training_["sigma"] == pytest.approx(1.06 * scaled.std() * 300**-0.2, rel=1e-5)
         assert model.training_["kappa"] == pytest.approx(kappa, rel=1e-5)
-        assert model.training_["nu"] == pytest.approx(kappa**-2, rel=1e-5)
-        assert model.training_["half_width"] == pytest.approx(half_width * kappa, rel=1e-5)
+        assert model.training_["nu"] == pytest.approx(kappa**-2, rel=1e-5)  # float32 labels, as above
+        assert model.training_["half_width"] == pytest.approx(half_width * kappa, rel=1e-5)  # float32, as above
     assert silverman_bandwidth(np.array([0.0, 1.0])) == pytest.approx(1.06 * 0.5 * 2**-0.2)
     assert largest_gap(np.array([0.0, 0.1, 0.1, 0.5, 0.6])) == pytest.approx(0.4)
 
@@ -49,12 +49,11 @@ def test_fast_slow_linear_samples_at_the_label(fast_slow_ccgan):
     assert consistency < 0.2  # 2 % of the training range [0, 10]
 
 
-@pytest.mark.xfail(strict=True, reason="measured (seed 0, 3000 epochs, lr 2e-4): x2 mean 1.0127 (3.5 standard "
-                                       "errors above 1), variance 0.04915 (-1.9 se from the training law's 0.05128), "
-                                       "W1 0.0128 against a perfect sampler's 0.0052 ± 0.0017; the old bound W1 < 0.02 "
-                                       "let it pass")
 def test_fast_slow_linear_samples_the_exact_conditional_law(fast_slow_ccgan):
-    """Figure 3: at x1 = 10, x2 follows the training law N(1, 0.05128) (Euler–Maruyama at dt = 0.5)."""
+    """Figure 3: at x1 = 10, x2 follows the training law N(1, 0.05) (Leimkuhler–Matthews at dt = 0.5 keeps it).
+    A strict xfail at a constant learning rate (x2 mean 1.0127, 3.6 se above 1; W1 0.0128 against a perfect
+    sampler's 0.0047 ± 0.0016); it passes with the rates falling linearly to zero (the default; measured x2 mean
+    1.0076, variance 0.04827, W1 0.0079)."""
     samples = fast_slow_ccgan.sample(10.0, 4000, seed=1)
     w1 = wasserstein_marginals(samples[:, 1], [EXACT_X2])[0]
     print(f"CcGAN fast_slow_linear at x1 = 10: W1(x2) = {w1:.4f} (perfect sampler {perfect_sampler_w1(4000)}), "
@@ -66,18 +65,25 @@ def test_fast_slow_linear_samples_the_exact_conditional_law(fast_slow_ccgan):
 
 
 @pytest.mark.slow
-def test_defaults_sample_the_training_law_over_seeds(fast_slow_training_data):
+@pytest.mark.xfail(strict=True, reason="measured 2026-12-04 (benchmarks/seed_robustness.py --operators ccgan): 8 of 10 "
+                   "seeds; seed 7 variance -3.03 se, seed 9 mean +3.05 se; variance -1.1 se on average (issue 26)")
+def test_defaults_sample_the_training_law_over_seeds():
     """Issue 26: at the default hyperparameters, mean and variance of x2 | x1 = 10 (4000 draws) within 3
-    standard errors of the training law (1, 0.05128; EM at dt = 0.5) in ≥ 9 of 10 seeds."""
-    X, y = fast_slow_training_data
+    standard errors of the training law (1, 0.05) in ≥ 9 of 10 seeds, each seed trained on trajectories of its
+    own (the fixture's settings, simulation seed 100 + seed), so that the seeds are independent checks. At the
+    nominal rate a seed passes with probability 0.9973² ≈ 0.995 (two independent Gaussian z-scores; the variance's
+    is Gaussian to O(1/n)), so P(count < 9) ≈ 0.1 %; benchmarks/seed_robustness.py prints the same study."""
+    system = systems.get("fast_slow_linear")
     n, passed = 4000, 0
     for seed in range(10):
-        x2 = CcGAN().fit(X, y, seed=seed, progress=False).sample(10.0, n, seed=seed)[:, 1]
+        trajectories = system.simulate(50, 20_000, dt=0.5, save_every=20, seed=100 + seed)
+        X = trajectories.isel(time=slice(1, None)).values.reshape(-1, 2)
+        x2 = CcGAN().fit(X, X[:, 0].copy(), seed=seed, progress=False).sample(10.0, n, seed=seed)[:, 1]
         z_mean = (x2.mean() - 1.0) / math.sqrt(TRAINING_VAR / n)
         z_var = (x2.var(ddof=1) - TRAINING_VAR) / (TRAINING_VAR * math.sqrt(2 / (n - 1)))
         print(f"seed {seed}: standardized errors of the mean {z_mean:.2f}, of the variance {z_var:.2f}")
         passed += abs(z_mean) < 3 and abs(z_var) < 3
-    assert passed >= 9
+    assert passed >= 9  # the issue's acceptance; at the nominal rate P(count < 9) ≈ 0.1 % (docstring)
 
 
 @pytest.fixture(scope="module")
@@ -106,8 +112,11 @@ def test_caps_one_dimensional_noise_collapses_onto_a_curve(caps_data):
         model = CcGAN(noise_dim=noise_dim, preset=networks, n_epochs=1200, lr=3e-4).fit(Y, x1, seed=0, progress=False)
         ratio[noise_dim] = np.median(local_spectra(model.sample(0.0, 3000, seed=1)[:, 1:])[:, 1])
     print(f"caps at x1 = 0, median local λ2/λ1 of (y2, y3): {ratio}")
+    # specifications, not standard-error bounds: a curve's local spectrum has λ2 = 0 up to its curvature over the
+    # neighbourhood (1 % allowed); with 2-D noise the median ratio within 0.15 of the exact samples' (a stated
+    # accuracy of a 1200-epoch generator, not derived)
     assert ratio[1] < 0.01
-    assert abs(ratio[2] - ratio["exact"]) < 0.15
+    assert abs(ratio[2] - ratio["exact"]) < 0.15  # stated accuracy (comment above)
 
 
 @pytest.mark.parametrize("preset", ["table1", "table2", "table3"])
@@ -144,4 +153,5 @@ def test_generate_is_the_generator_that_sample_draws_from():
     model.networks_.eval()
     with torch.inference_mode():
         scaled = model.generate(noise, labels).double().numpy()
+    # float32 (ε = 6e-8) through the folded and unfolded layers: round-off well below 1e-5 of outputs of order 1
     np.testing.assert_allclose(model.data_.inverse(scaled), model.sample(z, n, seed=7), rtol=1e-5, atol=1e-5)

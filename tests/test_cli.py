@@ -1,5 +1,6 @@
 """The eqfree command: zarr v3 output with provenance, statistics, clear errors."""
 
+import re
 import subprocess
 import sys
 
@@ -11,6 +12,7 @@ from eqfree import systems
 from eqfree.cli import main, parser
 from eqfree.errors import OutputExistsError
 from eqfree.io import open_zarr, parameters_of
+from eqfree.statistics import ensemble_moments
 
 
 def simulate(path, *extra):
@@ -78,6 +80,15 @@ def test_stats_compares_with_the_exact_conditional_law(tmp_path, capsys):
     assert main(["stats", str(path), "--coord", "x2", "--discard", "30"]) == 0
     out = capsys.readouterr().out
     assert "exact           N(1, 0.05000)" in out and "euler_maruyama  N(1, 0.05025)" in out
+    # the printed moments are the library's (ensemble_moments of the stored x2 after t = 30), to the 5 decimals
+    # printed; old: printed, never checked
+    moments = ensemble_moments(open_zarr(path).x.sel(coord="x2", time=slice(30, None)).values)
+    assert f"mean     = {moments.mean:.5f} ± {moments.mean_stderr:.5f}" in out
+    assert f"variance = {moments.variance:.5f} ± {moments.variance_stderr:.5f}" in out
+    # and they agree with EM's exact invariant law at dt = 0.1, N(1, 0.05025) (no discretization bias; the start
+    # x2 = 1 is the mean and 30 ≫ the relaxation time 1/a3 = 10 for the variance): 3 standard errors each
+    off = re.search(r"euler_maruyama  N\(1, 0.05025\): mean off by ([-+.\d]+) se, variance off by ([-+.\d]+) se", out)
+    assert abs(float(off[1])) < 3 and abs(float(off[2])) < 3, out
 
 
 def test_module_entry_point_lists_systems():

@@ -39,6 +39,9 @@ def test_umbrella_writes_windows_and_the_pmf(tmp_path):
     error = data.pmf.values - (exact - exact.min())
     error -= error[np.argmin(exact)]
     low = exact - exact.min() < 6
+    # the bin-averaged exact PMF, so no binning bias; 4 standard errors (pmf_stderr: walker bootstrap) plus 0.1 kT for
+    # EM at dt = 1e-3 and the small run's not-yet-equilibrated windows (comment above); not derived further. TODO(issue
+    # 26): the EM bias at dt = 1e-3 is O(dt)·|U''| ≈ 0.006 kT, so 0.1 is mostly a finite-run allowance
     assert np.all(np.abs(error[low]) < 4 * data.pmf_stderr.values[low] + 0.1)
     assert parameters_of(data.attrs)["kappa"] == 20.0
     np.testing.assert_allclose(data.overlap.values.sum(axis=1), 1, atol=1e-9)
@@ -62,9 +65,39 @@ def test_umbrella_on_a_saved_learned_coordinate(tmp_path):
                  "--initial", str(store), "--walkers", "10", "--seed", "1", "--out", str(out), "--quiet",
                  "--save-states"]) == 0
     windows = open_zarr(out)
-    samples = windows.x.values[windows.window_index.values == 1]
-    assert abs(np.median(samples[:, 0]) - 3.0) < 0.1
-    assert abs(samples[:, 1].mean() - 1.0) < 4 * math.sqrt(0.05 / len(samples))
+    own = windows.window_index.values == 1
+    samples, walker = windows.x.values[own], windows.walker.values[own]
+    # x1 has tiny noise (a2 = 1e-3: sd a2/√(2κ) = 0.001 in the window) and relaxes to the restraint in 1/κ = 2,
+    # so it follows the level set φ(x1, x2) = φ0 + a1/(κ_φ s1) as the fast x2 moves (s = ∇φ at (3, 1), κ = κ_φ s1²
+    # = 0.5). Bias bound, the level set's displacement from x1 = 3: the restraint balancing the drift a1 holds x1 at
+    # a1/κ = 0.002; its force on x2, −a1 s2/s1, moves x2 by −a1 s2/(s1 a3), hence x1 by |s2/s1| times that; and φ's
+    # curvature in x2 bends the level set by ½|∂²φ/∂x2²| Var(x2)/|s1| (≈ 0.01 at seed 1). Bound: that plus 4
+    # standard errors of the mean of the 10 walkers' medians (independent walkers; t with 9 dof). Measured over
+    # simulation seeds 2–6: |offset| ≤ 0.006 against bounds 0.008–0.052 (the curvature term dominates; a bound on
+    # the level set's bend, loose for the median). Old: |median − 3| < 0.1, 70 se at seed 1. (A
+    # first-order prediction of the offset itself, without the curvature term, missed seeds 4 and 5 by 6–8 se:
+    # the median of x1 over the curved level set is not the level set at x2's median once the map is not
+    # monotone over x2's spread.)
+    medians = np.array([np.median(samples[walker == w, 0]) for w in np.unique(walker)])
+    se = medians.std(ddof=1) / math.sqrt(medians.size)
+    h = 1e-3
+    s1, s2 = extension.gradient(np.array([[3.0, 1.0]]))[0, 0]
+    s22 = (extension.gradient(np.array([[3.0, 1.0 + h]]))[0, 0, 1]
+           - extension.gradient(np.array([[3.0, 1.0 - h]]))[0, 0, 1]) / (2 * h)
+    model = systems.get("fast_slow_linear")
+    variance = model.conditional_moments()[1]
+    bias = (model.a1 / (kappa * s1**2) + abs(s2 / s1) * model.a1 * abs(s2) / (abs(s1) * model.a3)
+            + 0.5 * abs(s22) * variance / abs(s1))
+    print(f"central window: mean walker median x1 - 3 = {medians.mean() - 3:.5f} +- {se:.5f}, bias bound {bias:.5f}")
+    assert abs(medians.mean() - 3.0) < 4 * se + bias  # (derived above)
+    # x2 in the window: its mean moved by −a1 s2/(s1 a3) (above; the restraint's force on x2 is constant to first
+    # order); 4 standard errors of the mean of the 10 walkers' means. Old: 4√(0.05/n) over all n samples as if
+    # independent, though x2's correlation time 1/a3 = 10 spans many frames (the old se was half the true one)
+    means = np.array([samples[walker == w, 1].mean() for w in np.unique(walker)])
+    print(f"x2: {means.mean() - 1:.5f} +- {means.std(ddof=1) / math.sqrt(means.size):.5f} (old se "
+          f"{math.sqrt(0.05 / len(samples)):.5f}), predicted {-model.a1 * s2 / (s1 * model.a3):.5f}")
+    # (4 se of the walkers' means around 1 + the predicted shift, above)
+    assert abs(means.mean() - 1.0 + model.a1 * s2 / (s1 * model.a3)) < 4 * means.std(ddof=1) / math.sqrt(means.size)
 
 
 def test_closure_estimate_resumes_and_integrate_compares(tmp_path, capsys):
@@ -77,6 +110,9 @@ def test_closure_estimate_resumes_and_integrate_compares(tmp_path, capsys):
     assert first.done.all() and first.sizes["x1"] == 7
     cubic = systems.get("averaging_cubic")
     exact = cubic.averaged_drift(first.x1.values, cubic.dt)
+    # 4 standard errors (drift_stderr, over 400 independent walkers) plus 0.1 for the burst bias of a 0.002 burst from
+    # the exact lift: NOT derived — that bias is O(burst·|B'|) ≈ 0.002·3z² ≤ 0.014 on this grid; TODO(issue 26): tighten
+    # to it
     assert np.all(np.abs(first.drift.values[:, 0] - exact) < 4 * first.drift_stderr.values[:, 0] + 0.1)
     assert main(estimate) == 0  # nothing missing: a rerun is a no-op
     assert open_zarr(store).load().identical(first)
@@ -120,6 +156,9 @@ quiet = true
     from scipy.integrate import solve_ivp
     cubic = systems.get("averaging_cubic")
     truth = solve_ivp(lambda t, z: cubic.averaged_drift(z, cubic.dt), (0, 0.4), [1.0], rtol=1e-10).y[0, -1]
+    # 4 standard errors of the 4 realizations' mean plus PI-RK2's O(Δ²) error: Heun's method itself on the
+    # averaged drift at Δ = 0.2 errs by 0.0070 at t = 0.4 (two steps against solve_ivp), the 1e-4 burst's bias is
+    # O(1e-4); bound 0.01
     assert abs(float(result.z[-1, 0]) - truth) < 4 * float(result.z_stderr[-1, 0]) + 0.01
 
 

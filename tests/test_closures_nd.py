@@ -71,6 +71,9 @@ def test_double_well_drift_vector_and_diffusion_tensor_from_the_cli(well_store):
             3 * data.diffusion_stderr.values + 0.03 * 2 / WELL.beta)
         fractions.append(np.mean(drift_ok.all(axis=-1) & diffusion_ok.all(axis=(-1, -2))))
     print(f"double_well (x1, x2): {fractions[0]:.1%} of 77 points within 3 se + 3 % ({fractions[1]:.1%} raw)")
+    # the docstring's bound: each point within 3 se + 3 % on its 6 components (joint coverage ≈ 0.984 for a correct
+    # estimate), so ≥ 90 % of 77 points fails for a correct closure with probability 4e-5 (binomial(77, 0.016) ≥ 8); the
+    # raw estimate's 14 points at x1 = ±2.5 carry the stated lever bias above 3 se + 3 %, so it must fall below
     assert fractions[0] >= 0.9 and fractions[1] < 0.9
     np.testing.assert_array_equal(raw.diffusion.values, np.swapaxes(raw.diffusion.values, -1, -2))  # symmetric
     assert (well_store / "well.png").stat().st_size > 20_000
@@ -187,6 +190,7 @@ def test_bursts_of_a_periodic_cv_are_unwrapped(fast_slow):
     data = estimate_closure(estimator, grid, seed=7)
     assert data.x1.attrs["period"] == period and parameters_of(data.attrs)["periods"] == [period]
     assert np.all(np.abs(data.drift.values - fast_slow.a1) <= 3 * data.drift_stderr.values)
+    # x1 exactly Brownian under the wrapped restriction (docstring): 3 standard errors for drift and diffusion, no bias
     assert np.all(np.abs(data.diffusion.values - fast_slow.a2**2) <= 3 * data.diffusion_stderr.values)
     wrong = estimate_closure(BurstEstimator(lift, fast_slow.evolver(), Wrapped(period), tau=20.0, n_walkers=2000),
                              grid, seed=7)
@@ -225,9 +229,13 @@ def test_a_periodic_axis_wraps_in_the_closure_and_its_gradients():
     slope = grid_gradient(np.sin(phi), [phi], done, [2 * np.pi])[..., 0]
     error = np.abs(slope - np.cos(phi))[done]
     central = np.r_[0:6, 9:16]
+    # deterministic truncation bounds (comment above): central differences err ≤ h²/6 max|f'''| = h²/6 for sin, one-
+    # sided second-order ones ≤ h²/3; 1e-12 for round-off
     assert np.all(error[np.isin(np.flatnonzero(done), central)] <= h**2 / 6)
     assert np.all(error <= h**2 / 3 + 1e-12) and slope[7] == 0
     open_end = grid_gradient(np.sin(phi), [phi], np.ones(phi.size, dtype=bool), [None])[..., 0]
+    # deterministic: the one-sided end's error h²/3 |f'''(0)| exceeds the central bound h²/6, so wrapping is what made
+    # the seam central
     assert abs(open_end[0] - 1) > h**2 / 6
 
 
@@ -291,11 +299,15 @@ def test_debiased_diffusion_tensor_of_a_damped_oscillator():
     p = estimator.lever
     inverse = np.linalg.inv(np.eye(2) + 0.5 * p * drift_step)  # the congruence debiased() applies
     expected = inverse @ raw_mean @ inverse.T
+    # deterministic (exact recursion): the raw off-diagonal bias is the lever's ½p(JD + DJᵀ)₀₁ = pγ to first order; the
+    # O(τ) rest is relative γτ/2 ≲ 10 % at these settings (stated, not computed)
     assert raw_mean[0, 1] - D[0, 1] == pytest.approx(p * gamma, rel=0.1)
     assert np.all(np.abs(expected - D) < 0.15 * np.abs(raw_mean - D).max())
     fixed = debiased(data)
     se = data.diffusion_stderr.values
     assert np.all(np.abs(data.diffusion.values - raw_mean) <= 3 * se + 1e-12)
+    # 3 standard errors of each entry plus 2 % of the first-order bias pγ for the part of the congruence the estimated
+    # (noisy) drift slope leaves (stated, not computed)
     assert np.all(np.abs(fixed.diffusion.values - expected) <= 3 * se + 0.02 * p * gamma)
     assert np.all(np.abs(fixed.diffusion.values[..., 0, 1] - D[0, 1]) < np.abs(data.diffusion.values[..., 0, 1]))
     np.testing.assert_allclose(fixed.diffusion.values, np.swapaxes(fixed.diffusion.values, -1, -2))
@@ -331,7 +343,10 @@ def test_debiased_removes_the_burst_terms_in_2d():
                        np.abs(raw.diffusion.values - D).max(), np.abs(fixed.diffusion.values - D).max()])
     (raw_b, fixed_b, raw_d, fixed_d), (raw_b2, fixed_b2, raw_d2, fixed_d2) = errors
     assert raw_b / raw_b2 == pytest.approx(2, rel=1e-6) and raw_d / raw_d2 == pytest.approx(2, rel=1e-6)
+    # deterministic, as in test_closures.py: a second-order remainder quarters when τ halves, up to its O(τ³) part
+    # (relative O(τ)); rel 0.05
     assert fixed_b / fixed_b2 == pytest.approx(4, rel=0.05) and fixed_d / fixed_d2 == pytest.approx(4, rel=0.05)
+    # deterministic: first-order raw error against the second-order remainder; 5 is the separation claimed
     assert fixed_b2 < raw_b2 / 5 and fixed_d2 < raw_d2 / 5
 
 
@@ -372,9 +387,12 @@ def test_mean_path_of_a_2d_ornstein_uhlenbeck_closure():
         sigma.append(M @ sigma[-1] @ M.T + N @ NOISE @ N.T * dt)
     steps = np.round(times / dt).astype(int)
     exact = np.array([linalg.expm(A * t) @ z0 for t in times])
+    # deterministic (docstring): Heun's mean Mᵏz0 against e^{At}z0, weak order 2: O(Δt² t |A|³) ≈ 4e-4·O(1); bound 1e-3
     assert np.abs(np.array(heun)[steps] - exact).max() < 1e-3
     assert np.all(np.abs(band.z.values - np.array(heun)[steps]) <= 4 * band.z_stderr.values + 1e-12)
     sd = np.sqrt(np.array([np.diag(sigma[k]) for k in steps]))
+    # 4 relative standard errors of a Gaussian sd over 4000 walkers, 1/√(2n), against Heun's own covariance recursion
+    # (no bias)
     np.testing.assert_allclose(band.path_sd.values[1:], sd[1:], rtol=4 / np.sqrt(2 * 4000))
     # the closure's band by linear response
     u = np.linspace(0, 1, 51)  # the Heun steps

@@ -61,6 +61,8 @@ def test_permutation_p_values_are_uniform_under_equal_laws():
     """50 tests of two samples of the same law: KS against U(0, 1) (p-values on the 1/200 lattice)."""
     rng = np.random.default_rng(3)
     p = [two_sample_test(rng.normal(size=(100, 2)), rng.normal(size=(100, 2)), seed=s).p_value for s in range(50)]
+    # under the null the permutation p-values are uniform (exact test): KS at level 1e-3, a false failure for 0.1 % of
+    # seeds
     assert stats.kstest(p, "uniform").pvalue > 0.001
 
 
@@ -78,6 +80,9 @@ def test_lift_check_passes_the_exact_lift_and_rejects_a_wrong_variance():
     """At the documented n_samples = 4000, on three points (the power study runs five, tests below)."""
     grid = [-1.0, 0.0, 1.0]
     good = check_lift(CUBIC_EXACT, CUBIC.evolver(), "x1", grid, n_steps=100, seed=3)
+    # the check's own decision: a correct lift passes at family-wise level α (Bonferroni α/3 over the 3 points), so this
+    # fails for ≤ 5 % of seeds, the level the check is documented at (seed 3 fixed); the false-alarm rate itself is
+    # measured by test_false_alarm_rate
     assert good.consistent and good.p_value.min() > ALPHA / 3
     assert good.samples["healed"].shape == (3, 4000, 2)
     bad = check_lift(CUBIC_WIDE, CUBIC.evolver(), "x1", grid, n_steps=100, seed=3)
@@ -263,7 +268,8 @@ def run_check(case: str, seed: int, n_samples: int | None = None):
         return check_lifts_agree(CUBIC_WIDE, UMBRELLA, GRID, n_samples=n_samples, seed=seed)
     if case == "lifts undertrained CcGAN vs umbrella":
         data = linear_training_data()
-        ccgan = CcGAN(n_epochs=UNDERTRAINED_EPOCHS).fit(data, data[:, 0], seed=seed, progress=False)
+        ccgan = CcGAN(n_epochs=UNDERTRAINED_EPOCHS, lr_schedule="constant").fit(data, data[:, 0], seed=seed,
+                                                                                progress=False)
         return check_lifts_agree(ccgan, LINEAR_UMBRELLA, np.linspace(1, 9, 5), n_samples=n_samples, seed=seed,
                                  features=fast_coordinate)
     raise KeyError(case)
@@ -292,4 +298,6 @@ def test_power(case, n_samples, n_seeds):
     and check seed both the study's seed; 10 seeds: each trains a CcGAN) is compared with umbrella sampling on x2;
     a cheap generative lift with a 20 % wrong fast variance is a second lifts case."""
     rejections = sum(not run_check(case, seed, n_samples).consistent for seed in range(n_seeds))
+    # the power the issue specifies (≥ 90 % of seeds, docs/consistency.md), a specification rather than a standard
+    # error; with 50 seeds the binomial se of the rate at 0.95 is 0.03
     assert rejections >= math.ceil(0.9 * n_seeds), f"{case}: power {rejections / n_seeds:.2f}"

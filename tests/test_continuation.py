@@ -47,6 +47,9 @@ def check_pitchfork(branch):
     # through the turning point onto z < 0, then back out of the range
     assert z[0] > 0.8 and z.min() < -0.8 and branch.attrs["stop_reason"] == "lam left [-0.5, 1.5]"
     (fold,) = folds_of(branch)
+    # 0.03: the issue's absolute acceptance for the fold; and the statistical one: 3 standard errors of the fitted fold
+    # (lam_stderr, from the branch points' drift errors) plus 0.005 for the local fit's truncation and the burst bias
+    # ½τB′B at the points next to the fold (stated, not computed here)
     assert abs(fold["lam"] - 0.75) < 0.03 and abs(fold["lam"] - 0.75) < 3 * fold["lam_stderr"] + 0.005
     (branch_point,) = [p for p in branch.attrs["special_points"] if p["kind"] == "branch_point"]
     assert abs(branch_point["x1"]) < 0.1  # the pitchfork: det [∂F/∂u; tᵀ] ∝ −z(4z² + 1) changes sign at z = 0
@@ -103,7 +106,10 @@ def check_fold(branch, analytic):
     over the window leaves O(Δs⁴) ≈ 10⁻³)."""
     gaps = [abs(f["lam"] - analytic[1]) for f in folds_of(branch)]
     fold = folds_of(branch)[int(np.argmin(gaps))]
+    # the docstring's bounds: 0.03 absolute, and 3 standard errors plus 1e-3 for the fit's O(Δs⁴) ≈ 10⁻³
     assert abs(fold["lam"] - analytic[1]) < min(0.03, 3 * fold["lam_stderr"] + 1e-3)
+    # x at a fold is fixed only to √(2δλ/|λ''|): with δλ ≈ 3 se + 1e-3 ≈ 0.005 and |λ''| = 6|x| ≈ 4 at |x| = 0.661, ≈
+    # 0.05
     assert abs(fold["x1"] - analytic[0]) < 0.05
 
 
@@ -117,6 +123,8 @@ def test_s_shaped_fold_and_middle_branch_where_natural_continuation_fails():
     # the middle (unstable) branch: B′ = c − 3z² > 0, traced within 3 drift standard errors of λ = z³ − cz
     middle = system.slope(S_DT) - 3 * z**2 > 0.1
     assert middle.sum() >= 2 and np.all(~branch.stable.values[middle]) and z.max() > -0.45
+    # a branch point is a root of the burst drift: 3 of its standard errors (x1_drift_stderr over independent walkers;
+    # ∂B/∂λ = −1) plus the burst bias ½τB′B, which vanishes at the root (check_pitchfork's docstring)
     assert np.all(np.abs(lam - system.branch(z, S_DT)) < 3 * branch.x1_drift_stderr.values)
     # natural-parameter continuation from the same start, over the same range: Newton at each λ from the last
     # state stays on the lower branch up to the fold, and beyond it never reaches the middle branch
@@ -135,9 +143,13 @@ def test_s_shaped_hysteresis_loop():
     for fold in system.folds(S_DT):
         check_fold(branch, fold)
     z = branch.x1.values
+    # the branch's ends at λ = ∓1 are the outer roots of z³ − cz = λ, z = ∓1.42 (c = 1.3125); 1.3 leaves one
+    # continuation step (≤ 0.1) short of them
     assert z[0] < -1.3 and z[-1] > 1.3 and branch.attrs["stop_reason"] == "lam left [-1, 1]"
+    # as in the fast test: 3 drift standard errors, the burst bias vanishing at the root
     assert np.all(np.abs(branch.lam.values - system.branch(z, S_DT)) < 3 * branch.x1_drift_stderr.values)
     natural = natural_continuation(drift, -1.4, np.linspace(-1, 1, 11), seed=22)
+    # not a tolerance: the sign of B′ = c − 3z², stable states only
     assert np.all(system.slope(S_DT) - 3 * natural.x1.values**2 < 0)
 
 
@@ -188,5 +200,7 @@ def test_schlogl_branch_and_folds_from_ssa_bursts():
     folds = sorted(folds_of(branch), key=lambda f: f["x1"])
     assert len(folds) == 2
     for fold, (x_fold, b_fold) in zip(folds, system.folds()):
+        # the docstring's bound: the rate equation's stated O(1/Ω) bound (branch_bound) plus the burst bias at τ = 0.1
+        # (burst_bias: ¼τD|F″|, doubled), plus 3 standard errors of the fold's b
         bound = system.branch_bound(x_fold) + burst_bias(system, x_fold, 0.1)
         assert abs(fold["b"] - b_fold) < bound + 3 * fold["b_stderr"]

@@ -36,6 +36,9 @@ def test_extension_reproduces_held_out_coordinates(learned, estimator, bound):
     model = estimator(maps).fit(data[train], phi[train])
     error = np.linalg.norm(model(data[held_out])[:, 0] - phi[held_out]) / np.linalg.norm(phi[held_out])
     print(f"{type(model).__name__} held-out relative error {error:.2e}")
+    # not derived from a standard error: the bound is the accuracy claimed for each extension (parametrized: 0.05
+    # geometric harmonics, 0.01 GP) on this noise-free swiss-roll data, printed as measured; the training-point check
+    # uses the same bound on the scale of φ. TODO(issue 26): an interpolation-error derivation
     assert error < bound
     np.testing.assert_allclose(model(data[train[:20]])[:, 0], phi[train[:20]], rtol=0, atol=bound * np.abs(phi).max())
     x = data[held_out[:20]]

@@ -43,6 +43,7 @@ def test_label_scaling_round_trips(low, width, u):
     assert scaler.transform(scaler.low) == 0.0
     assert scaler.transform(scaler.high) == pytest.approx(1.0, abs=1e-9)
     y = scaler.inverse(u)
+    # round-off: the map's relative error is a few ulp of max(1, |low|/width)
     assert scaler.transform(y) == pytest.approx(u, abs=1e-9 * max(1.0, abs(low) / width))
 
 
@@ -144,6 +145,9 @@ def test_half_moons_samples_lie_on_the_moon_at_the_learned_coordinate():
     print(f"half_moons at phi0 = {phi0:.3f}: mean |Phi - phi0| = {consistency:.4f} (Phi spans {np.ptp(labels):.2f}); "
           f"x1 {np.median(x1_lifted):.4f} ± {x1_lifted.std():.4f}, "
           f"data there {np.median(x1_data):.4f} ± {x1_data.std():.4f}")
+    # not derived from a standard error: a label-consistency spec, mean |Φ − φ0| below 3 % of Φ's range (the width of
+    # the data's own slice, |labels − φ0| < 0.02 ≈ 1 % of the range, is the floor); measured value printed. TODO(issue
+    # 26): tie to the score model's label error
     assert consistency < 0.03 * np.ptp(labels)
     assert abs(np.median(x1_lifted) - np.median(x1_data)) < 0.05  # the moons span x1 ∈ [0, 1.55]
     assert x1_lifted.std() < 2 * x1_data.std()

@@ -35,6 +35,7 @@ def test_ssa_keeps_the_exact_stationary_distribution_of_the_schlogl_chain():
     x0 = system.stationary_samples(n, seed=1)
     run = system.simulate(n, 200, dt=0.01, x0=x0, seed=2, save_every=200)  # t = 2: several relaxation times
     statistic, dof = chi_square(histogram(run.values[-1, :, 0], 20, len(pi)), pi, n)
+    # Pearson's χ² of a multinomial histogram: mean k, sd √(2k); mean + 5 sd (comment above the test)
     assert statistic < dof + 5 * np.sqrt(2 * dof)
     assert not np.array_equal(run.values[-1], run.values[0])  # the walkers moved
 
@@ -55,9 +56,11 @@ def test_ssa_follows_the_master_equation_from_a_point_mass():
     n = 10_000
     run = system.simulate(n, 50, dt=0.01, x0=np.array([1.0]), seed=4, save_every=50)
     statistic, dof = chi_square(histogram(run.values[-1, :, 0], 20, len(pi)), exact, n)
+    # Pearson's χ² against the exact transient law p0·exp(0.5 Q): mean + 5 sd, as above (SSA is exact: no bias)
     assert statistic < dof + 5 * np.sqrt(2 * dof)
     # and the law has not yet reached π: a wrong clock (e.g. a rate off by 2) would be caught the same way
     wrong = p0 @ linalg.expm(1.0 * generator)
+    # the power check: the same mean + 5 sd threshold, now exceeded for the law at t = 1
     assert chi_square(histogram(run.values[-1, :, 0], 20, len(pi)), wrong, n)[0] > dof + 5 * np.sqrt(2 * dof)
 
 

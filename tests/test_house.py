@@ -2,6 +2,9 @@
 module reaches into another's private names, and nothing probes for what a protocol declares."""
 
 import ast
+import io
+import re
+import tokenize
 from pathlib import Path
 
 import pytest
@@ -106,3 +109,144 @@ def test_one_namespace(tmp_path):
     assert run("import eqfree.systems, eqfree.closures").returncode == 0
     for name in ("systems", "closures"):
         assert "No module named" in run(f"import {name}").stderr
+
+
+ACCEPTANCE = sorted([*(ROOT / "tests").glob("test_*.py"), *(ROOT / "tutorials").glob("*.py")])
+#: comparisons of closeness whose rtol / atol / rel / abs / decimal keyword sets a tolerance
+CLOSE_CALLS = {"approx", "isclose", "allclose", "assert_allclose", "assert_almost_equal", "assert_array_almost_equal"}
+TOLERANCE_KEYWORDS = {"rtol", "atol", "rel", "abs", "decimal"}
+BOUND_NAME = re.compile(r"^(r|a)?tol(erance)?$|^(bound|margin)$|_(tol|tolerance|bound|margin)$", re.IGNORECASE)
+ROUNDOFF = 1e-6
+PRAGMA = re.compile(r"#\s*(noqa|type:|pragma|fmt:)")
+
+
+def scale_literals(node: ast.AST, arithmetic: bool = False) -> list:
+    """The numbers in node that set a scale: float literals above round-off (|v| > 1e-6), and integer literals
+    other than 0 and 1 inside arithmetic (the k of ``k * se``, the 6 of ``h**2 / 6``)."""
+    found = []
+    if isinstance(node, ast.Constant) and type(node.value) in (int, float):
+        if abs(node.value) > ROUNDOFF if isinstance(node.value, float) else arithmetic and node.value not in (0, 1):
+            found.append(node.value)
+    for child in ast.iter_child_nodes(node):
+        found += scale_literals(child, arithmetic or isinstance(node, ast.BinOp))
+    return found
+
+
+COUNTS = {"len", "sum", "count_nonzero", "size", "sizes", "shape", "ndim", "st_size", "iterations", "n_walkers",
+          "n_samples", "n_steps", "n_epochs", "n_calls", "nfev", "fine_steps", "frames"}
+
+
+def counts(node: ast.AST) -> bool:
+    """Whether node is a count or size (``len(x)``, ``mask.sum()``, ``x.size``, ``path.stat().st_size``)."""
+    return any(isinstance(sub, ast.Name) and sub.id in COUNTS or isinstance(sub, ast.Attribute) and sub.attr in COUNTS
+               for sub in ast.walk(node))
+
+
+def ordering_scale(node: ast.Compare) -> bool:
+    """Whether an ordering comparison sets a scale: a literal scale in it, or a bare integer other than 0 and 1
+    compared with something that is not a count (``|ψ − 155| <= 25`` is a bound; ``len(x) >= 3`` is not)."""
+    if scale_literals(node):
+        return True
+    operands = [node.left, *node.comparators]
+    bare = [o for o in operands if isinstance(o, ast.Constant) and type(o.value) is int and o.value not in (0, 1)]
+    return bool(bare) and not any(counts(o) for o in operands if o not in bare)
+
+
+def call_name(node: ast.Call) -> str:
+    return node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
+
+
+def is_bound(stmt: ast.stmt) -> bool:
+    """An assertion (``assert``, or a call of an ``assert*`` function) that orders against a scale
+    (``x < 0.1``, ``err <= 3 * se``) or compares by closeness with a tolerance above round-off
+    (``pytest.approx(v, rel=0.05)``, ``assert_allclose(a, b, atol=4 * se)``, ``np.isclose(..., rtol=...)``);
+    or the assignment of a scale to a bound's name (``tol``, ``rtol``, ``atol``, ``bound``, ``margin``, ``*_tol``)."""
+    if isinstance(stmt, ast.Assign):
+        named = any(isinstance(target, ast.Name) and BOUND_NAME.search(target.id) for target in stmt.targets)
+        return named and bool(scale_literals(stmt.value))
+    asserting = isinstance(stmt, ast.Assert) or (
+        isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Call) and call_name(stmt.value).startswith("assert"))
+    if not asserting:
+        return False
+    for node in ast.walk(stmt):
+        if isinstance(node, ast.Compare) and any(isinstance(op, (ast.Lt, ast.LtE, ast.Gt, ast.GtE)) for op in node.ops):
+            if ordering_scale(node):
+                return True
+        if isinstance(node, ast.Call) and call_name(node) in CLOSE_CALLS:
+            tolerances = [k for k in node.keywords if k.arg in TOLERANCE_KEYWORDS]
+            if any(k.arg == "decimal" or not [v for v in ast.walk(k.value) if isinstance(v, ast.Constant)]
+                   or scale_literals(k.value, arithmetic=True) for k in tolerances):
+                return True
+    return False
+
+
+def underived_bounds(path: Path) -> list[str]:
+    """``file:line`` of each acceptance bound in path with no derivation next to it (see test_bounds_derived)."""
+    source = path.read_text()
+    lines = source.splitlines()
+    comments = {token.start[0] for token in tokenize.generate_tokens(io.StringIO(source).readline)
+                if token.type == tokenize.COMMENT and not PRAGMA.match(token.string)}
+
+    def commented(first: int, last: int) -> bool:
+        return any(line in comments for line in range(first, last + 1))
+
+    def derived(stmt: ast.stmt, previous: ast.stmt | None, docstring: str) -> bool:
+        if commented(stmt.lineno, stmt.end_lineno):  # on the statement
+            return True
+        above = stmt.lineno - 1
+        if above in comments and lines[above - 1].lstrip().startswith("#"):  # a comment block directly above
+            return True
+        if previous is not None and previous.end_lineno == above:  # the statement directly above (where the
+            before = previous.lineno - 1  # bound is usually computed), commented on its lines or just above them
+            if commented(previous.lineno, above) or before in comments and lines[before - 1].lstrip()[:1] == "#":
+                return True
+        numbers = scale_literals(stmt)
+        return bool(numbers) and all(re.search(rf"(?<![\w.]){re.escape(repr(v))}(?![\w.])", docstring)
+                                     or re.search(rf"(?<![\w.]){re.escape(str(v))}(?![\w.])", docstring)
+                                     for v in numbers)  # the test's docstring names every number of the bound
+
+    found = []
+
+    def visit(body: list[ast.stmt], docstring: str) -> None:
+        previous = None
+        for stmt in body:
+            if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                visit(stmt.body, ast.get_docstring(stmt) or docstring)
+            elif isinstance(stmt, ast.ClassDef):
+                visit(stmt.body, "")
+            else:
+                if is_bound(stmt) and not derived(stmt, previous, docstring):
+                    found.append(f"{path.relative_to(ROOT)}:{stmt.lineno}: {lines[stmt.lineno - 1].strip()[:100]}")
+                for block in ("body", "orelse", "finalbody"):
+                    visit(getattr(stmt, block, []), docstring)
+                for handler in getattr(stmt, "handlers", []):
+                    visit(handler.body, docstring)
+            previous = stmt
+
+    visit(ast.parse(source).body, "")
+    return found
+
+
+@pytest.mark.parametrize("path", ACCEPTANCE, ids=[path.name for path in ACCEPTANCE])
+def test_bounds_derived(path):
+    """Every acceptance bound in the tests and tutorials carries its derivation (issue 26).
+
+    A *bound* is an assertion — ``assert``, or a call of an ``assert*`` function — that orders a value against a
+    scale, or compares by closeness with a tolerance: ``x < 0.1``, ``err <= 3 * se + 1e-4``, ``0.9 <= slope``,
+    ``pytest.approx(v, rel=0.05)``, ``assert_allclose(a, b, atol=4 * se)``, ``np.isclose(..., rtol=...)``; and
+    the assignment of a scale to a bound's name (``tol``, ``rtol``, ``atol``, ``bound``, ``margin``, ``*_tol``).
+    A *scale* is a float literal above round-off (|v| > 1e-6), an integer literal other than 0 and 1 inside
+    arithmetic (the k of ``k * se``), or a bare integer other than 0 and 1 compared with anything but a count
+    (``|ψ − 155| <= 25``). Not bounds, so exempt: exact invariants (``==``, shapes, ``assert_array_equal``,
+    signs ``> 0``), counts and sizes against a bare integer (``len(x) >= 3``, ``mask.sum() >= 8``, a file's
+    ``st_size``: :data:`COUNTS`), and tolerances at round-off (every number ≤ 1e-6, or the default of ``approx``
+    / ``assert_allclose``).
+
+    Its *derivation* is a ``#`` comment on one of its lines or in the comment block directly above it; or, where
+    the statement directly above computes the bound (``se = ...`` then the assert), on that statement's lines
+    or in the comment block directly above that; or the test's docstring naming every number of the bound.
+    What the comment must say (reviewed by people, not by this test): k × the standard
+    error and where the standard error comes from (a formula, the n, the variance), plus the stated bias bound
+    (discretization O(dt), finite ε, finite sample); or, for an invariant or round-off, that it is one."""
+    found = underived_bounds(path)
+    assert not found, f"{len(found)} bounds without a derivation:\n" + "\n".join(found)

@@ -86,6 +86,19 @@ def test_the_jump_process_has_the_sdes_first_two_moments():
     assert abs(still.sum(axis=1)).max() < 1e-12
 
 
+def test_a_tensor_singular_along_an_axis_gives_the_upwind_limit():
+    """D_22 = 0 (a closure drawn within wide errors, projected onto the PSD tensors): the rates along x2 are the
+    Scharfetter–Gummel limit a → 0, (a/h²) Bern(∓hB/a) → max(±B, 0)/h, so the generator is that of D_22 = 1e-12
+    to round-off; its first moments are still B exactly (interior cells), and the rows sum to 0."""
+    x, y = np.linspace(0, 1, 6), np.linspace(0, 1, 5)
+    drift = np.broadcast_to([0.7, -0.4], (6, 5, 2))
+    singular, nearly = (np.broadcast_to(np.diag([0.3, d]), (6, 5, 2, 2)) for d in (0.0, 1e-12))
+    limit, near = grid_generator([x, y], drift, singular), grid_generator([x, y], drift, nearly)
+    assert abs(limit - near).max() < 1e-9 and abs(limit.sum(axis=1)).max() < 1e-12  # rates ~ 1: round-off
+    z2 = np.meshgrid(x, y, indexing="ij")[1]
+    np.testing.assert_allclose((limit @ z2.ravel()).reshape(6, 5)[1:-1, 1:-1], -0.4, atol=1e-12)
+
+
 def test_two_dimensional_mfpt_and_committor_of_a_separable_system():
     """Double well in (x1, x2): x1 autonomous, so the 2-D MFPT to x1 ≥ 0.5 is the 1-D one at every x2 and the
     committor between x1 ≤ −2 and x1 ≥ 0.5 is the 1-D q(z) = ∫_{−2}^z ψ⁻¹ / ∫_{−2}^{0.5} ψ⁻¹. The finite volumes'
@@ -99,6 +112,8 @@ def test_two_dimensional_mfpt_and_committor_of_a_separable_system():
         time = grid_mfpt(q, z1 >= 0.5).reshape(n, 41)
         assert np.ptp(time, axis=1).max() < 1e-9 * time.max()
         errors.append(abs(np.interp(START, x, time[:, 20]) / exact_mfpt() - 1))
+    # deterministic (no sampling): the finite volumes' O(h²) error quarters when h halves, the ratio 0.25 moved by the
+    # O(h³) rest (relative O(h) ≈ 0.025–0.05 at these h: window 0.2–0.3); 2e-3 is the O(h²) size at h = 0.025
     assert errors[1] < 2e-3 and 0.2 < errors[0] / errors[1] < 0.3
     committor = grid_committor(q, z1 <= -2, z1 >= 0.5).reshape(141, 41)
     mesh = np.linspace(-2, 0.5, 20001)
@@ -140,6 +155,8 @@ def test_closure_mfpt_matches_quadrature_and_closed_sde_passages():
     times = simulated_passages(closure, START, Box((0.5,), (3.5,)), n_walkers=500, dt=dt, seed=2, max_time=500)
     assert not np.isnan(times).any()
     stderr = times.std(ddof=1) / math.sqrt(times.size)
+    # 3 standard errors of the mean of 500 independent passages plus the stated bias of EM first passages at this dt
+    # (monitoring_and_step_bias: the 0.5826 √(D dt) edge shift by quadrature and the scheme's wider well)
     assert abs(times.mean() - result["mfpt"]) <= 3 * stderr + monitoring_and_step_bias(result["mfpt"], dt)
 
 
@@ -148,6 +165,8 @@ def test_rate_from_a_region_is_the_stationary_average():
     closure = exact_closure(np.linspace(-3.5, 0.5, 41))
     point = passage(closure, START, Box((0.5,), (3.5,)), seed=1)
     narrow = passage(closure, Box((START - 1e-3,), (START + 1e-3,)), Box((0.5,), (3.5,)), seed=1)
+    # deterministic: averaging T over ρ ∝ ψ/D on [start ± 1e-3] differs from T(start) by T′·(ρ's mean offset, ≈ φ′δ²/3)
+    # + ½T″δ²/3, relative ~1e-6·O(10) at δ = 1e-3; rtol 1e-4
     np.testing.assert_allclose(narrow["mfpt"], point["mfpt"], rtol=1e-4)
     well = passage(closure, Box((-3.5,), (-1.5,)), Box((0.5,), (3.5,)), seed=1)
     # the well's states have all but left the region's T(z) plateau: T varies by < 2 % over [−3.5, −1.5]
@@ -195,12 +214,18 @@ def test_kinetics_cli_on_an_estimated_closure(estimated_store, capsys):
                  "--to", "0.5:3.5", "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
     exact = exact_mfpt()
+    # 3 standard errors of the MFPT (mfpt_stderr: the closure's drift and diffusion errors propagated) plus the debiased
+    # bursts' stated bias, 9.6τ relative (burst_bias)
     assert abs(result["mfpt"] - exact) <= 3 * result["mfpt_stderr"] + burst_bias(0.002) * exact
+    # a precision claim at 10 000 walkers on 13 points, not a statistical bound: the relative standard error must stay
+    # below 15 % for the check above to bite
     assert result["mfpt_stderr"] < 0.15 * result["mfpt"]
     closure = Closure.from_zarr(estimated_store)
     dt = 2e-3
     times = simulated_passages(closure, START, Box((0.5,), (3.5,)), n_walkers=500, dt=dt, seed=2, max_time=500)
     stderr = times.std(ddof=1) / math.sqrt(times.size)
+    # 3 se of 500 passages plus monitoring_and_step_bias, as in
+    # test_closure_mfpt_matches_quadrature_and_closed_sde_passages
     assert abs(times.mean() - result["mfpt"]) <= 3 * stderr + monitoring_and_step_bias(result["mfpt"], dt)
 
 
@@ -225,11 +250,14 @@ def test_double_well_mfpt_acceptance(tmp_path):
     result = passage(closure, START, Box((0.5,), (3.5,)), seed=2)
     exact = exact_mfpt()
     print(f"acceptance: mfpt {result}, exact {exact}")
+    # issue 21's acceptance (within 10 %), a specification; the statistical bound follows
     assert abs(result["mfpt"] / exact - 1) < 0.10
+    # 3 standard errors of the MFPT plus the bursts' stated bias 9.6τ (burst_bias)
     assert abs(result["mfpt"] - exact) <= 3 * result["mfpt_stderr"] + burst_bias(0.002) * exact
     times = simulated_passages(closure, START, Box((0.5,), (3.5,)), n_walkers=500, dt=1e-3, seed=3, max_time=500)
     stderr = times.std(ddof=1) / math.sqrt(times.size)
     print(f"closed-SDE passages: {times.mean():.4g} ± {stderr:.2g}")
+    # 3 se of 500 passages plus monitoring_and_step_bias at dt = 1e-3
     assert abs(times.mean() - result["mfpt"]) <= 3 * stderr + monitoring_and_step_bias(result["mfpt"], 1e-3)
 
 
@@ -267,10 +295,13 @@ def test_two_dimensional_mfpt_with_correlated_noise_matches_direct_simulation():
         z[active] = w
         active = active[~arrived]
     stderr = times.std(ddof=1) / np.sqrt(n)
+    # the docstring's bound: 3 se of 1000 independent passages, the finite volumes' O(h²) error by Richardson |T_h −
+    # T_2h|/3, the monitoring delay 0.5826 √(D₁₁ dt)·∂T/∂b (D₁₁ = 1) and EM's O(dt|B′|) ≈ 0.2 % of T
     bound = (3 * stderr + abs(solutions[0.04][0] - solutions[0.08][0]) / 3 + 0.5826 * np.sqrt(dt) * abs(slope)
              + 0.002 * mfpt)
     print(f"2-D MFPT: finite volumes {mfpt:.4g}, direct {times.mean():.4g} ± {stderr:.2g}")
     assert abs(times.mean() - mfpt) <= bound
+    # the docstring's specification (within 15 %), next to the derived bound above
     assert abs(times.mean() / mfpt - 1) < 0.15
 
 
@@ -332,6 +363,8 @@ def test_separable_2d_kinetics_are_the_1d_ones():
         errors.append(abs(time[(n - 1) // 4, 8] / truth - 1))
         committor = grid_committor(q, z[..., 0] <= -0.5, z[..., 0] >= 0.5).reshape(z.shape[:-1])
         errors.append(np.abs(committor - one_dimensional_committor(system, x)[:, None]).max())
+    # deterministic: O(h²) at h = 0.025, as in test_two_dimensional_mfpt_and_committor_of_a_separable_system; ratio
+    # window 0.2–0.3 around ¼ for the O(h³) rest
     assert errors[2] < 1e-3 and errors[3] < 1e-3
     assert 0.2 < errors[2] / errors[0] < 0.3 and 0.2 < errors[3] / errors[1] < 0.3
 
@@ -347,6 +380,8 @@ def test_closure_kinetics_in_2d_match_the_finite_volumes_of_the_analytic_coeffic
     exact = grid_mfpt(q, INTO.contains(z)).reshape(z.shape[:-1])
     closure = analytic_closure(OU)
     result = passage(closure, FROM, INTO, seed=1, n_samples=2)
+    # deterministic: the docstring's error budget, the multilinear interpolation's ≲ 2 % on log T plus the reference's
+    # O(h²) 0.4 %: 2.4 %
     np.testing.assert_allclose(result["mfpt"], exact[20, 80], rtol=0.024)
     assert result["mfpt_stderr"] == 0 and result["rate"] == pytest.approx(1 / result["mfpt"])
     well = Box((-1.5, -1.0), (-0.5, 1.0))
@@ -422,6 +457,8 @@ def test_periodic_cv_mfpt_is_exact_and_matches_closed_sde_passages():
     length, u = period - 1.0, (start[1] - strip.hi[1]) % period  # the SDE sees the strip itself
     exact = (length * (1 - np.exp(-kappa * u)) / (1 - np.exp(-kappa * length)) - u) / b
     stderr = times.std(ddof=1) / math.sqrt(times.size)
+    # 3 standard errors of the mean of 400 independent passages plus the monitoring delay: checking at steps of dt moves
+    # the edge by 0.5826 √(D dt), crossed at speed b (constant drift)
     assert abs(times.mean() - exact) <= 3 * stderr + 0.5826 * math.sqrt(d * 2e-3) / b
 
 
@@ -466,6 +503,7 @@ def test_2d_mfpt_acceptance_against_direct_fine_simulation():
     assert not np.isnan(times).any()
     mean, stderr = times.mean(), times.std(ddof=1) / math.sqrt(times.size)
     print(f"2-D MFPT: kinetics {exact:.4g} (with D_ε {corrected:.4g}), direct fine {mean:.4g} ± {stderr:.2g}")
+    # issue 21's acceptance (within 15 %), a specification; the derived bound follows
     assert abs(mean / exact - 1) < 0.15
     assert abs(mean - exact) <= 3 * stderr + abs(corrected - exact) + slope * 2 * math.sqrt(OU.eps)
 
@@ -482,6 +520,8 @@ def test_2d_closed_sde_passages_match_the_finite_volumes():
     assert not np.isnan(times).any()
     stderr = times.std(ddof=1) / math.sqrt(times.size)
     print(f"closed SDE: {times.mean():.4g} ± {stderr:.2g}; finite volumes {result['mfpt']:.4g}")
+    # the docstring's bound: 3 se of 1000 independent passages plus the monitoring delay 0.5826 √(D₁₁ dt) T′(edge) (D₁₁
+    # = 1)
     assert abs(times.mean() - result["mfpt"]) <= 3 * stderr + 0.5826 * math.sqrt(2e-3) * slope
 
 
@@ -510,6 +550,7 @@ def test_2d_kinetics_of_an_estimated_closure_match_the_analytic_ones():
     print(f"estimated closure: {result['mfpt']:.4g} ± {result['mfpt_stderr']:.2g}; analytic {analytic:.4g}, "
           f"with the stated biases {shifted:.4g}")
     assert abs(result["mfpt"] - analytic) <= 3 * result["mfpt_stderr"] + abs(shifted - analytic)
+    # a precision claim at 2000 walkers per point, not a statistical bound
     assert result["mfpt_stderr"] < 0.1 * result["mfpt"]
 
 
@@ -566,4 +607,6 @@ def test_3d_closure_mfpt_of_a_separable_system_is_the_1d_one():
     drift = np.interp(mesh, x, system.averaged_drift(np.stack([x, 0 * x], -1))[:, 0])
     exact = np.interp(-1.0, mesh, first_passage_time(mesh, drift, np.ones_like(mesh), (0.5, 2.0)))
     assert h1 == pytest.approx(0.05, rel=0.05)
+    # deterministic: the mesh's O(h²) error at h1 = 0.05, 3.6e-3 (measured for this drift in the 1-D test, h = 0.05),
+    # doubled for the spectator axes' coarse 21-point mesh
     np.testing.assert_allclose(result["mfpt"], exact, rtol=2 * 3.6e-3)

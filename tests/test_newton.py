@@ -35,6 +35,8 @@ def test_fixed_point_and_eigenvalue_on_the_nontrivial_branch():
     drift = BurstDrift(family, tau=TAU, n_walkers=1000)
     point = newton_krylov(drift, 1.2, lam=lam, seed=3)
     z_star = np.sqrt(lam - 3 * v)
+    # 3 delta-method standard errors; the burst bias vanishes at the root and the averaging's corrections are < 1e-3
+    # against se ≈ 1e-2 (the Tolerances block above)
     assert abs(point.z[0] - z_star) < 3 * point.z_stderr[0]
     assert 0.005 < point.z_stderr[0] < 0.05  # resolved, and not so loose that the check is empty
     slope = lam - 3 * v - 3 * point.z[0] ** 2  # B′ at the computed root (−2 z*² on the branch)
@@ -51,9 +53,13 @@ def test_trivial_branch_on_both_sides_of_the_pitchfork(lam, stable):
     system, v = truth(lam)
     assert 3 * v == pytest.approx(0.75)
     point = newton_krylov(BurstDrift(family, tau=TAU, n_walkers=1000), 0.1, lam=lam, seed=5)
+    # 3 delta-method standard errors; no bias at the root (Tolerances block above)
     assert abs(point.z[0]) < 3 * point.z_stderr[0]
     slope = lam - 3 * v  # B′(0) = λ − 3 s²: −0.25 and +0.25
     eigenvalue, stderr = point.eigenvalues.values[0], point.eigenvalues.stderr[0]
+    # 3 standard errors of the eigenvalue, plus the root's own error moving B′ = λ − 3s² − 3z² by 6|z|δz ≈ 3|z|·(3
+    # z_stderr) at the computed z ≈ 0 (the O(τB′³) and −h² biases are a third of a standard error: Tolerances block
+    # above)
     assert abs(eigenvalue - slope) < 3 * stderr + 3 * abs(point.z[0]) * 3 * point.z_stderr[0]
     assert abs(eigenvalue) > 3 * stderr and np.sign(eigenvalue) == np.sign(slope)  # the sign is resolved
     assert point.stable is stable
@@ -74,8 +80,11 @@ def test_replicate_solves_scatter_as_the_delta_method_says():
     points = [newton_krylov(drift, 0.5, lam=1.0, seed=100 + k) for k in range(10)]
     z = np.array([p.z[0] for p in points])
     ratio = z.var(ddof=1) / np.mean([p.z_stderr[0] ** 2 for p in points])
+    # the docstring's χ²₉/9 quantiles at 0.1 % and 99.9 %: a false failure for 0.2 % of seeds
     assert 0.128 < ratio < 3.10
     _, v = truth(1.0)
+    # 3 standard errors of the mean of the 10 independent solves (their own scatter); the root's bias is < 1e-3
+    # (Tolerances block above)
     assert abs(z.mean() - np.sqrt(1.0 - 3 * v)) < 3 * np.sqrt(z.var(ddof=1) / len(z))
 
 
@@ -127,11 +136,15 @@ def test_two_dimensional_fixed_point_and_both_eigenvalues():
     stepper = CoarseTimeStepper(system.exact_lift(cv=("x1", "x2")), system.evolver(), Coordinates(["x1", "x2"], 3))
     point = newton_krylov(BurstDrift(lambda lam: stepper, tau=100 * system.dt, n_walkers=2000), [0.3, 0.2], lam=0.0,
                           seed=1)
+    # the coarse fixed point is exactly 0 (docstring): 3 delta-method standard errors
     assert np.all(np.abs(point.z) < 3 * point.z_stderr)
     exact = np.log(np.linalg.eigvals(np.eye(2) - system.rate_matrix[:2, :2] * system.dt).astype(complex)) / system.dt
     continuous = np.linalg.eigvals(-system.rate_matrix[:2, :2])
+    # the docstring's O(dt |λ|²) ≈ 5e-4 between EM's and the continuous eigenvalues: bound 1e-3
     assert np.allclose(np.sort_complex(exact), np.sort_complex(continuous), atol=1e-3)
     order, exact_order = np.argsort(point.eigenvalues.values.imag), np.argsort(exact.imag)
     found, stderr = point.eigenvalues.values[order], point.eigenvalues.stderr[order]
+    # exact (docstring): with common random numbers a linear map's directional derivatives carry no noise, so only
+    # rounding, 1e-8 (plus 3 reported standard errors, themselves ≈ 0)
     assert np.all(np.abs(found - exact[exact_order]) < 3 * np.abs(stderr) + 1e-8)
     assert point.stable

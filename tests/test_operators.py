@@ -30,6 +30,8 @@ def test_restricted_bursts_follow_the_slow_law(fast_slow):
     np.testing.assert_array_equal(bursts[0].values, z)
     final = bursts[-1, :, 0].values
     mean, var = fast_slow.slow_moments(z, tau)
+    # x1 under eq. (2.1) is exactly Gaussian (Brownian with drift, slow_moments): 3 standard errors of a mean, √(var/R),
+    # and of a Gaussian variance, var·√(2/R), over R independent replicas; the lift is exact, so no bias
     assert abs(final.mean() - mean) < 3 * np.sqrt(var / replicas)
     assert abs(final.var(ddof=1) - var) < 3 * var * np.sqrt(2 / replicas)
 

@@ -26,6 +26,8 @@ def test_registry():
 
 def test_double_well_facts():
     well = systems.get("double_well")
+    # the value the module doc and summary print (0.9917, 12.065), to half a unit in its last digit (rounding); the
+    # truth is the brute 2-D quadrature below, at 1e-7 / 1e-8 (dblquad's default tolerance 1.5e-8)
     assert well.prob_left() == pytest.approx(0.9917, abs=5e-5)
     assert well.log_partition() == pytest.approx(12.065, abs=5e-4)
     # the default start is the global minimum: zero force, lower energy than the other well
@@ -46,6 +48,8 @@ def test_fast_slow_linear_facts(fast_slow):
     assert total == pytest.approx(1.0, abs=1e-10)
     samples = fast_slow.sample_conditional(10.0, 200_000, seed=1)
     assert np.all(samples[:, 0] == 10.0)
+    # 3 standard errors of a mean of n = 200 000 exact draws of N(1, 0.05): se = √(0.05/n); the sampler is exact, no
+    # bias
     assert abs(samples[:, 1].mean() - 1) < 3 * np.sqrt(0.05 / 200_000)
 
 
@@ -57,6 +61,9 @@ def test_caps_fast_pair_relaxes_to_its_conditional_law():
     for coord in ("x2", "x3"):
         mean, var = caps.reference_moments(coord, caps.dt)[caps.scheme]  # the default scheme's invariant law
         moments = ensemble_moments(late.sel(coord=coord).values)
+        # 3 standard errors (ensemble_moments: over walkers at the last frames, the 2000 walkers independent) of mean
+        # and variance against the default scheme's exact invariant law at this dt, so no discretization bias; the
+        # transient (relaxation 0.05, 0.005 against t ≥ 0.5) is e^{-10} ≈ 5e-5 of the start offset, below 0.1 se
         assert abs(moments.mean - mean) < 3 * moments.mean_stderr
         assert abs(moments.variance - var) < 3 * moments.variance_stderr
     np.testing.assert_allclose(run.sel(coord="x1")[-1].values, 1.5, rtol=1e-12)  # dx1 = a1 dt
@@ -118,9 +125,13 @@ def test_correlated_ou_facts():
                                     - system.averaged_drift(z - h * (unit[i] - unit[j]))
                                     + system.averaged_drift(z - h * (unit[i] + unit[j]))) / (4 * h * h)
                     for i in range(2) for j in range(2))
+    # second differences with h = 1e-5: truncation O(h²) ≈ 1e-10; round-off eps·|B|/h² ≈ 2e-16/1e-10 ≈ 2e-6 of
+    # |B| = O(1), 50× below rtol 1e-4; atol 1e-8 for the entries near zero
     np.testing.assert_allclose(system.drift_bias(z), -0.5 * system.eps * curvature, rtol=1e-4, atol=1e-8)
     x1, x2 = np.linspace(-4, 4, 1601), np.linspace(-12, 12, 2401)  # trapezoids: O(h²) ≈ 10⁻⁶ here
     density = system.stationary_density(np.stack(np.meshgrid(x1, x2, indexing="ij"), -1))
+    # trapezoid rule on h = 5e-3 / 1e-2 meshes: error h²/12 |ρ''| integrated ≈ 1e-6 (comment above), the tails beyond
+    # ±4, ±12 below 1e-7; bound 1e-5 = 10× that
     assert np.trapezoid(np.trapezoid(density, x2, axis=1), x1) == pytest.approx(1.0, abs=1e-5)
     x = system.exact_lift()(np.array([0.3, -0.2]), 20_000, seed=1)
     np.testing.assert_array_equal(x[:, :2], np.broadcast_to([0.3, -0.2], (20_000, 2)))
@@ -173,4 +184,6 @@ def test_correlated_ou_stationary_law_by_quadrature_vs_a_long_simulation():
     run = system.simulate(n, round(4 / system.dt), seed=2, x0=x0, save_every=10)
     inside = (np.abs(run.sel(coord="x1").values[run.time.values >= 1]) < 0.5).mean(axis=0)
     stderr = inside.std(ddof=1) / np.sqrt(n)
+    # the docstring's 3 standard errors (walkers independent) plus the second-order bias bound 0.06 × the first-order
+    # shift (ε|J| = 6 %)
     assert abs(inside.mean() - first_order) <= 3 * stderr + 0.06 * abs(first_order - exact)

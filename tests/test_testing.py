@@ -50,6 +50,8 @@ def test_exact_lift_of_fast_slow_linear_is_consistent(z, seed):
     assert report.mean_error == 0.0 and report.n == 200
     fast = linear_exact_lift(z, 2000, seed=seed)[:, 1]
     mean, variance = LINEAR.conditional_moments()
+    # exact sampler, no bias: 4.5 standard errors of a mean of 2000 independent draws, √(var/n); over the 30 examples
+    # Hypothesis draws the chance of a false failure is 30 × 6.8e-6 = 2e-4 (Bonferroni)
     assert abs(fast.mean() - mean) < 4.5 * np.sqrt(variance / fast.size)
 
 
@@ -59,6 +61,7 @@ def test_exact_lift_of_averaging_cubic_is_consistent(z, seed):
     assert check_micro_macro_consistency(CUBIC_LIFT, X1, z, 200, seed=seed, tolerance=1e-12).max_error == 0.0
     fast = CUBIC_LIFT(np.array([z]), 2000, seed=seed)[:, 1]
     mean, variance = CUBIC.conditional_moments(z)
+    # as above: 4.5 se, Bonferroni over 30 examples (false-failure rate 2e-4)
     assert abs(fast.mean() - mean) < 4.5 * np.sqrt(variance / fast.size)
 
 
@@ -94,6 +97,8 @@ def test_perturbed_lifts_scale_the_spread(drawn, z, seed):
     """The perturbation scales each coordinate's deviation from its sample mean: the fast sd by the factor
     exactly, the pinned slow coordinate not at all."""
     factor, lift = drawn
+    # an invariant, not a statistical bound: the range perturbed_lifts promises for its factor ([1/2, 2], outside
+    # (1/1.2, 1.2))
     assert 1 / 2.0 <= factor <= 2.0 and not 1 / 1.2 < factor < 1.2 and lift.valid_range == CUBIC_LIFT.valid_range
     x, reference = lift(np.array([z]), 300, seed=seed), CUBIC_LIFT(np.array([z]), 300, seed=seed)
     np.testing.assert_allclose(x[:, 1].std(), factor * reference[:, 1].std(), rtol=1e-12)
@@ -103,6 +108,7 @@ def test_perturbed_lifts_scale_the_spread(drawn, z, seed):
 @settings(max_examples=30, deadline=None)
 @given(grid=cv_grids(-2.0, 2.0))
 def test_grids_are_strictly_increasing(grid):
+    # invariants of the strategy, not tolerances: at least two strictly increasing points inside [−2, 2]
     assert grid.size >= 2 and np.all(np.diff(grid) > 0) and grid.min() >= -2 and grid.max() <= 2
 
 

@@ -79,6 +79,7 @@ def test_warmup_starts_after_the_transient_has_decayed_below_the_noise(walkers):
     # one walker, 2.07 for ten); bound 3 SE.
     exact_g = (1 + phi) / (1 - phi)
     bias = amplitude * decay * (math.exp(-warmup.start / decay) - math.exp(-length / decay)) / (length - warmup.start)
+    # (bound derived in the comment above: 3 SE of the kept tail's mean, σ√(g/kept))
     assert bias < 3 * noise_sd * math.sqrt(exact_g / kept), (warmup.start, bias)
     # and it keeps most of the run: past t0 = 5τ the transient is < 1 % of σ, and a later start wins only
     # through noise in g (relative sd ≤ 0.21 below); losing half the data would need g off by 2.4 sd
@@ -186,4 +187,6 @@ def test_mser_warmup_leaves_a_bias_below_the_standard_error(walkers):
         d = timeseries.mser_warmup(x)
         bias = amplitude * decay * (math.exp(-d / decay) - math.exp(-length / decay)) / (length - d)
         assert bias < 3 * sigma * math.sqrt(g / (walkers * (length - d))), (seed, d)
+        # the same claim as in test_warmup_starts_after...: past 5τ the transient is < 1 % of σ, so only noise moves the
+        # start, and half the run is mser's search range
         assert d < length // 2

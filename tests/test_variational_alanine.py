@@ -64,7 +64,12 @@ def test_vae_latent_separates_the_basins_and_its_rg_band_covers_md():
     print(f"\n{len(aligned)} frames, alpha_R {np.mean(basins == 'alpha_R'):.3f}; N = 200: separation {separated:.3f}, "
           f"max |corr(z, psi)| {correlation:.3f}; Rg band [{low:.4f}, {high:.4f}] Å, MD {rg:.4f} ± {rg_se:.4f}")
     assert min(np.sum(basins == "alpha_R"), np.sum(basins == "beta")) >= 50  # both basins visited
+    # specifications of the latent (not standard errors): ≥ 95 % of frames on the right side of the basins' split,
+    # |corr(z, ψ)| > 0.7
     assert separated > 0.95 and correlation > 0.7
+    # a coverage check at the band's own level: the Laplace band is a 95 % credible interval (level 0.95, its
+    # nominal miss rate 5 %), widened by 2 standard errors of MD's Rg (rg_se over independent walkers), so the
+    # nominal miss rate is ≈ 5 % (+ ≤ 2.3 % one-sided from the MD noise); not a k × se bound on a difference
     assert low - 2 * rg_se < rg < high + 2 * rg_se
 
 
@@ -82,7 +87,7 @@ def test_latent_separates_the_basins_from_fifty_frames_on(long_run):
     for n, vae, _ in models:
         separated, correlation = separation(aligned, basins, psi, vae)
         print(f"N = {n}: separation {separated:.3f}, max |corr(z, psi)| {correlation:.3f}")
-        assert separated > 0.95 and correlation > 0.7
+        assert separated > 0.95 and correlation > 0.7  # specifications, as in the fast test
 
 
 @pytest.mark.slow
@@ -92,6 +97,6 @@ def test_rg_band_narrows_with_the_training_set_and_covers_the_long_run(long_run)
     for n, _, band in models:
         low, high = band.interval
         print(f"N = {n}: band [{low:.4f}, {high:.4f}] Å; MD {rg:.4f} ± {rg_se:.4f}")
-        assert low - 2 * rg_se < rg < high + 2 * rg_se
+        assert low - 2 * rg_se < rg < high + 2 * rg_se  # coverage at the band's 95 % level, as in the fast test
         widths.append(high - low)
     assert widths[0] > widths[1] > widths[2]

@@ -1,6 +1,6 @@
 """Fine-scale simulators: SDE schemes over ensembles, Itô changes of variables, bias potentials."""
 
-from .bias import HarmonicBias
+from .bias import HarmonicBias, Restraints
 from .ensemble import DivergenceError, as_ensemble, bias_force, coordinate_names
 from .euler_maruyama import euler_maruyama
 from .evolver import SDEEvolver
@@ -12,7 +12,7 @@ from .sde import SDE, GradientSDE, JointFields, SDEProtocol, diffusion_matrix
 
 __all__ = [
     "SDE", "GradientSDE", "JointFields", "SDEProtocol", "SDEEvolver", "OpenMMEvolver", "DivergenceError",
-    "HarmonicBias", "ItoTransformedSDE", "SCHEMES", "GillespieEvolver", "ReactionNetwork",
+    "HarmonicBias", "Restraints", "ItoTransformedSDE", "SCHEMES", "GillespieEvolver", "ReactionNetwork",
     "as_ensemble", "bias_force", "coordinate_names", "diffusion_matrix", "euler_maruyama", "integrate",
     "ito_transform",
 ]

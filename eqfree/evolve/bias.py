@@ -15,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ..errors import InputError
 from ..periodic import wrapped_difference
 
 
@@ -44,3 +45,21 @@ class HarmonicBias:
             xg = x.detach().requires_grad_(True)
             (grad,) = torch.autograd.grad(self.cv(xg).sum(), xg)
         return self.kappa * grad.square().sum(dim=-1)
+
+
+class Restraints:
+    """U(x) = Σ_i κ_i/2 d(ξ_i(x), z_i)²: one :class:`HarmonicBias` per CV, summed — a window on several CVs
+    (one restraint is the one-CV window). Its Hessian at the centre, Σ_i κ_i ∇ξ_i ∇ξ_iᵀ, has the stiffness
+    κ_i|∇ξ_i|² along each ∇ξ_i when the gradients are orthogonal (coordinates, φ and ψ of distinct atoms);
+    an evolver checks each restraint's (:meth:`HarmonicBias.stiffness`)."""
+
+    def __init__(self, biases):
+        self.biases = tuple(biases)
+        if not self.biases or not all(isinstance(bias, HarmonicBias) for bias in self.biases):
+            raise InputError(f"Restraints are one or more HarmonicBias, got {biases!r}")
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return sum(bias(x) for bias in self.biases)
+
+    def __repr__(self) -> str:
+        return f"Restraints({', '.join(map(repr, self.biases))})"

@@ -12,7 +12,7 @@ import xarray as xr
 from ..errors import InputError
 from ..seeding import SeedLike
 from ..validation import checked_positive
-from .bias import HarmonicBias
+from .bias import HarmonicBias, Restraints
 from .ensemble import Potential, as_ensemble
 from .integrate import check_scheme, integrate
 from .sde import SDEProtocol
@@ -55,12 +55,15 @@ class SDEEvolver:
 
     def check_step(self, x) -> None:
         """Refuse a step unstable in the restraint at the states ``x`` (class doc), naming the largest stable dt."""
-        if not isinstance(self.bias, HarmonicBias):
-            return
-        stiffness = self.bias.stiffness(as_ensemble(x)).max().item()
+        for bias in self.bias.biases if isinstance(self.bias, Restraints) else (self.bias,):
+            if isinstance(bias, HarmonicBias):
+                self._check_restraint(bias, x)
+
+    def _check_restraint(self, bias: HarmonicBias, x) -> None:
+        stiffness = bias.stiffness(as_ensemble(x)).max().item()
         if stiffness * self.dt >= 2:
             raise InputError(
-                f"dt = {self.dt:g} is unstable in the restraint kappa = {self.bias.kappa:g} on {self.bias.cv.name}: "
+                f"dt = {self.dt:g} is unstable in the restraint kappa = {bias.kappa:g} on {bias.cv.name}: "
                 f"an explicit step needs kappa·|grad xi|²·dt < 2 (kappa·|grad xi|² = {stiffness:g} at the walkers' "
                 f"start), so dt < {2 / stiffness:.4g}; use a smaller dt (dt <= {1 / stiffness:.4g} relaxes the "
                 "restraint fastest) or a smaller kappa")

@@ -36,7 +36,7 @@ from ..parallel import run_tasks
 from ..progress import progress_bar
 from ..seeding import SeedLike, as_seed_sequence, child
 from ..validation import checked_count, checked_positive
-from .bias import HarmonicBias
+from .bias import HarmonicBias, Restraints
 from .ensemble import DivergenceError
 
 #: the molar gas constant R = N_A k_B, kJ/(mol K)
@@ -55,15 +55,17 @@ def import_openmm():
 CENTER, KAPPA = "umbrella_center", "umbrella_kappa"
 
 
-def torsion_bias(atoms: Sequence[int], kappa: float):
+def torsion_bias(atoms: Sequence[int], kappa: float, suffix: str = ""):
     """The ``CustomTorsionForce`` κ/2 d(θ, z)², d = min(|θ − z|, 2π − |θ − z|), on ``atoms``: the
     harmonic bias on the wrapped difference (:class:`~eqfree.evolve.HarmonicBias`), its centre z the
-    global parameter ``umbrella_center`` (rad) and κ ``umbrella_kappa`` (kJ/mol/rad²)."""
+    global parameter ``umbrella_center`` + ``suffix`` (rad) and κ ``umbrella_kappa`` + ``suffix``
+    (kJ/mol/rad²): several restraints in one context take distinct suffixes."""
     openmm = import_openmm()
-    force = openmm.CustomTorsionForce(f"0.5*{KAPPA}*d^2; d = min(a, 2*pi - a); a = abs(theta - {CENTER}); "
+    center, kappa_name = CENTER + suffix, KAPPA + suffix
+    force = openmm.CustomTorsionForce(f"0.5*{kappa_name}*d^2; d = min(a, 2*pi - a); a = abs(theta - {center}); "
                                       f"pi = {math.pi!r}")
-    force.addGlobalParameter(CENTER, 0.0)
-    force.addGlobalParameter(KAPPA, float(kappa))
+    force.addGlobalParameter(center, 0.0)
+    force.addGlobalParameter(kappa_name, float(kappa))
     force.addTorsion(*(int(a) for a in atoms), [])
     return force
 
@@ -84,20 +86,24 @@ class OpenMMEvolver:
     platform : an OpenMM platform name (``"CPU"``, ``"CUDA"``, ``"Reference"``, ...).
     threads : CPU threads per context (one is fastest for a few dozen atoms; None: OpenMM's default).
     coords : names of the 3 n_atoms coordinates (default ``x1, x2, ...``).
-    bias : an added :class:`~eqfree.evolve.HarmonicBias` on one dihedral (see :meth:`biased`).
+    bias : an added :class:`~eqfree.evolve.HarmonicBias` on one dihedral, or :class:`~eqfree.evolve.Restraints`
+        on several (see :meth:`biased`).
     """
 
     def __init__(self, system, *, temperature: float = 300.0, friction: float = 1.0, dt: float = 0.001,
                  platform: str = "CPU", threads: int | None = 1, coords: Sequence[str] | None = None,
-                 bias: HarmonicBias | None = None):
+                 bias: HarmonicBias | Restraints | None = None):
         openmm = import_openmm()
         if not isinstance(system, openmm.System):
             raise InputTypeError(f"system must be an openmm.System, got {type(system).__name__}")
         self.system, self.bias = system, bias
         self._simulated = system  # the system the contexts run: with the bias force, if any
+        #: the restraints of the bias, restraint i a torsion force with parameters suffixed ``_i``
+        self.restraints = () if bias is None else bias.biases if isinstance(bias, Restraints) else (bias,)
         if bias is not None:
             self._simulated = copy.deepcopy(system)
-            self._simulated.addForce(torsion_bias(self._torsion(bias), bias.kappa))
+            for i, restraint in enumerate(self.restraints):
+                self._simulated.addForce(torsion_bias(self._torsion(restraint), restraint.kappa, f"_{i}"))
         self.temperature = checked_positive(temperature, "temperature (K)")
         self.friction = checked_positive(friction, "friction (1/ps)")
         self.dt = checked_positive(dt, "dt (ps)")
@@ -113,10 +119,10 @@ class OpenMMEvolver:
         """β = 1/(k_B T) in mol/kJ."""
         return 1.0 / (MOLAR_GAS_CONSTANT * self.temperature)
 
-    def biased(self, bias: HarmonicBias) -> OpenMMEvolver:
-        """The same dynamics with a harmonic bias on one dihedral, an OpenMM ``CustomTorsionForce``
-        (:func:`torsion_bias`), replacing any bias this evolver holds; the bias's centres (one, or one per
-        walker) are set per walker."""
+    def biased(self, bias: HarmonicBias | Restraints) -> OpenMMEvolver:
+        """The same dynamics with a harmonic bias on one dihedral, or restraints on several, each an OpenMM
+        ``CustomTorsionForce`` (:func:`torsion_bias`), replacing any bias this evolver holds; the centres (one,
+        or one per walker) are set per walker."""
         return OpenMMEvolver(self.system, temperature=self.temperature, friction=self.friction, dt=self.dt,
                              platform=self.platform, threads=self.threads, coords=self.coords, bias=bias)
 
@@ -125,8 +131,8 @@ class OpenMMEvolver:
         """The four atoms of the one dihedral that ``bias`` holds; refuses any other bias."""
         atoms = bias.cv.torsion if isinstance(bias, HarmonicBias) and bias.cv.period is not None else None
         if atoms is None:
-            raise InputError(f"an OpenMM evolver adds a harmonic bias on one dihedral (HarmonicBias of a periodic "
-                             f"CollectiveVariable of Dihedrals with one angle), got {bias!r}")
+            raise InputError(f"an OpenMM evolver adds harmonic biases on dihedrals (HarmonicBias of a periodic "
+                             f"CollectiveVariable of Dihedrals with one angle, or Restraints of them), got {bias!r}")
         return atoms
 
     # -- the context, built once per thread ----------------------------------------------------------
@@ -199,10 +205,10 @@ class OpenMMEvolver:
         n_steps, save_every = checked_count(n_steps, "n_steps", 0), checked_count(save_every, "save_every")
         first_walker, seed = checked_count(first_walker, "first_walker", 0), as_seed_sequence(seed)
         walkers = len(x)
-        if self.bias is not None:
-            parameters = {CENTER: self.bias.centers(walkers), **(parameters or {})}
+        centers = {f"{CENTER}_{i}": restraint.centers(walkers) for i, restraint in enumerate(self.restraints)}
+        parameters = {**centers, **(parameters or {})}
         values = {name: np.broadcast_to(np.asarray(v, dtype=float), (walkers,))
-                  for name, v in (parameters or {}).items()}
+                  for name, v in parameters.items()}
         per_task = (walkers if executor is None else 1) if walkers_per_task is None else checked_count(
             walkers_per_task, "walkers_per_task")
         tasks = [(self, x[i:i + per_task], n_steps, save_every, seed, first_walker + i,

@@ -27,10 +27,12 @@ from functools import cached_property
 from pathlib import Path
 
 import numpy as np
+import torch
 import xarray as xr
 
 from eqfree.errors import InputError
 from eqfree.evolve.molecular import MOLAR_GAS_CONSTANT, OpenMMEvolver, import_openmm
+from eqfree.periodic import wrap_into
 from eqfree.restrict import CollectiveVariable, Dihedrals
 from eqfree.validation import checked_count
 
@@ -51,6 +53,32 @@ BASINS = {
 }
 
 _FORCE_FIELDS = {"obc2": "implicit/obc2.xml", "obc2-custom": "implicit/obc2.xml", "gbn2": "implicit/gbn2.xml"}
+
+
+#: where the φ/ψ closure cuts each dihedral (rad): φ in [−3.6, −3.6 + 2π) (the cut at φ ≈ 154°, between β and αL,
+#: rarely visited), ψ in [−1.92, −1.92 + 2π) (the cut at ψ ≈ −110°, the ψ-PMF maximum between β and αR)
+CUTS = {"phi": -3.6, "psi": -1.92}
+
+
+class CutDihedrals:
+    """A Restrict operator: dihedrals wrapped into [low, low + 2π) (:func:`~eqfree.periodic.wrap_into`), so that a
+    grid on the φ < 0 half and a ψ grid starting at ``low`` hold every sample without a jump."""
+
+    def __init__(self, dihedrals: Dihedrals, lows):
+        self.dihedrals, self.lows = dihedrals, np.asarray(lows, dtype=float)
+
+    @property
+    def names(self) -> list[str]:
+        """The dihedrals' names."""
+        return self.dihedrals.names
+
+    def __call__(self, x):
+        values = self.dihedrals(x)
+        lows = torch.as_tensor(self.lows, dtype=values.dtype) if torch.is_tensor(values) else self.lows
+        return wrap_into(values, lows)
+
+    def __repr__(self) -> str:
+        return f"CutDihedrals({self.names}, lows={self.lows.tolist()})"
 
 
 def _in_range(angle_degrees: np.ndarray, low: float, high: float) -> np.ndarray:
@@ -202,6 +230,10 @@ class AlanineDipeptide:
     def restriction(self, *names: str) -> Dihedrals:
         """The Restrict operator of dihedrals ``names`` (default φ, ψ), radians, shape (..., n)."""
         return Dihedrals({name: self.torsion(name) for name in (names or self.slow)})
+
+    def ramachandran(self) -> CutDihedrals:
+        """φ, ψ (rad) cut at :data:`CUTS`: the Restrict operator of the φ/ψ closure."""
+        return CutDihedrals(self.restriction("phi", "psi"), [CUTS["phi"], CUTS["psi"]])
 
     def cv(self, name: str = "psi") -> CollectiveVariable:
         """One dihedral as a periodic CV (for biases and generators)."""

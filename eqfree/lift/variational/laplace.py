@@ -13,6 +13,14 @@ The encoder is kept at its fit. ``DiagonalLaplace(prior_precision=λ0).fit(model
 ``predictive(model, ...)`` draws with the same model (a check of θ* refuses another one). Predictions
 sample θ^(s) ~ N(θ*, diag 1/Λ), then x ~ q(x | θ^(s)), and report the spread over s of the
 observable's average (epistemic uncertainty from limited data; the Monte-Carlo error of n_x draws per θ adds to it).
+
+What the band does not hold: the bias of θ* itself, and the information on how much prior mass the decoder
+sends to each region (the GGN at fixed codes z_i sees only how well μ_θ is pinned at them). A 95 % band of a
+probability P from N states covers at its nominal rate only with a half-width of at least 1.96 √(P(1 − P)/N)
+(binomial) around an estimate whose bias is small against it. Measured (issue 26; the slow test
+``test_laplace_band_covers_the_exact_population_over_seeds``): on the tilted double well, 2000 exact states,
+the band of P(x1 > 0) covers the exact 0.00835 in 7 of 10 data sets; the VAE's own P is 25 % low on average
+and the band widths range from 0.003 to 0.87.
 """
 
 from __future__ import annotations
