@@ -264,3 +264,15 @@ def test_alanine_closure_2d_tutorial(fast_mode):
     assert abs(pi.sum() - 1) < 1e-12
     pmf = run["pmf"].pmf.values
     assert np.nanmin(pmf) == 0 and np.all(pmf[np.isfinite(pmf)] >= 0)
+
+
+@pytest.mark.parametrize("path", sorted(TUTORIALS.glob("[0-9]*.py")), ids=lambda path: path.name)
+def test_section_underlines_cover_their_titles(path):
+    """reStructuredText (the docs build the tutorials with sphinx-gallery, warnings as errors) needs a title's
+    underline at least as long as the title, in the module docstring and in the ``# `` comment cells alike."""
+    lines = [line.removeprefix("# ").rstrip() if line.startswith("# ") else line.rstrip()
+             for line in path.read_text().splitlines()]
+    underline = {char * n for char in "=-~^" for n in range(3, 200)}
+    short = [f"{path.name}:{i + 2}" for i, (title, rule) in enumerate(zip(lines, lines[1:]))
+             if title.strip() and rule in underline and len(rule) < len(title)]
+    assert not short, f"underline shorter than its title at {', '.join(short)}"

@@ -1,6 +1,6 @@
 """
 14 — Alanine dipeptide: a φ/ψ closure from umbrella-lifted bursts, its stationary law and its kinetics
-=====================================================================================================
+======================================================================================================
 
 A closure on the two backbone dihedrals of alanine dipeptide (Amber14 + OBC2, Langevin at 300 K with OpenMM,
 ``systems.get("alanine_dipeptide")``): dz = B(z) dt + √D(z) dW on a grid over the φ < 0 half of the
