@@ -64,6 +64,8 @@ def _start(closure: Closure, z0) -> np.ndarray:
 
 def root(matrices: np.ndarray) -> np.ndarray:
     """The symmetric square roots of symmetric ``(..., n, n)``, eigenvalues clipped at 0 (semi-definite)."""
+    if matrices.shape[-1] == 1:  # the eigendecomposition of 1 × 1 matrices, without its per-call overhead
+        return np.sqrt(np.maximum(matrices, 0.0))
     values, vectors = np.linalg.eigh(matrices)
     return np.einsum("...ik,...k,...jk->...ij", vectors, np.sqrt(np.maximum(values, 0.0)), vectors)
 

@@ -65,6 +65,7 @@ from eqfree.errors import ConvergenceError, InputError
 from eqfree.seeding import SeedLike, as_seed_sequence
 from eqfree.validation import checked_count
 
+from .integrate import root
 from .model import Closure
 from .store import periodic_padding
 
@@ -566,13 +567,8 @@ def simulated_passages(closure: Closure, start, target, *, n_walkers: int, dt: f
                 break
             y = z[active]
             both = fields(y)
-            d = both[:, n:].reshape(-1, n, n)
-            if n == 1:  # the eigendecomposition of a 1 × 1 matrix, without its overhead
-                root = np.sqrt(np.maximum(d, 0.0))
-            else:
-                values, vectors = np.linalg.eigh(d)
-                root = (vectors * np.sqrt(np.maximum(values, 0.0))[..., None, :]) @ np.swapaxes(vectors, -1, -2)
-            kick = np.einsum("wij,wj->wi", root, rng.standard_normal(y.shape)) * math.sqrt(dt)
+            kick = np.einsum("wij,wj->wi", root(both[:, n:].reshape(-1, n, n)), rng.standard_normal(y.shape))
+            kick *= math.sqrt(dt)
             y = y + both[:, :n] * dt + kick
             y = np.where(periodic, low + np.mod(y - low, np.where(periodic, period, 1.0)), y)
             arrived = target.contains(np.clip(y, low, high))  # a target may touch the grid's end

@@ -15,10 +15,9 @@ from .importing import (
            stiffness,
 )
 from .mbar import MBAR
-from .surface import free_energy_surface, window_biases
+from .surface import free_energy_surface
 from .wham import WHAM
 
 __all__ = ["MBAR", "WHAM", "COMPRESSION_BOUND", "Cells", "ConvergenceError", "OVERLAP_THRESHOLD",
            "UmbrellaReweighting", "compress", "fine_width", "import_windows", "kappa_in_kt", "pmf_store",
-           "read_centers", "read_series", "reduced_bias", "reweight_windows", "stiffness", "free_energy_surface",
-           "window_biases"]
+           "read_centers", "read_series", "reduced_bias", "reweight_windows", "stiffness", "free_energy_surface"]

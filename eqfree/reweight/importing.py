@@ -189,10 +189,18 @@ def import_windows(centers, series, *, kappa_units: str, kappa: float | None = N
 def reduced_bias(windows: xr.Dataset, cv=None) -> np.ndarray:
     """u_k(ξ_n) = βκ_k/2 d(ξ_n, z_k)² in kT, ``(windows, samples)``, of a pooled windows dataset at its samples'
     CV (or at the values ``cv``), with κ per window from its ``kappa`` variable, else its ``kappa`` attribute, and
-    β from its ``beta`` attribute."""
-    cv = windows.xi.values if cv is None else np.asarray(cv, dtype=float)
-    distance = wrapped_difference(cv[None, :], windows.center.values[:, None], windows.attrs.get("period"))
-    return 0.5 * stiffness(windows)[:, None] * distance**2
+    β from its ``beta`` attribute. Windows on several CVs (``xi`` and ``center`` with a dimension ``cv``; ``kappa``
+    and ``period`` attributes one per CV, NaN where not periodic): u_k = Σ_i βκ_i/2 d(ξ_ni, z_ki)²."""
+    if "cv" not in windows["xi"].dims:
+        cv = windows.xi.values if cv is None else np.asarray(cv, dtype=float)
+        distance = wrapped_difference(cv[None, :], windows.center.values[:, None], windows.attrs.get("period"))
+        return 0.5 * stiffness(windows)[:, None] * distance**2
+    cv = windows["xi"].transpose("sample", "cv").values if cv is None else np.asarray(cv, dtype=float)
+    centers = windows["center"].transpose("window", "cv").values
+    beta, kappas = float(windows.attrs["beta"]), np.asarray(windows.attrs["kappa"], dtype=float)
+    periods = [None if math.isnan(p) else float(p) for p in np.asarray(windows.attrs["period"], dtype=float)]
+    return sum(0.5 * beta * kappa * wrapped_difference(cv[None, :, i], centers[:, None, i], period) ** 2
+               for i, (kappa, period) in enumerate(zip(kappas, periods, strict=True)))
 
 
 def stiffness(windows: xr.Dataset) -> np.ndarray:

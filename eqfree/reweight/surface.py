@@ -1,7 +1,8 @@
 """The free-energy surface on several CVs from umbrella windows, by MBAR (Shirts & Chodera 2008) through pymbar.
 
 Windows on n CVs (:meth:`eqfree.lift.UmbrellaSampling.run` with a list of CVs: samples ``xi`` (sample, cv), centres
-(window, cv), ``kappa`` and ``period`` one per CV) give every sample's reduced bias in every window,
+(window, cv), ``kappa`` and ``period`` one per CV) give every sample's reduced bias in every window
+(:func:`~eqfree.reweight.reduced_bias`),
 
     u_k(ξ_n) = Σ_i βκ_i/2 d(ξ_ni, z_ki)²      (d wrapped for a periodic CV),
 
@@ -25,19 +26,8 @@ from threadpoolctl import threadpool_limits
 
 from .._pymbar import import_pymbar
 from ..errors import InputError
-from ..periodic import wrap_into, wrapped_difference
-
-
-def window_biases(windows: xr.Dataset) -> np.ndarray:
-    """u_k(ξ_n) (K, N) in kT of every pooled sample in every window of windows on several CVs (module doc)."""
-    if "cv" not in windows["xi"].dims:
-        raise InputError("these windows are on one CV (xi has no 'cv' dimension): use reweight_windows for them")
-    xi, centers = windows["xi"].transpose("sample", "cv").values, windows["center"].transpose("window", "cv").values
-    kappas, periods = np.asarray(windows.attrs["kappa"], float), np.asarray(windows.attrs["period"], float)
-    beta = float(windows.attrs["beta"])
-    return sum(0.5 * beta * kappa * wrapped_difference(xi[None, :, i], centers[:, None, i],
-                                                       None if math.isnan(period) else period) ** 2
-               for i, (kappa, period) in enumerate(zip(kappas, periods, strict=True)))
+from ..periodic import wrap_into
+from .importing import reduced_bias
 
 
 def free_energy_surface(windows: xr.Dataset, edges) -> xr.Dataset:
@@ -45,6 +35,8 @@ def free_energy_surface(windows: xr.Dataset, edges) -> xr.Dataset:
     windows on several CVs (module doc). Returns ``pmf`` and ``pmf_stderr`` (NaN in empty bins) and ``n_samples``
     per bin, dims named after the CVs with the bin centres as coordinates; attrs ``reference`` (the centre of the
     lowest bin, where F = 0) and ``estimator``."""
+    if "cv" not in windows["xi"].dims:
+        raise InputError("these windows are on one CV (xi has no 'cv' dimension): use reweight_windows for them")
     names = [str(name) for name in windows["cv"].values]
     edges = [np.asarray(e, dtype=float) for e in edges]
     if len(edges) != len(names):
@@ -72,7 +64,7 @@ def free_energy_surface(windows: xr.Dataset, edges) -> xr.Dataset:
     pymbar = import_pymbar()
     volume = np.prod(np.meshgrid(*[np.diff(e) for e in edges], indexing="ij"), axis=0).ravel()
     with threadpool_limits(1, user_api="blas"):
-        fes = pymbar.FES(window_biases(windows)[:, order], n_k)
+        fes = pymbar.FES(reduced_bias(windows)[:, order], n_k)
         fes.generate_fes(np.zeros(order.size), flat[order][:, None] + 0.5, fes_type="histogram",
                          histogram_parameters={"bin_edges": [np.arange(math.prod(shape) + 1.0)]})
         points = filled[:, None] + 0.5
