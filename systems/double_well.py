@@ -16,7 +16,7 @@ from scipy.sparse import linalg as sparse_linalg
 
 from eqfree.errors import InputError
 
-from .base import System, columns
+from .base import System
 
 
 class DoubleWell(System):
@@ -42,9 +42,12 @@ class DoubleWell(System):
         return self.a / 4 * x1**4 - self.b / 2 * x1**2 + self.c * x1 + self.d / 2 * x2**2
 
     def drift(self, x, t):
-        """−∇U = (−(a x1³ − b x1 + c), −d x2), ``(walkers, 2)``."""
-        x1, x2 = x[:, 0], x[:, 1]
-        return columns(-(self.a * x1**3 - self.b * x1 + self.c), -self.d * x2)
+        """−∇U = (x1 (b − a x1²) − c, −d x2), ``(walkers, 2)``, in five tensor operations (the per-step cost of
+        small ensembles is the number of operations)."""
+        out = x * x.new_tensor((0.0, -self.d))
+        x1 = x[:, 0]
+        out[:, 0].addcmul_(x1, self.b - self.a * x1 * x1).sub_(self.c)
+        return out
 
     def diffusion(self, x, t):
         """√(2/β) on both coordinates, diagonal noise, ``(2,)`` broadcast over walkers."""

@@ -3,13 +3,16 @@ of averaging_cubic, the S-shaped system's folds (where natural-parameter continu
 model by SSA bursts, and the `eqfree continue` command."""
 
 import json
+import math
 
 import numpy as np
 import pytest
+from scipy import stats
 
 from eqfree import CoarseTimeStepper, Coordinates, systems
 from eqfree.cli import main
 from eqfree.coarse import BurstDrift, continuation, natural_continuation, newton_krylov
+from eqfree.errors import InputError
 from eqfree.io import open_zarr
 
 
@@ -29,45 +32,108 @@ def folds_of(branch):
 def check_pitchfork(branch):
     """The acceptance checks of the pitchfork branch (each point, the turning point, the eigenvalues).
 
-    Tolerances: a branch point is a root of the burst drift, so B(z_k, λ_k) = −(F̄ − B) is the sampling error
-    of F there (its standard error ``x1_drift_stderr``) plus the burst bias ½τB′B, which vanishes with B
-    (relative size τ|B′|/2 < 0.01): 3 standard errors. Along λ this is |λ_k − 3s² − z_k²| < 3 se/|z_k|,
-    the distance to the analytic branch. Eigenvalues: B′(z_k, λ_k) = λ_k − 3s² − 3z_k² at the computed point
-    (on the branch, −2z*²), within 3 of their standard errors (biases below a third of one: tests/test_newton.py).
+    Tolerances. Newton stops on the burst drift within its noise, leaving F̄ = ``x1_drift`` at each point, so
+    F̄ − B(z_k, λ_k) is the sampling error of F there (standard error ``x1_drift_stderr``) plus the bursts' bias:
+    ½τB′B vanishes with B, and the Leimkuhler–Matthews start (a fresh ξ₀ per burst: the first step's noise is
+    half a step short) leaves x2's variance short of s² by s²Δt/(2τ) on average over a burst, which raises
+    F = λz − E[x2³] by c z, c = 3s²Δt/(2τ) = 0.00375 (measured with 2·10⁵ walkers: F − B = 0.0009 ± 0.0008 and
+    0.0019 ± 0.0015 at z = 0.5 and 0.85, against 0.0019 and 0.0032). The m points are checked at once: k =
+    Φ⁻¹(1 − 0.005/m) standard errors plus c|z|, a family-wise 1 % bound (Bonferroni). Eigenvalues: B′(z_k, λ_k)
+    = λ_k − 3s² − 3z_k² at the computed point (on the branch, −2z*²), within k of their standard errors (biases
+    below a third of one: tests/test_newton.py).
     """
     v = systems.get("averaging_cubic").fast_variance(1e-4)
     assert 3 * v == pytest.approx(0.75)
+    bias = 3 * v * 1e-4 / (2 * 100 * 1e-4)  # c = 3s²Δt/(2τ): bursts of 100 steps of 1e-4
     z, lam = branch.x1.values, branch.lam.values
+    k = stats.norm.isf(0.005 / len(z))
     residual = lam * z - z**3 - 3 * v * z
-    assert np.all(np.abs(residual) < 3 * branch.x1_drift_stderr.values)
+    assert np.all(np.abs(branch.x1_drift.values - residual) < k * branch.x1_drift_stderr.values + bias * np.abs(z))
     slope = lam - 3 * v - 3 * z**2
-    assert np.all(np.abs(branch.eigenvalue.values - slope) < 3 * branch.eigenvalue_stderr.values)
+    assert np.all(np.abs(branch.eigenvalue.values - slope) < k * branch.eigenvalue_stderr.values)
     resolved = 2 * z**2 > 3 * branch.eigenvalue_stderr.values  # −2z² resolved from 0: the point is stable
     assert resolved.sum() >= 6 and np.all(branch.stable.values[resolved])
-    # through the turning point onto z < 0, then back out of the range
-    assert z[0] > 0.8 and z.min() < -0.8 and branch.attrs["stop_reason"] == "lam left [-0.5, 1.5]"
+    # through the turning point onto z < 0, then back out of the range: the branch leaves λ ≤ 1.5 at z = −√0.75
+    # and the last point lies at most one largest step (0.2) before, along which z moves by 0.2/√(1 + 4z²) ≤ 0.13
+    # where |z| ≥ 0.6 (so the last point's |z| is at least √0.75 − 0.13 > 0.6: consistent)
+    end = -math.sqrt(0.75) + 0.2 / math.sqrt(1 + 4 * 0.6**2)
+    assert z[0] > 0.8 and z.min() < end and branch.attrs["stop_reason"] == "lam left [-0.5, 1.5]"
     (fold,) = folds_of(branch)
-    # 0.03: the issue's absolute acceptance for the fold; and the statistical one: 3 standard errors of the fitted fold
-    # (lam_stderr, from the branch points' drift errors) plus 0.005 for the local fit's truncation and the burst bias
-    # ½τB′B at the points next to the fold (stated, not computed here)
-    assert abs(fold["lam"] - 0.75) < 0.03 and abs(fold["lam"] - 0.75) < 3 * fold["lam_stderr"] + 0.005
+    # 0.03: the issue's absolute acceptance for the fold; and the statistical one: the bias c z of F moves the branch
+    # to λ = 3s² + z² − c, its fold to 0.75 − c; 3 standard errors of the fitted fold (lam_stderr, from the branch
+    # points' drift errors) plus 0.005 for the local fit's truncation (stated, not computed here)
+    assert abs(fold["lam"] - 0.75) < 0.03 and abs(fold["lam"] - 0.75 + bias) < 3 * fold["lam_stderr"] + 0.005
     (branch_point,) = [p for p in branch.attrs["special_points"] if p["kind"] == "branch_point"]
     assert abs(branch_point["x1"]) < 0.1  # the pitchfork: det [∂F/∂u; tᵀ] ∝ −z(4z² + 1) changes sign at z = 0
 
 
+ODD = [[-1.0]]  # averaging_cubic is odd under (x1, x2) -> -(x1, x2): the coarse symmetry z -> -z
+
+
+def pitchfork(seed, symmetry=ODD):
+    """The branch at the settings of `eqfree continue --system averaging_cubic --cv x1 --lift exact --parameter
+    lam --from 1.5 --to -0.5 --z0 1.2 --odd --seed SEED` (1000 walkers, bursts of 100 fine steps, step 0.1)."""
+    drift = BurstDrift(sde_family("averaging_cubic", 1e-4), tau=100 * 1e-4, n_walkers=1000, symmetry=symmetry)
+    return continuation(drift, 1.2, 1.5, -0.5, seed=seed)
+
+
+def passes(check, branch) -> bool:
+    try:
+        check(branch)
+    except (AssertionError, ValueError):
+        return False
+    return True
+
+
 def test_pitchfork_branch_at_the_command_defaults():
-    """The API at the settings of `eqfree continue --system averaging_cubic --cv x1 --lift exact --parameter lam
-    --from 1.5 --to -0.5 --z0 1.2 --seed 7` (1000 walkers, bursts of 100 fine steps, step 0.1)."""
-    drift = BurstDrift(sde_family("averaging_cubic", 1e-4), tau=100 * 1e-4, n_walkers=1000)
-    check_pitchfork(continuation(drift, 1.2, 1.5, -0.5, seed=7))
+    """The API at the command's defaults with ``--odd`` and the example's seed 7; over seeds:
+    :func:`test_pitchfork_branch_over_seeds`."""
+    check_pitchfork(pitchfork(7))
+
+
+def test_odd_drift_is_exactly_odd_and_unbiased():
+    """With the symmetry, the drift estimate is exactly odd at every seed (F̄(−z) = −F̄(z), F̄(0) = 0: the
+    invariant that keeps the pitchfork), and it estimates the same B as without (two estimates of one mean,
+    within 4 combined standard errors)."""
+    plain = BurstDrift(sde_family("averaging_cubic", 1e-4), tau=100 * 1e-4, n_walkers=1000)
+    odd = BurstDrift(sde_family("averaging_cubic", 1e-4), tau=100 * 1e-4, n_walkers=1000, symmetry=ODD)
+    for z in (0.0, 0.4):
+        here, there = odd.samples(np.array([z, 1.0]), seed=3), odd.samples(np.array([-z, 1.0]), seed=3)
+        np.testing.assert_allclose(here, -there, rtol=0, atol=1e-12)  # round-off: the same bursts, mirrored
+    assert odd.n_bursts == 8  # two ensembles per evaluation
+    with_symmetry, without = odd.samples(np.array([0.4, 1.0]), seed=4), plain.samples(np.array([0.4, 1.0]), seed=5)
+    gap = with_symmetry.mean() - without.mean()
+    assert abs(gap) < 4 * np.hypot(with_symmetry.std(ddof=1), without.std(ddof=1)) / np.sqrt(1000)  # independent seeds
+    with pytest.raises(InputError, match="S @ S = I"):
+        BurstDrift(sde_family("averaging_cubic", 1e-4), tau=0.01, n_walkers=10, symmetry=[[2.0]])
+
+
+@pytest.mark.slow
+def test_pitchfork_branch_over_seeds():
+    """The command's defaults with ``--odd`` over seeds 0–9: ≥ 9 of 10 pass :func:`check_pitchfork` (issue 26's rule
+    for what a user runs with their own seed). Measured 2026-12-04: 9 of 10 (seed 2: one point's drift 3.8 of its
+    standard errors from B, a tail the family-wise bound allows 1 % of the time)."""
+    assert sum(passes(check_pitchfork, pitchfork(seed)) for seed in range(10)) >= 9  # the specification (docstring)
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason="measured 2026-12-04 (this test): 3 of 10 seeds pass "
+                   "(3, 7, 9). At seeds 1, 2, 4, 5, 6 and 8 the branch joins the trivial one (min z −0.02 to 0.00) "
+                   "and leaves the range with no fold; at seed 0 it crosses but the fold, 0.7174 ± 0.0115, is 2.9 se "
+                   "off")
+def test_pitchfork_without_the_symmetry_over_seeds():
+    """Without ``--odd`` the bursts' sampling error breaks z → −z and unfolds the pitchfork (λ = z² − ε/z): the
+    branch from z = 1.2 joins the trivial one instead of crossing at most seeds (bifurcation docs)."""
+    assert sum(passes(check_pitchfork, pitchfork(seed, None)) for seed in range(10)) >= 9  # the same specification
 
 
 @pytest.mark.slow
 def test_continue_command_acceptance(tmp_path, capsys):
-    """The issue's command line, verbatim (plus --out): the same branch, in a store and a PNG."""
+    """The issue's command line, verbatim (plus --out, and --odd: the pitchfork needs the symmetry, see
+    test_pitchfork_without_the_symmetry_over_seeds): the same branch, in a store and a PNG."""
     out = tmp_path / "pitchfork.zarr"
     assert main(["continue", "--system", "averaging_cubic", "--cv", "x1", "--lift", "exact", "--parameter", "lam",
-                 "--from", "1.5", "--to", "-0.5", "--z0", "1.2", "--seed", "7", "--out", str(out)]) == 0
+                 "--from", "1.5", "--to", "-0.5", "--z0", "1.2", "--odd", "--seed", "7", "--out", str(out)]) == 0
     branch = open_zarr(out).load()
     check_pitchfork(branch)
     assert (tmp_path / "pitchfork.png").stat().st_size > 20_000

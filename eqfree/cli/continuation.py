@@ -23,7 +23,7 @@ def add_parsers(commands, parent) -> None:
     command = commands.add_parser(
         "continue", parents=[parent], help="follow coarse fixed points in a system parameter (bifurcation diagram)",
         example="eqfree continue --system averaging_cubic --cv x1 --lift exact --parameter lam --from 1.5 "
-                "--to -0.5 \\\n    --z0 1.2 --seed 7 --out build/pitchfork.zarr")
+                "--to -0.5 \\\n    --z0 1.2 --odd --seed 7 --out build/pitchfork.zarr")
     options.add_coarse(command)
     command.add_argument("--parameter", required=True, help="the system parameter to vary (one of --system's)")
     command.add_argument("--from", dest="start", type=float, required=True, help="the parameter's first value")
@@ -34,6 +34,10 @@ def add_parsers(commands, parent) -> None:
     command.add_argument("--burst", type=float, default=None, metavar="TAU",
                          help=f"burst duration tau, in the system's time unit (default: {BURST_STEPS} fine steps)")
     options.add_walkers(command, help="lifted states per burst", required=False, default=1000)
+    command.add_argument("--odd", action="store_true",
+                         help="the system is odd under z -> -z (every CV changes sign with the fine state): "
+                              "average the drift over z and -z, so its pitchforks survive the sampling error "
+                              "(twice the bursts)")
     command.add_argument("--step", type=float, default=0.1, help="first arclength step in (CV, parameter)")
     command.add_argument("--points", type=options.positive_int, default=200, help="at most this many branch points")
     command.add_argument("--png", default=None, help="bifurcation diagram (default: --out with suffix .png)")
@@ -62,7 +66,8 @@ def cmd_continue(args) -> int:
     family, system = family_of(args)
     dt, _, _ = coarse_operators(args, system)
     tau = BURST_STEPS * dt if args.burst is None else args.burst
-    drift = BurstDrift(family, tau=tau, n_walkers=args.walkers)
+    symmetry = -np.eye(len(family(args.start).restrict.names)) if args.odd else None
+    drift = BurstDrift(family, tau=tau, n_walkers=args.walkers, symmetry=symmetry)
     branch = continuation(drift, args.z0, args.start, args.end, seed=args.seed, parameter=args.parameter,
                           step=args.step, max_points=args.points, progress=progress(args))
     recipe = recipe_parameters(args, system_params=system.params, dt=dt, tau=tau)

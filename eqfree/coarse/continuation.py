@@ -20,7 +20,11 @@ another (Keller 1977; Kevrekidis et al. 2003 for the coarse time-stepper):
   d det = det · tr(A⁻¹ dA)). A corrector that lands on a branch point, where the tangent is undefined,
   may leave on the other branch; so where the determinant of the last two points, extrapolated
   linearly in arclength, vanishes within 1.5 steps at s*, the next step is 2 s*: the branch point
-  falls midway between two points, and the step jumps it along the branch being followed;
+  falls midway between two points, and the step jumps it along the branch being followed. With a drift
+  averaged over a symmetry S (:class:`~.newton.BurstDrift`), a branch point met on a branch of asymmetric
+  states (S z ≠ z, resolved) is where the branch meets its own mirror image — a pitchfork — and the jump
+  lands on S u, the mirror of the last point, with the tangent −S t: the tangent predictor cannot follow
+  the branch round its turn there, and lands on the symmetric branch instead;
 - **stop**: when λ leaves the range [λ₀, λ_end] (or its reverse), after ``max_points``, or when the
   step falls below ``min_step``.
 
@@ -100,7 +104,8 @@ def continuation(drift: BurstDrift, z0, lam0: float, lam_end: float, *, seed: Se
     """Follow the branch of coarse fixed points from (``z0``, ``lam0``) towards ``lam_end`` (module doc).
 
     Returns a Dataset over ``point``: ``parameter`` and each CV with ``<name>_stderr`` (and
-    ``<name>_drift_stderr``, the standard error of F there: the branch's residual scale), the leading
+    ``<name>_drift``, the burst drift F̄ left at the point — Newton stops once it is within its noise — with
+    ``<name>_drift_stderr``, its standard error: the branch's residual scale), the leading
     ``eigenvalue`` (real part) with ``eigenvalue_stderr``, ``stable``, the tangent's λ component
     ``tangent_parameter``, ``iterations`` and ``fine_steps`` (per point, walkers included); the folds and
     branch points in the attribute ``special_points`` and why it stopped in ``stop_reason``."""
@@ -122,17 +127,18 @@ def continuation(drift: BurstDrift, z0, lam0: float, lam_end: float, *, seed: Se
     orient = np.append(np.zeros(n), math.copysign(1.0, lam_end - lam0))
     points = [record(drift, start, *tangent(start.jacobian, start.jacobian_samples, orient), 0)]
     t = points[0]["tangent"]
-    ds, reason, spent = step, f"max_points = {max_points} reached", 0
+    ds, reason, spent, jump = step, f"max_points = {max_points} reached", 0, False
     bar = progress_bar(progress, total=max_points, desc="continuation")
     while len(points) < max_points:
         u = points[-1]["u"]
-        predicted = u + ds * t
+        mirror = mirror_of(drift, points[-1]) if jump else None
+        predicted, direction = (u + ds * t, t) if mirror is None else (mirror @ u, -(mirror @ t))
         before = drift.n_bursts
         try:
-            solution = solve_bordered(drift, predicted, t, predicted, seed=child(seed, len(points)),
+            solution = solve_bordered(drift, predicted, direction, predicted, seed=child(seed, len(points)),
                                       max_iterations=max_iterations, tolerance=tolerance, columns=n + 1)
         except ConvergenceError:
-            ds /= 2
+            ds, jump = ds / 2, False
             if ds < min_step:
                 reason = f"the corrector failed at the smallest step {min_step:g}"
                 break
@@ -141,17 +147,32 @@ def continuation(drift: BurstDrift, z0, lam0: float, lam_end: float, *, seed: Se
             reason = f"{parameter} left [{low:g}, {high:g}]"
             break
         spent += (drift.n_bursts - before) * drift.n_walkers * drift.n_steps(solution.u[n])
-        point = record(drift, solution, *tangent(solution.jacobian, solution.jacobian_samples, t), spent)
+        point = record(drift, solution, *tangent(solution.jacobian, solution.jacobian_samples, direction), spent)
         points.append(point)
         t, spent = point["tangent"], 0
         bar.update()
         factor = 1.3 if solution.iterations <= 2 else 0.7 if solution.iterations >= 5 else 1.0
         ds = min(max(ds * factor, 3 * float(np.linalg.norm(solution.u_stderr)), min_step), max_step)
         ahead = branch_point_ahead(points[-2:])
-        if ahead is not None and ahead < 1.5 * ds:
+        jump = ahead is not None and ahead < 1.5 * ds
+        if jump:
             ds = min(2 * ahead, 2 * max_step)  # jump it: land as far beyond as the last point is before
     bar.close()
     return branch_dataset(points, drift.names(lam0), parameter, reason)
+
+
+def mirror_of(drift: BurstDrift, point: dict) -> np.ndarray | None:
+    """The drift's symmetry S acting on u = (z, λ), where the point is resolved off S's fixed set (its image
+    is then on the same branch, beyond the branch point: module doc); ``None`` otherwise."""
+    if drift.symmetry is None:
+        return None
+    n = drift.symmetry.shape[0]
+    z, z_stderr = point["u"][:n], point["u_stderr"][:n]
+    if np.linalg.norm(drift.symmetry @ z - z) <= 3 * np.linalg.norm(z_stderr):
+        return None
+    action = np.eye(n + 1)
+    action[:n, :n] = drift.symmetry
+    return action
 
 
 def branch_point_ahead(last: list[dict]) -> float | None:
@@ -173,7 +194,8 @@ def record(drift: BurstDrift, solution, t, t_stderr, determinant, det_stderr, fi
     """
     n = solution.jacobian.shape[0]
     eigenvalues = coarse_eigenvalues(solution.jacobian_samples[:, :, :n], drift.tau)
-    return {"u": solution.u, "u_stderr": solution.u_stderr, "drift_stderr": solution.residual_stderr,
+    return {"u": solution.u, "u_stderr": solution.u_stderr, "drift": solution.residual,
+            "drift_stderr": solution.residual_stderr,
             "tangent": t, "tangent_stderr": t_stderr,
             "determinant": determinant, "determinant_stderr": det_stderr, "eigenvalues": eigenvalues,
             "iterations": solution.iterations, "fine_steps": fine_steps, "n_walkers": solution.n_walkers}
@@ -190,6 +212,8 @@ def branch_dataset(points: list[dict], names: list[str], parameter: str, reason:
     for i, name in enumerate(names):
         data[name] = ("point", u[:, i], {"long_name": f"coarse fixed point, {name}"})
         data[f"{name}_stderr"] = ("point", se[:, i])
+        data[f"{name}_drift"] = ("point", np.array([p["drift"][i] for p in points]),
+                                 {"long_name": f"burst drift of {name} left at the point (within its noise)"})
         data[f"{name}_drift_stderr"] = ("point", np.array([p["drift_stderr"][i] for p in points]),
                                         {"long_name": f"standard error of the burst drift of {name} at the point"})
     data |= {

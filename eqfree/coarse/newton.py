@@ -36,6 +36,18 @@ with b the row that closes the system (λ fixed for a fixed point; the arclength
 root, A⁻¹[F̄; 0], is added in quadrature. Where a requested
 ``stderr_target`` is not met, the walkers are doubled (the first R keep their numbers) and Newton
 resumes from the root, until it is or ``max_walkers`` is reached.
+
+**Symmetry.** A fine system equivariant under a coarse involution S (S² = I; F(Sz) = S F(z), e.g. z → −z
+for an odd system) has branch points that exist only by that symmetry — a pitchfork — and a sampling
+error that breaks it unfolds them (F + ε = 0 with ε ≠ 0 separates the crossing branches, so a continuation
+may turn onto the wrong one). Given ``symmetry`` = S, each walker's drift is averaged over the group, with
+common random numbers,
+
+    F_r^S(z) = ½ [F_r(z) + S F_r(Sz)],
+
+the Reynolds operator of the group {I, S} (an unbiased estimate of an equivariant F, at twice the bursts):
+the estimate is then exactly equivariant, F̄^S(Sz) = S F̄^S(z), at every seed, and the branch points the
+symmetry makes survive the sampling error.
 """
 
 from __future__ import annotations
@@ -61,14 +73,17 @@ class BurstDrift:
     """F(z; λ) of the module doc from ``family(λ) -> CoarseTimeStepper`` (the fine system at parameter
     λ; a fixed system ignores λ), bursts of length ``tau`` and ``n_walkers`` walkers.
 
-    Counts its bursts (``n_bursts``)."""
+    ``symmetry``: an involution S of the CVs, ``(n_cv, n_cv)`` with S² = I, under which the fine system is
+    equivariant; the drift is then averaged over {I, S} (module doc). Counts its bursts (``n_bursts``)."""
 
-    def __init__(self, family: Callable[[float], CoarseTimeStepper], *, tau: float, n_walkers: int):
+    def __init__(self, family: Callable[[float], CoarseTimeStepper], *, tau: float, n_walkers: int,
+                 symmetry=None):
         if not callable(family):
             raise InputTypeError(f"family must be callable as family(lam) -> CoarseTimeStepper, got {type(family)}")
         self.family = family
         self.tau = checked_positive(tau, "tau (the burst length)")
         self.n_walkers = checked_count(n_walkers, "n_walkers (the standard error needs two)", 2)
+        self.symmetry = None if symmetry is None else checked_involution(symmetry)
         self.n_bursts = 0
         self._steppers: dict[float, CoarseTimeStepper] = {}
 
@@ -89,11 +104,22 @@ class BurstDrift:
 
     def with_walkers(self, n_walkers: int) -> BurstDrift:
         """The same drift with ``n_walkers`` walkers per burst (its burst count starts at zero)."""
-        return BurstDrift(self.family, tau=self.tau, n_walkers=n_walkers)
+        return BurstDrift(self.family, tau=self.tau, n_walkers=n_walkers, symmetry=self.symmetry)
 
     def samples(self, u: np.ndarray, seed: SeedLike) -> np.ndarray:
-        """Per-walker drifts F_r, shape ``(n_walkers, n_cv)``, at u = (z..., λ)."""
+        """Per-walker drifts F_r, shape ``(n_walkers, n_cv)``, at u = (z..., λ); with a ``symmetry`` S, their
+        averages ½ [F_r(z) + S F_r(Sz)] (module doc)."""
         u = np.asarray(u, dtype=float)
+        if self.symmetry is None:
+            return self.bursts(u, seed)
+        if self.symmetry.shape[0] != len(u) - 1:
+            raise InputError(f"symmetry is {self.symmetry.shape[0]} x {self.symmetry.shape[0]} for "
+                             f"{len(u) - 1} CVs: give one row and column per CV")
+        mirrored = np.append(self.symmetry @ u[:-1], u[-1])
+        return 0.5 * (self.bursts(u, seed) + self.bursts(mirrored, seed) @ self.symmetry.T)
+
+    def bursts(self, u: np.ndarray, seed: SeedLike) -> np.ndarray:
+        """Per-walker drifts F_r of one burst ensemble at u = (z..., λ), shape ``(n_walkers, n_cv)``."""
         stepper = self.stepper(u[-1])
         burst = stepper(u[:-1], self.tau, self.n_walkers, seed=seed, save_every=self.n_steps(u[-1]))
         self.n_bursts += 1
@@ -110,6 +136,16 @@ class BurstDrift:
             return np.zeros((self.n_walkers, len(u) - 1))
         step = h * np.asarray(v, dtype=float) / norm
         return (self.samples(u + step, seed) - self.samples(u - step, seed)) * norm / (2 * h)
+
+
+def checked_involution(symmetry) -> np.ndarray:
+    """``symmetry`` as a square float matrix S with S² = I (to round-off), or an InputError."""
+    matrix = np.atleast_2d(np.asarray(symmetry, dtype=float))
+    n = matrix.shape[0]
+    if matrix.ndim != 2 or matrix.shape != (n, n) or not np.allclose(matrix @ matrix, np.eye(n), atol=1e-12):
+        raise InputError(f"symmetry must be a square matrix S with S @ S = I (an involution of the CVs, e.g. [[-1]] "
+                         f"for z -> -z), got {matrix.tolist()}")
+    return matrix
 
 
 def stderr_of(samples: np.ndarray) -> np.ndarray:
