@@ -27,6 +27,7 @@ from .estimators import BurstEstimator, ClosureEstimator, ConditionalAverageEsti
 from .integrate import integrate, mean_path
 from .kinetics import (
     Box,
+    closure_draws,
     committor,
     first_passage_time,
     grid_committor,
@@ -43,6 +44,6 @@ from .model import Closure
 from .store import ResumeWarning, load, save
 
 __all__ = ["Box", "BurstEstimator", "ClosureEstimator", "ConditionalAverageEstimator", "Closure", "ResumeWarning",
-           "check_grid", "committor", "debiased", "estimate_closure", "first_passage_time", "grid_committor",
-           "grid_generator", "grid_mfpt", "grid_stationary", "integrate", "kinetics_axes", "load", "mean_path",
-           "parse_point", "passage", "save", "simulated_passages", "stationary_density"]
+           "check_grid", "closure_draws", "committor", "debiased", "estimate_closure", "first_passage_time",
+           "grid_committor", "grid_generator", "grid_mfpt", "grid_stationary", "integrate", "kinetics_axes", "load",
+           "mean_path", "parse_point", "passage", "save", "simulated_passages", "stationary_density"]

@@ -337,7 +337,7 @@ def limited(diffusion: np.ndarray, steps) -> np.ndarray:
     return s[..., None, None] * diffusion + (1 - s[..., None, None]) * diffusion * eye
 
 
-def _draws(closure: Closure, axes, mesh_points: np.ndarray, n_samples: int, rng):
+def closure_draws(closure: Closure, axes, mesh_points: np.ndarray, n_samples: int, rng):
     """(B, D) on ``mesh_points`` ``(m, n)`` of the mesh ``axes``: the closure's estimate (k = 0), then
     ``n_samples`` closures drawn from its standard errors (independent normals at each grid point and entry, D
     symmetrised, interpolated linearly between grid points), D projected onto the positive semi-definite tensors
@@ -478,8 +478,8 @@ def _passage_nd(closure, start, target, rng, n_samples, points, progress) -> lis
         padded = _periodic_interpolator(axes, closure.periods)
     values = []
     points_flat = mesh.reshape(-1, closure.ndim)
-    for b, d in tqdm(_draws(closure, axes, points_flat, n_samples, rng), total=n_samples + 1, disable=not progress,
-                     unit="closure", desc="first-passage times"):
+    for b, d in tqdm(closure_draws(closure, axes, points_flat, n_samples, rng), total=n_samples + 1,
+                     disable=not progress, unit="closure", desc="first-passage times"):
         generator = grid_generator(axes, b, d, closure.periods)
         time = grid_mfpt(generator, in_target)
         if isinstance(start, Box):
@@ -518,7 +518,7 @@ def committor(closure: Closure, source, target, *, seed: SeedLike, n_samples: in
         if not inside.any():
             raise _misses(name, box, closure)
     rng = np.random.default_rng(as_seed_sequence(seed))
-    draws = tqdm(_draws(closure, axes, mesh.reshape(-1, closure.ndim), n_samples, rng), total=n_samples + 1,
+    draws = tqdm(closure_draws(closure, axes, mesh.reshape(-1, closure.ndim), n_samples, rng), total=n_samples + 1,
                  disable=not progress, unit="closure", desc="committors")
     values = np.array([grid_committor(grid_generator(axes, b, d, closure.periods), in_source, in_target)
                        for b, d in draws])

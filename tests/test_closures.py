@@ -340,10 +340,15 @@ def test_mean_path_of_an_ornstein_uhlenbeck_closure():
     sd = np.sqrt(0.04 * (1 - np.exp(-2 * times)) / 2)
     heun = 0.01**2 * times  # weak order 2: |error| ≤ Δt² t |B|''-free bound for a linear drift
     assert np.all(np.abs(band.z.values - np.exp(-times)) <= 4 * band.z_stderr.values + heun)
-    # 4 relative standard errors of a Gaussian sd over 4000 walkers, 1/√(2n), plus 0.01 NOT derived (Heun's
-    # variance error on this linear SDE is O(Δt²) ≈ 1e-4; the n-D twin in test_closures_nd.py holds without it).
-    # TODO(issue 26): drop the 0.01
-    np.testing.assert_allclose(band.path_sd.values[1:], sd[1:], rtol=4 / np.sqrt(2 * 4000) + 0.01)
+    # the paths' sd: Heun with additive noise on B = −z is the linear chain z' = a z + c √(D Δt) ξ, a = 1 − Δt + Δt²/2,
+    # c = 1 − Δt/2, whose variance after k steps is D Δt c² (1 − a^{2k})/(1 − a²) exactly: the bias bound is that
+    # sd's relative distance to the exact one (computed: ≤ 2e-5 at Δt = 0.01), plus 4 relative standard errors of a
+    # Gaussian sd over 4000 walkers, 1/√(2n). Old: + 0.01, not derived
+    h = 0.01
+    a, c, k = 1 - h + h**2 / 2, 1 - h / 2, np.round(times / h)
+    heun_sd = np.sqrt(0.04 * h * c**2 * (1 - a ** (2 * k)) / (1 - a**2))
+    bias = np.max(np.abs(heun_sd[1:] / sd[1:] - 1))
+    np.testing.assert_allclose(band.path_sd.values[1:], sd[1:], rtol=4 / np.sqrt(2 * 4000) + bias)  # (above)
     u = np.linspace(0, 1, 2001)
     mean_u, sd_u = np.exp(-u), np.sqrt(0.04 * (1 - np.exp(-2 * u)) / 2)
     x, w = np.polynomial.hermite_e.hermegauss(40)

@@ -34,11 +34,29 @@ def central_difference(f, x, h=1e-3):
 def test_extension_reproduces_held_out_coordinates(learned, estimator, bound):
     data, maps, phi, train, held_out = learned
     model = estimator(maps).fit(data[train], phi[train])
-    error = np.linalg.norm(model(data[held_out])[:, 0] - phi[held_out]) / np.linalg.norm(phi[held_out])
-    print(f"{type(model).__name__} held-out relative error {error:.2e}")
-    # not derived from a standard error: the bound is the accuracy claimed for each extension (parametrized: 0.05
-    # geometric harmonics, 0.01 GP) on this noise-free swiss-roll data, printed as measured; the training-point check
-    # uses the same bound on the scale of φ. TODO(issue 26): an interpolation-error derivation
+    missed = model(data[held_out])[:, 0] - phi[held_out]
+    error = np.linalg.norm(missed) / np.linalg.norm(phi[held_out])
+    # the held-out squared errors against 10-fold cross-validation on the training points alone (each fold predicted
+    # by the same estimator, hyperparameters as fitted, on the other 540). Given the trajectory, the 300 held-out
+    # points are a simple random sample of the points outside the fit, so their mean squared error estimates the
+    # fit's population MSE there with standard error sd/√300; the cross-validated errors likewise (sd/√600) for fits
+    # on 540 points, which miss by at least as much as on 600 (bias ≥ 0: more data, smaller error), so the held-out
+    # MSE lies below the cross-validated one + 4 standard errors of the difference. This bound comes from the
+    # training data; the stated accuracy (below) is a specification
+    folds = np.array_split(train, 10)
+    params = model.get_params() if isinstance(model, GeometricHarmonics) else {"epsilon": model.epsilon_,
+                                                                              "noise": model.noise_}
+    validated = np.concatenate([
+        type(model)(**params).fit(data[np.setdiff1d(train, fold)], phi[np.setdiff1d(train, fold)])(data[fold])[:, 0]
+        - phi[fold] for fold in folds])
+    se = np.hypot(np.std(missed**2, ddof=1) / np.sqrt(missed.size), np.std(validated**2, ddof=1) / np.sqrt(train.size))
+    print(f"{type(model).__name__} held-out relative error {error:.2e}, MSE {np.mean(missed**2):.2e} (cross-validated "
+          f"{np.mean(validated**2):.2e} ± {se:.1e})")
+    assert np.mean(missed**2) < np.mean(validated**2) + 4 * se  # (derived above)
+    # a specification, not a standard-error bound: the accuracy claimed for each extension (parametrized: 0.05 geometric
+    # harmonics, 0.01 GP; tutorial 02 states the 5 %), measured 0.022 and 0.0039; the training-point check uses the
+    # same bound on the scale of φ. No interpolation-error bound is computable here: the power-function bound needs φ's
+    # native-space norm, and the GP's posterior sd, its would-be error bar, is 5.5× smaller than its held-out error
     assert error < bound
     np.testing.assert_allclose(model(data[train[:20]])[:, 0], phi[train[:20]], rtol=0, atol=bound * np.abs(phi).max())
     x = data[held_out[:20]]

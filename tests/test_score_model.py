@@ -116,8 +116,14 @@ def test_trained_denoiser_matches_the_gaussian_closed_form(trained):
             errors.append(np.sqrt(np.mean((d.double().numpy() - ideal) ** 2, axis=0)))
     worst = np.max(errors, axis=0)
     print(f"\nRMS |D - D*| in scaled units (x1, x2), worst over labels and sigmas: {worst}")
-    # NOT derived: an accuracy specification for the trained network, RMS |D − D*| < 0.1 in scaled units (the
-    # data's scaled sd is ≈ 1); Monte Carlo noise of the RMS over n = 2000 is ≈ 1.5 % of it. TODO(issue 26)
+    # An accuracy specification of the trained network (FAST training), not a standard-error bound: no theory gives the
+    # error of 4000 Adam epochs, so the bound states what a trained denoiser must reach — RMS |D − D*| < 0.1 in scaled
+    # units (a tenth of the data's scaled sd ≈ 1) at every label and σ ∈ {0.1, 0.3, 1, 3}. What it protects: the
+    # samplers integrate the score (D − x)/σ², so at the smallest σ the sample moves with D itself; an error of 0.1 in
+    # x2's scaled units (a tenth of its sd, ≈ 0.022 in x2) left there would move x2's mean by up to 6 of its standard
+    # errors over 4000 draws (√(0.05/4000) = 0.0035), which the moment checks of the acceptance test above catch; here
+    # the fault is localized to the network (measured: 0.045 in x1, 0.020 in x2). The Monte Carlo noise of the RMS over
+    # n = 2000 points is ≈ 1/√(2n) = 1.6 % of it, negligible against the specification
     assert np.all(worst < 0.1)
 
 
