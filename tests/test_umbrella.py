@@ -12,6 +12,7 @@ from scipy import integrate, stats
 
 from eqfree import SDE, SDEEvolver, systems
 from eqfree.errors import InputError
+from eqfree.evolve import HarmonicBias, UnstableStepWarning
 from eqfree.lift import ReweightedUmbrella, UmbrellaSampling, wrapped_difference
 from eqfree.lift import umbrella as umbrella_module
 from eqfree.restrict import CollectiveVariable, DiffusionMaps, GeometricHarmonics, local_noise_covariances
@@ -146,12 +147,14 @@ def test_half_moons_window_on_the_mahalanobis_coordinate_has_the_width_of_k():
     kappa, dt = 0.5, moons.dt
     sampler = UmbrellaSampling(moons.evolver(dt), extension, kappa, n_steps=1000, n_walkers=100, save_every=5,
                                initial=y)
-    window = sampler.window(0.0, seed=4)
+    with pytest.warns(UnstableStepWarning, match="too stiff"):  # the evolver's check along the run (below)
+        window = sampler.window(0.0, seed=4)
     kept = window.isel(time=slice(window.attrs["warmup_frames"], None, window.attrs["stride"]))
     states, restricted = kept.x.values.reshape(-1, 2), kept.xi.values.ravel()
     gradient = extension.gradient(states)[:, 0, :]
     sigma = moons.diffusion(torch.as_tensor(states), 0.0).numpy()  # (n, 2, m)
     g2 = np.sum(gradient**2, axis=1)
+    assert np.max(kappa * g2 * dt) >= 2  # the warning's truth: the explicit step is unstable at some kept samples
     s2 = np.sum(np.einsum("nd,ndm->nm", gradient, sigma) ** 2, axis=1)
     expected_var = np.mean(s2 / (kappa * g2 * (2 - kappa * g2 * dt)))
     print(f"half_moons: Phi mean {restricted.mean():+.2e}, var {restricted.var():.3e} "
@@ -404,3 +407,22 @@ def test_a_run_that_cannot_fit_in_memory_is_refused_before_any_step(fast_slow):
         sampler.run([9.0, 10.0], seed=0)
     with pytest.raises(InputError, match=r"call run\(\), which keeps the CV series alone"):
         sampler.window(10.0, seed=0)
+
+
+def test_a_restraint_too_stiff_for_the_step_is_refused_at_the_start_and_flagged_along_the_run():
+    """ξ = x1²/2 has |∇ξ|² = x1², so the restraint's stiffness κ x1² grows away from the origin. A start where
+    κ x1² dt ≥ 2 is refused with the largest stable dt; a start where it is stable but a run that reaches it
+    warns with the share of saved states where it is unstable — the same share computed here from the path."""
+    cv = CollectiveVariable(lambda x: 0.5 * x[..., 0] ** 2, name="half_square")
+    sde = SDE(lambda x, t: torch.zeros_like(x), lambda x, t: torch.full((2,), 0.3, dtype=x.dtype), beta=1.0)
+    stiff = SDEEvolver(sde, 0.6).biased(HarmonicBias(cv, 1.0, 2.0))  # pulls x1 towards ±2, where κ x1² dt = 2.4
+    with pytest.raises(InputError, match=r"dt < 0\.5;"):  # 2/(κ x1²) at x1 = 2
+        stiff(np.array([[2.0, 0.0]]), 10, seed=0)
+    with pytest.warns(UnstableStepWarning) as caught:
+        path = stiff(np.array([[0.5, 0.0]] * 8), 50, seed=0)
+    share = np.mean(path.values[..., 0] ** 2 * 0.6 >= 2)
+    assert share > 0 and f"at {share:.2%} of the saved states" in str(caught[0].message)
+    gentle = SDEEvolver(sde, 0.05).biased(HarmonicBias(cv, 1.0, 2.0))  # κ x1² dt = 0.2 at x1 = 2
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UnstableStepWarning)
+        gentle(np.array([[0.5, 0.0]] * 8), 50, seed=0)

@@ -3,7 +3,7 @@
 from .bias import HarmonicBias, Restraints
 from .ensemble import DivergenceError, as_ensemble, bias_force, coordinate_names
 from .euler_maruyama import euler_maruyama
-from .evolver import SDEEvolver
+from .evolver import SDEEvolver, UnstableStepWarning
 from .gillespie import GillespieEvolver, ReactionNetwork
 from .integrate import SCHEMES, integrate
 from .ito import ItoTransformedSDE, ito_transform
@@ -14,5 +14,5 @@ __all__ = [
     "SDE", "GradientSDE", "JointFields", "SDEProtocol", "SDEEvolver", "OpenMMEvolver", "DivergenceError",
     "HarmonicBias", "Restraints", "ItoTransformedSDE", "SCHEMES", "GillespieEvolver", "ReactionNetwork",
     "as_ensemble", "bias_force", "coordinate_names", "diffusion_matrix", "euler_maruyama", "integrate",
-    "ito_transform",
+    "ito_transform", "UnstableStepWarning",
 ]

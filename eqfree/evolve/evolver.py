@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -18,6 +19,16 @@ from .integrate import check_scheme, integrate
 from .sde import SDEProtocol
 
 
+class UnstableStepWarning(UserWarning):
+    """A restraint was too stiff for the step at some of a burst's saved states (:class:`SDEEvolver`)."""
+
+
+def restraints(bias) -> tuple:
+    """The :class:`~eqfree.evolve.HarmonicBias` terms of ``bias`` (none for another potential)."""
+    terms = bias.biases if isinstance(bias, Restraints) else (bias,)
+    return tuple(term for term in terms if isinstance(term, HarmonicBias))
+
+
 @dataclass
 class SDEEvolver:
     """``E(x, n_steps)``: bursts of ``sde`` by ``scheme`` with step ``dt`` (an :class:`~eqfree.Evolve`).
@@ -28,7 +39,9 @@ class SDEEvolver:
     ``x1, x2, ...``); ``bias`` an added potential U(x) whose force −∇U (autograd) joins the drift (unit
     mobility): :meth:`biased` sets it. A :class:`~eqfree.evolve.HarmonicBias` is checked against the step
     before a burst runs: an explicit step of a restraint of stiffness κ|∇ξ|² is stable only for
-    κ|∇ξ|²·dt < 2 (the Ornstein–Uhlenbeck chain x' = (1 − κ dt) x + …).
+    κ|∇ξ|²·dt < 2 (the Ornstein–Uhlenbeck chain x' = (1 − κ dt) x + …). A learned ξ's gradient varies, so the
+    saved states are checked again after the burst: where κ|∇ξ|²·dt ≥ 2 the step overshoots the restraint
+    and the samples there do not follow the biased law (:class:`UnstableStepWarning`).
     """
 
     sde: SDEProtocol
@@ -55,9 +68,21 @@ class SDEEvolver:
 
     def check_step(self, x) -> None:
         """Refuse a step unstable in the restraint at the states ``x`` (class doc), naming the largest stable dt."""
-        for bias in self.bias.biases if isinstance(self.bias, Restraints) else (self.bias,):
-            if isinstance(bias, HarmonicBias):
-                self._check_restraint(bias, x)
+        for bias in restraints(self.bias):
+            self._check_restraint(bias, x)
+
+    def check_path(self, path: xr.DataArray) -> None:
+        """Warn where a restraint was unstable in the step at the saved states of ``path`` (class doc)."""
+        states = torch.as_tensor(path.values.reshape(-1, path.sizes["coord"]))
+        for bias in restraints(self.bias):
+            ratio = bias.stiffness(states) * self.dt
+            unstable = float((ratio >= 2).double().mean())
+            if unstable:
+                warnings.warn(UnstableStepWarning(
+                    f"the restraint kappa = {bias.kappa:g} on {bias.cv.name} was too stiff for dt = {self.dt:g} at "
+                    f"{unstable:.2%} of the saved states: kappa·|grad xi|²·dt reached {ratio.max().item():.3g} "
+                    f"(stable below 2), where the step overshoots and the samples do not follow the biased law; "
+                    f"use dt < {2 * self.dt / ratio.max().item():.4g} or a smaller kappa"), stacklevel=3)
 
     def _check_restraint(self, bias: HarmonicBias, x) -> None:
         stiffness = bias.stiffness(as_ensemble(x)).max().item()
@@ -73,8 +98,10 @@ class SDEEvolver:
         """A burst of ``n_steps`` from ``x`` ``(walkers, dim)``; walker i draws the noise of walker
         ``first_walker + i`` of ``seed``. Dims ``(time, walker, coord)``."""
         self.check_step(x)
-        return integrate(
+        path = integrate(
             self.sde, x, scheme=self.scheme, dt=self.dt, n_steps=n_steps, seed=seed, save_every=save_every,
             bias=self.bias, device=self.device, noise_dtype=self.noise_dtype, coords=self.coords,
             first_walker=first_walker, progress=progress,
         )
+        self.check_path(path)
+        return path
