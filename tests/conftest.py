@@ -1,5 +1,6 @@
 import pytest
 import torch
+from threadpoolctl import threadpool_limits
 from xdist.scheduler import LoadScopeScheduling
 
 from eqfree import systems
@@ -7,8 +8,11 @@ from eqfree import systems
 
 @pytest.fixture(autouse=True, scope="session")
 def _single_thread():
-    """Tests share 2 cores with each other; one intra-op thread each keeps timings predictable."""
+    """Tests share 2 cores with each other: one intra-op thread each for torch and for the BLAS libraries
+    (numpy's and scipy's OpenBLAS start one thread per core, which, in 4 workers on 2 cores, wait spinning)."""
     torch.set_num_threads(1)
+    with threadpool_limits(1):
+        yield
 
 
 @pytest.fixture
