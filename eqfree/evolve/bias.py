@@ -63,3 +63,8 @@ class Restraints:
 
     def __repr__(self) -> str:
         return f"Restraints({', '.join(map(repr, self.biases))})"
+
+
+def restraint_terms(bias) -> tuple:
+    """The terms of a bias: a :class:`Restraints`' restraints, or the bias itself; none for ``None``."""
+    return () if bias is None else bias.biases if isinstance(bias, Restraints) else (bias,)

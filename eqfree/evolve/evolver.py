@@ -13,7 +13,7 @@ import xarray as xr
 from ..errors import InputError
 from ..seeding import SeedLike
 from ..validation import checked_positive
-from .bias import HarmonicBias, Restraints
+from .bias import HarmonicBias, restraint_terms
 from .ensemble import Potential, as_ensemble
 from .integrate import check_scheme, integrate
 from .sde import SDEProtocol
@@ -25,8 +25,7 @@ class UnstableStepWarning(UserWarning):
 
 def restraints(bias) -> tuple:
     """The :class:`~eqfree.evolve.HarmonicBias` terms of ``bias`` (none for another potential)."""
-    terms = bias.biases if isinstance(bias, Restraints) else (bias,)
-    return tuple(term for term in terms if isinstance(term, HarmonicBias))
+    return tuple(term for term in restraint_terms(bias) if isinstance(term, HarmonicBias))
 
 
 @dataclass
@@ -73,8 +72,9 @@ class SDEEvolver:
 
     def check_path(self, path: xr.DataArray) -> None:
         """Warn where a restraint was unstable in the step at the saved states of ``path`` (class doc)."""
-        states = torch.as_tensor(path.values.reshape(-1, path.sizes["coord"]))
-        for bias in restraints(self.bias):
+        terms = restraints(self.bias)
+        states = torch.as_tensor(path.values.reshape(-1, path.sizes["coord"])) if terms else None
+        for bias in terms:
             ratio = bias.stiffness(states) * self.dt
             unstable = float((ratio >= 2).double().mean())
             if unstable:

@@ -36,7 +36,7 @@ from ..parallel import run_tasks
 from ..progress import progress_bar
 from ..seeding import SeedLike, as_seed_sequence, child
 from ..validation import checked_count, checked_positive
-from .bias import HarmonicBias, Restraints
+from .bias import HarmonicBias, Restraints, restraint_terms
 from .ensemble import DivergenceError
 
 #: the molar gas constant R = N_A k_B, kJ/(mol K)
@@ -99,7 +99,7 @@ class OpenMMEvolver:
         self.system, self.bias = system, bias
         self._simulated = system  # the system the contexts run: with the bias force, if any
         #: the restraints of the bias, restraint i a torsion force with parameters suffixed ``_i``
-        self.restraints = () if bias is None else bias.biases if isinstance(bias, Restraints) else (bias,)
+        self.restraints = restraint_terms(bias)
         if bias is not None:
             self._simulated = copy.deepcopy(system)
             for i, restraint in enumerate(self.restraints):

@@ -163,8 +163,7 @@ class UmbrellaSampling:
 
     def _reduced(self, cv_values, center):
         """Σ_i βκ_i/2 d(ξ_i, z_i)²: the bias in kT of CV values and centres ``(..., n)`` (numpy, broadcasting)."""
-        return sum(0.5 * self.beta * kappa * wrapped_difference(cv_values[..., i], center[..., i], one.period) ** 2
-                   for i, (one, kappa) in enumerate(zip(self.cvs, self.kappas, strict=True)))
+        return (0.5 * self.beta * self.kappas * self._offset(cv_values, center) ** 2).sum(axis=-1)
 
     def values(self, x) -> np.ndarray:
         """ξ of states ``(..., dim)`` → ``(..., n)``."""
