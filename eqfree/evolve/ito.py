@@ -9,8 +9,9 @@ Y = f(X), with x = f⁻¹(y),
 
 where ½ Σ_l D²f[σ_l, σ_l] = ½ tr(σᵀ D²f σ) is the Itô correction. Every derivative is taken by
 torch forward-mode autodiff (``torch.func.jvp``; nested for the second directional derivative),
-matrix-free and on the whole ensemble at once. ``f`` and ``f_inv`` map batches ``(walkers, dim)``
-row by row; only a local inverse is needed (any branch on which Df and D²f agree).
+matrix-free, on the whole ensemble and, by ``torch.func.vmap``, along every direction (μ, σ_1..σ_m) at
+once. ``f`` and ``f_inv`` map batches ``(walkers, dim)`` row by row; only a local inverse is needed (any
+branch on which Df and D²f agree).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
-from torch.func import jvp
+from torch.func import jvp, vmap
 
 from ..errors import InputTypeError
 from .sde import SDEProtocol, diffusion_matrix
@@ -49,20 +50,19 @@ class ItoTransformedSDE:
         """(Df μ + ½ Σ_l D²f[σ_l, σ_l], Df σ) at x = f⁻¹(y): shapes ``(walkers, dim)`` and ``(walkers, dim, m)``."""
         x = self.f_inv(y)
         mu = torch.broadcast_to(self.sde.drift(x, t), x.shape)
-        sigma = diffusion_matrix(self.sde, x, t)
-        _, transported_drift = jvp(self.f, (x,), (mu,))
-        columns, curvatures = zip(*(self._along(x, sigma[..., k]) for k in range(sigma.shape[-1])))
-        return transported_drift + 0.5 * sum(curvatures), torch.stack(columns, dim=-1)
+        directions = torch.cat((mu[None], diffusion_matrix(self.sde, x, t).movedim(-1, 0)))  # (1 + m, walkers, dim)
+        transported, curvatures = vmap(lambda v: self._along(x, v))(directions)
+        return transported[0] + 0.5 * curvatures[1:].sum(0), transported[1:].movedim(0, -1)
 
     def drift(self, y: torch.Tensor, t: float) -> torch.Tensor:
         """Df(x) μ + ½ Σ_l D²f(x)[σ_l, σ_l] at x = f⁻¹(y), ``(walkers, dim)``."""
         return self.drift_and_diffusion(y, t)[0]
 
     def diffusion(self, y: torch.Tensor, t: float) -> torch.Tensor:
-        """Df(x) σ at x = f⁻¹(y), ``(walkers, dim, m)`` (general noise, m the original's Brownian motions)."""
+        """Df σ at x = f⁻¹(y), ``(walkers, dim, m)`` (general noise, m the original's Brownian motions)."""
         x = self.f_inv(y)
-        sigma = diffusion_matrix(self.sde, x, t)
-        return torch.stack([jvp(self.f, (x,), (sigma[..., k],))[1] for k in range(sigma.shape[-1])], dim=-1)
+        columns = diffusion_matrix(self.sde, x, t).movedim(-1, 0)
+        return vmap(lambda v: jvp(self.f, (x,), (v,))[1])(columns).movedim(0, -1)
 
 
 def ito_transform(sde: SDEProtocol, f: Map, f_inv: Map) -> ItoTransformedSDE:
