@@ -8,9 +8,9 @@ from xdist.scheduler import LoadScopeScheduling
 from eqfree import systems
 
 # One thread each for OpenMM here (it reads this when a test first builds a platform) and for every library in
-# each process a test starts (pytest-xdist workers, CLI commands, executors' workers). OpenMM's CPU platform otherwise
-# starts one per core, and on a 22-atom molecule in 4 workers on 2 cores its threads mostly wait (alanine
-# dipeptide, 2 × 10⁴ steps: 3.4 s with one thread against 13.8 s wall with two under load; the same trajectory).
+# each process a test starts (pytest-xdist workers, CLI commands, executors' workers): on 2 cores shared by 4
+# workers, more threads only wait (alanine dipeptide, 2 × 10⁴ steps under a load of 4–5: 5.2–6.3 s wall with one
+# OpenMM thread, 6.9–13.8 s with two; the same trajectory).
 for variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "OPENMM_CPU_THREADS"):
     os.environ.setdefault(variable, "1")
 
