@@ -299,15 +299,21 @@ def test_a_broken_pipe_and_a_real_ctrl_c_end_quietly(tmp_path):
     piped = subprocess.run(f"{' '.join(EQFREE)} systems | true; echo $" + "{PIPESTATUS[0]}", shell=True,
                            executable="/bin/bash", capture_output=True, text=True, env=env)
     assert piped.stdout == "0\n" and piped.stderr == ""
+    # Ctrl-C reaches the command as at a terminal, however pytest was started: a shell's background job (`&`)
+    # inherits SIGINT ignored, and Python then never raises KeyboardInterrupt
     run = subprocess.Popen([*EQFREE, "simulate", "--system", "fast_slow_linear", "--walkers", "10", "--steps",
                             "100000000", "--save-every", "100000", "--seed", "1", "--out", str(tmp_path / "x.zarr")],
-                           stderr=subprocess.PIPE, text=True, env=env)
-    lock = tmp_path / "x.zarr.lock"  # taken once the output is checked, just before the computation
-    deadline = time.monotonic() + 120
-    while not lock.exists() and time.monotonic() < deadline:
-        time.sleep(0.1)
-    run.send_signal(signal.SIGINT)
-    _, err = run.communicate(timeout=60)
+                           stderr=subprocess.PIPE, text=True, env=env,
+                           preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    try:
+        lock = tmp_path / "x.zarr.lock"  # taken once the output is checked, just before the computation
+        deadline = time.monotonic() + 120
+        while not lock.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        run.send_signal(signal.SIGINT)
+        _, err = run.communicate(timeout=60)
+    finally:  # a run that did not stop (10⁸ steps) must not outlive the test
+        run.kill()
     assert run.returncode == 130 and "Traceback" not in err and "eqfree: interrupted" in err, err
     assert not lock.exists()
 
