@@ -73,16 +73,19 @@ class SDEEvolver:
     def check_path(self, path: xr.DataArray) -> None:
         """Warn where a restraint was unstable in the step at the saved states of ``path`` (class doc)."""
         terms = restraints(self.bias)
-        states = torch.as_tensor(path.values.reshape(-1, path.sizes["coord"])) if terms else None
+        if not terms:
+            return
+        states = torch.as_tensor(path.values.reshape(-1, path.sizes["coord"]))
         for bias in terms:
-            ratio = bias.stiffness(states) * self.dt
-            unstable = float((ratio >= 2).double().mean())
+            stiffness = bias.stiffness(states)
+            unstable = float((stiffness * self.dt >= 2).double().mean())
             if unstable:
+                largest = stiffness.max().item()
                 warnings.warn(UnstableStepWarning(
                     f"the restraint kappa = {bias.kappa:g} on {bias.cv.name} was too stiff for dt = {self.dt:g} at "
-                    f"{unstable:.2%} of the saved states: kappa·|grad xi|²·dt reached {ratio.max().item():.3g} "
+                    f"{unstable:.2%} of the saved states: kappa·|grad xi|²·dt reached {largest * self.dt:.3g} "
                     f"(stable below 2), where the step overshoots and the samples do not follow the biased law; "
-                    f"use dt < {2 * self.dt / ratio.max().item():.4g} or a smaller kappa"), stacklevel=3)
+                    f"use dt < {2 / largest:.4g} or a smaller kappa"), stacklevel=3)
 
     def _check_restraint(self, bias: HarmonicBias, x) -> None:
         stiffness = bias.stiffness(as_ensemble(x)).max().item()
