@@ -4,10 +4,10 @@ generator-seeded umbrella runs on ψ (Crabtree et al., section 5, Figures 7–8)
     python benchmarks/md.py [--quick] [--epochs 3000] [--seeds 5] [--repeats 5] [--only-throughput]
 
 System: alanine dipeptide (``systems.get("alanine_dipeptide")``: Amber14 + OBC2, Langevin at 300 K,
-1 fs, friction 1/ps), OpenMM's CPU platform with one thread.
+1 fs, friction 1/ps), on the system's default OpenMM platform (Reference: for 22 atoms the fastest on a CPU).
 
 1. Throughput: ns/day of eqfree's evolver (``system.evolver()``, one walker) against plain OpenMM (a
-   ``LangevinMiddleIntegrator`` and a ``Context`` on the same ``System``, one CPU thread) stepping the
+   ``LangevinMiddleIntegrator`` and a ``Context`` on the same ``System`` and platform) stepping the
    same steps with the same save interval (positions copied to numpy at every save), timed in
    2 × ``--repeats`` back-to-back pairs (order alternating, so slow drifts of other load cancel).
    Overhead = median over pairs of t_eqfree / t_plain − 1, target < 5 %.
@@ -73,7 +73,9 @@ def plain_context(system):
     """One OpenMM context for ``system``, built on first use."""
     openmm = import_openmm()
     integrator = openmm.LangevinMiddleIntegrator(system.temperature, system.friction, system.dt)
-    return openmm.Context(system.openmm_system, integrator, openmm.Platform.getPlatformByName("CPU"), {"Threads": "1"})
+    platform = system.params["platform"]
+    properties = {"Threads": "1"} if platform == "CPU" else {}
+    return openmm.Context(system.openmm_system, integrator, openmm.Platform.getPlatformByName(platform), properties)
 
 
 def plain_openmm(system, x0: np.ndarray, steps: int, save_every: int, seed: int) -> np.ndarray:
@@ -280,10 +282,10 @@ def main() -> None:
     scale = 0.2 if args.quick else 1.0
     if args.quick:
         args.epochs, args.seeds, args.repeats = 300, 2, 2
-    print(f"torch {torch.__version__}, 1 thread; OpenMM {import_openmm().__version__}, CPU platform, 1 thread; CPU: "
-          f"{cpu_model()} ({os.cpu_count()} logical cores); load average at start {os.getloadavg()[0]:.2f}"
-          f"{'; --quick: shortened run' if args.quick else ''}")
     system = systems.get("alanine_dipeptide")
+    print(f"torch {torch.__version__}, 1 thread; OpenMM {import_openmm().__version__}, {system.params['platform']} "
+          f"platform, 1 thread; CPU: {cpu_model()} ({os.cpu_count()} logical cores); load average at start "
+          f"{os.getloadavg()[0]:.2f}{'; --quick: shortened run' if args.quick else ''}")
     throughput(system, int(10_000 * scale), 2 * args.repeats)
     if args.only_throughput:
         return

@@ -225,9 +225,10 @@ def test_mbar_pmf_of_psi_has_the_beta_and_alpha_minima(alanine):
     barrier = free_energy[(angle > 60) & (angle < 120)].max()
     assert barrier - free_energy[alpha].min() > 2 and barrier > 5  # the αR–β barrier near ψ = 85°
     phi = alanine.restriction("phi")(windows.x.values)[:, 0]
-    # a specification of the setup (the docstring's φ < 0 half): the windows start in β (φ = −80°) and the
-    # φ > 0 basins lie behind a barrier that 2 ps rarely cross; 0.9 tolerates a few walkers that do, not derived
-    assert (phi < 0).mean() > 0.9
+    # the setup (the docstring's φ < 0 half): the windows start in β (φ = −80°) and the φ > 0 basins lie behind a
+    # barrier that few walkers cross in 2 ps. The share of samples at φ < 0 over 14 independent runs (seeds 0-13,
+    # Reference platform): mean 0.946, standard deviation 0.036 (lowest 0.885); the bound is mean − 3 sd
+    assert (phi < 0).mean() > 0.946 - 3 * 0.036
 
 
 @pytest.mark.filterwarnings("ignore::UserWarning")  # three sparse windows: the point is the CLI path

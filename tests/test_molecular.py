@@ -103,8 +103,9 @@ def test_langevin_bursts_reach_the_boltzmann_variance_and_do_not_depend_on_the_e
     exactly for a harmonic force, Leimkuhler & Matthews 2013). ω² = k/m = 10/ps², γ = 5/ps: underdamped, the
     position's correlation decays as e^{−γt/2}, so frames 2 ps apart are independent to e^{−5} < 1 % and the
     start (the origin) is forgotten by 2 ps. 400 walkers × 4 frames × 3 coordinates = 4800 samples: the
-    variance's standard error is √(2/4800) ≈ 2 %, the bound 3 se. Same seed, same numbers, serial or on threads
-    (one context per thread, on the CPU platform)."""
+    variance's standard error is √(2/4800) ≈ 2 %, the bound 3 se. Same seed, same numbers, serial or on threads:
+    one context per thread on the CPU platform; on the Reference platform, whose random stream is one per process,
+    walkers take turns."""
     k, temperature = 100.0, 300.0
     evolver = OpenMMEvolver(harmonic_oscillator(k, 10.0), temperature=temperature, friction=5.0, dt=0.002,
                             platform="Reference")
@@ -114,9 +115,10 @@ def test_langevin_bursts_reach_the_boltzmann_variance_and_do_not_depend_on_the_e
     exact = MOLAR_GAS_CONSTANT * temperature / k
     assert abs(samples.var() / exact - 1) < 3 * math.sqrt(2 / samples.size)
     assert abs(samples.mean()) < 3 * math.sqrt(exact / samples.size)
-    # the CPU platform: one random stream per context (the Reference platform's is one per process)
-    cpu = OpenMMEvolver(harmonic_oscillator(k, 10.0), temperature=temperature, friction=5.0, dt=0.002)
-    serial = cpu(start[:6], 2000, seed=5, save_every=1000)
-    with ThreadPoolExecutor(2) as pool:
-        threaded = cpu(start[:6], 2000, seed=5, save_every=1000, executor=pool)
-    np.testing.assert_array_equal(threaded.values, serial.values)
+    for platform in ("CPU", "Reference"):
+        threads = OpenMMEvolver(harmonic_oscillator(k, 10.0), temperature=temperature, friction=5.0, dt=0.002,
+                                platform=platform)
+        serial = threads(start[:6], 2000, seed=5, save_every=1000)
+        with ThreadPoolExecutor(2) as pool:
+            threaded = threads(start[:6], 2000, seed=5, save_every=1000, executor=pool)
+        np.testing.assert_array_equal(threaded.values, serial.values)

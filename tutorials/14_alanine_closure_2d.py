@@ -104,7 +104,6 @@ N_PSI = 2 if FAST else 8
 PSI = CUTS["psi"] + (np.arange(N_PSI) + 0.5) * 2 * math.pi / N_PSI
 START = np.array([-1.5, -0.7])  # αR
 PSI_BETA = math.radians(85.0)  # β: ψ ≥ 85° (to ψ = 250°, the cut)
-steps_per_second = 4000  # one CPU thread, measured in benchmarks/md.py
 print(f"grid {PHI.size} x {PSI.size}; alpha_R start (phi, psi) = {tuple(START)} rad")
 
 # %%

@@ -9,7 +9,7 @@ The ten heavy atoms come from ``heavy_atoms.pdb`` (standard bond lengths and ang
 
 - ``gb="obc2"`` (default): OBC2 (Amber igb = 5, mbondi2 radii, ACE surface term) through OpenMM's
   built-in ``GBSAOBCForce`` — the energies of ``implicit/obc2.xml`` (whose generic ``CustomGBForce``
-  it replaces, particle by particle) at about twice the speed;
+  it replaces, particle by particle) at 35 instead of 1260 µs per step on the default Reference platform;
 - ``gb="obc2-custom"``: that generic ``CustomGBForce`` itself (the reference of the swap);
 - ``gb="gbn2"``: GBn2 (Amber igb = 8, ``implicit/gbn2.xml``), which has no built-in counterpart.
 
@@ -111,7 +111,11 @@ class AlanineDipeptide:
 
     Parameters (all optional): ``temperature`` (K), ``friction`` (1/ps), ``gb`` (``"obc2"``,
     ``"obc2-custom"``, ``"gbn2"``), ``constraints`` (``"none"`` or ``"hbonds"``), ``platform``
-    (``"CPU"``, ``"CUDA"``, ...), ``threads`` (CPU threads per context).
+    (``"Reference"``, ``"CPU"``, ``"CUDA"``, ...), ``threads`` (threads per context on the CPU platform).
+
+    The default platform is OpenMM's Reference: for these 22 atoms it steps 18 times faster than the CPU
+    platform (34 against 609 µs per step, one thread; :class:`~eqfree.evolve.OpenMMEvolver`), in double
+    precision.
     """
 
     name = "alanine_dipeptide"
@@ -119,7 +123,7 @@ class AlanineDipeptide:
     slow = ("phi", "psi")
     observed = ()
     summary = "ACE-ALA-NME, Amber14 + OBC2 implicit solvent, Langevin 300 K with OpenMM; CVs phi, psi (rad)"
-    defaults = {"temperature": 300.0, "friction": 1.0, "gb": "obc2", "constraints": "none", "platform": "CPU",
+    defaults = {"temperature": 300.0, "friction": 1.0, "gb": "obc2", "constraints": "none", "platform": "Reference",
                 "threads": 1}
 
     def __init__(self, **params):
