@@ -3,11 +3,13 @@
 Schemes: the default Leimkuhler–Matthews (``leimkuhler_matthews``) and Euler–Maruyama, each one normal draw
 per coordinate and step, float64 increments (and float32 increments into a float64 state, "mixed").
 Floors, measured in the same run: drawing the run's normals and nothing else into a preallocated float64
-buffer ``(16, walkers, m)`` (the chunk eqfree's noise stream draws), by numpy's ``standard_normal``
-(ziggurat) and by ``torch.randn`` (Box–Muller; the generator eqfree's streams use). Issue 20's target:
-each scheme at >= 0.7 of numpy's floor at 1e5 walkers, float64, one thread.
-Small ensembles: microseconds per step at 500 walkers (target <= 60 us), against torch drawing one step of
-the stream (a block always draws 1024 walkers, :mod:`eqfree.evolve.noise`).
+buffer ``(16, walkers, m)``, one call per 16 steps, by numpy's ``standard_normal`` (PCG64 bits, ziggurat: the
+generator of eqfree's CPU noise streams, :mod:`eqfree.evolve.noise`, which draws the same normals block by
+block) and by ``torch.randn`` (Box–Muller: the generator of the CUDA streams). Issue 20's target: each scheme at
+>= 0.7 of numpy's floor at 1e5 walkers, float64, one thread.
+Small ensembles: microseconds per step at 500 walkers (target <= 60 us), against the stream's generator drawing
+one step of the stream (a block always draws 1024 walkers: numpy on the CPU, in chunks of 16 steps as the stream
+does; torch on CUDA).
 Peers (CPU): a per-trajectory Python loop (one walker at a time, numpy scalar draws; the script a user would
 write) and torchsde's Euler scheme (``torchsde.sdeint(method="euler")``) on the same SDE, when installed.
 
@@ -179,12 +181,14 @@ def ensembles(system, args) -> None:
         target = walkers == 100_000 and device.type == "cpu"
         for label, scheme in (("LM", "Leimkuhler-Matthews (default)"), ("EM", "Euler-Maruyama")):
             record("sde_throughput", f"{scheme}: walker-steps/s, {scope}", rates[label], "walker-steps/s",
-                   peer="numpy standard_normal floor", peer_value=floor_np,
+                   peer="numpy standard_normal floor" + (" (the stream's generator)" if device.type == "cpu" else ""),
+                   peer_value=floor_np,
                    ratio=median_ratio(seconds, label, "numpy"),
                    target=f">= {FLOOR_TARGET} of the floor" if target else None,
                    met=median_ratio(seconds, label, "numpy") >= FLOOR_TARGET if target else None)
             record("sde_throughput", f"{scheme}: walker-steps/s, {scope}", rates[label], "walker-steps/s",
-                   peer="torch.randn floor (the stream's generator)", peer_value=floor_torch,
+                   peer="torch.randn floor" + (" (the stream's generator)" if device.type == "cuda" else ""),
+                   peer_value=floor_torch,
                    ratio=median_ratio(seconds, label, "torch"))
         record("sde_throughput", f"Euler-Maruyama, float32 increments: walker-steps/s, {scope}", rates["EM mixed"],
                "walker-steps/s", peer="numpy standard_normal floor (float64)", peer_value=floor_np,
@@ -194,21 +198,32 @@ def ensembles(system, args) -> None:
                ratio=median_ratio(seconds, "torch", "numpy"))
 
 
+def stream_draw(steps: int, m: int, device: torch.device):
+    """The stream's generator drawing ``steps`` steps of one block (1024 walkers x m) and nothing else."""
+    if device.type == "cuda":
+        return torch_floor(1024, steps, m, device=device)
+    rng = np.random.Generator(np.random.PCG64(0))
+    out = np.empty((16, 1024, m))
+    return lambda: [rng.standard_normal(out=out) for _ in range(0, steps, 16)]
+
+
 def small_ensemble(system, args, walkers: int = 500) -> None:
-    """Microseconds per step at ``walkers``, against torch drawing one step of the stream (a block of 1024)."""
+    """Microseconds per step at ``walkers``, against the stream's generator drawing one step of the stream (a block
+    of 1024 walkers)."""
     steps = 64 if args.quick else 2000
     schemes = {"Leimkuhler-Matthews (default)": "leimkuhler_matthews", "Euler-Maruyama": "euler_maruyama"}
     runs = {label: eqfree_run(system, walkers, steps, scheme, device=args.device) for label, scheme in schemes.items()}
-    runs["draw"] = torch_floor(1024, steps, system.dim, device=args.device)
+    runs["draw"] = stream_draw(steps, system.dim, args.device)
     seconds = rounds(runs, args.repeats, args.device)
     draw = seconds["draw"].min() / steps * 1e6
+    generator = "numpy" if args.device.type == "cpu" else "torch"
     print(f"\n{walkers} walkers, {steps} steps: microseconds per step (target <= {STEP_TARGET_US:g}); "
-          f"torch drawing one step of the stream (1024 x {system.dim} normals): {draw:.1f} us")
+          f"{generator} drawing one step of the stream (1024 x {system.dim} normals): {draw:.1f} us")
     for label in schemes:
         per_step = seconds[label].min() / steps * 1e6
         print(f"   {label}: {per_step:.1f} us per step (load {os.getloadavg()[0]:.1f})")
         record("sde_throughput", f"{label}: time per step, {system.name}, {walkers} walkers, {args.device}",
-               per_step, "us", peer="torch.randn of one step of the stream", peer_value=draw,
+               per_step, "us", peer=f"{generator} drawing one step of the stream", peer_value=draw,
                ratio=float(np.median(seconds["draw"] / seconds[label])),
                target=f"<= {STEP_TARGET_US:g} us" if args.device.type == "cpu" else None,
                met=per_step <= STEP_TARGET_US if args.device.type == "cpu" else None)

@@ -119,6 +119,6 @@ def test_langevin_bursts_reach_the_boltzmann_variance_and_do_not_depend_on_the_e
         threads = OpenMMEvolver(harmonic_oscillator(k, 10.0), temperature=temperature, friction=5.0, dt=0.002,
                                 platform=platform)
         serial = threads(start[:6], 2000, seed=5, save_every=1000)
-        with ThreadPoolExecutor(2) as pool:
+        with ThreadPoolExecutor(3) as pool:  # three threads building contexts while others step
             threaded = threads(start[:6], 2000, seed=5, save_every=1000, executor=pool)
         np.testing.assert_array_equal(threaded.values, serial.values)

@@ -31,7 +31,7 @@ class LeimkuhlerMatthews(Scheme):
 
     def __init__(self, fields: Fields, x: torch.Tensor, t0: float, dt: float, noise: BlockNoise):
         super().__init__(fields, x, t0, dt, noise)
-        self.previous = noise().clone()
+        self.previous = noise()  # the stream leaves it untouched until the call after next
         self.both = torch.empty_like(self.previous)
 
     def step(self, x: torch.Tensor, t: float) -> None:
@@ -39,5 +39,5 @@ class LeimkuhlerMatthews(Scheme):
         drift, g = self.fields(x, t)
         new = self.noise()
         torch.add(new, self.previous, out=self.both)
-        self.previous.copy_(new)
-        x.add_(drift, alpha=self.dt).add_(self.fields.kick(g, self.both), alpha=0.5 * self.sqrt_dt)
+        self.previous = new
+        self.fields.add_kick_(x.add_(drift, alpha=self.dt), g, self.both, 0.5 * self.sqrt_dt)

@@ -7,8 +7,8 @@ Walker i of a call with ``seed`` takes its integrator and velocity seeds from ch
 ``first_walker + i`` of the seed alone, so the numbers do not depend on how walkers are grouped into
 tasks or which executor runs them, on one platform with a fixed thread count. OpenMM's Reference platform draws
 from one random stream per process, so there the walkers of a process take turns (a lock holds the stream from a
-walker's seeding to its last step): threads give the same numbers as one thread, but no speed-up; processes run
-in parallel. Energies are kJ/mol, times ps.
+walker's seeding to its last step, and while a context is built, which reseeds it): threads give the same numbers
+as one thread, but no speed-up; processes run in parallel. Energies are kJ/mol, times ps.
 
 Why LangevinMiddle: it is the BAOAB splitting of Leimkuhler & Matthews ("Rational construction of
 stochastic numerical methods for molecular sampling", AMRX 2013; in OpenMM after Zhang, Liu, Yan, Tuckerman &
@@ -56,9 +56,14 @@ def import_openmm():
 
 CENTER, KAPPA = "umbrella_center", "umbrella_kappa"
 
-#: held by a walker on the Reference platform from its seeding to its last step (that platform's random stream
-#: is one per process, shared by its threads)
-_REFERENCE_STREAM = threading.Lock()
+#: held on the Reference platform by a task of walkers, and by the building of a context (which reseeds): that
+#: platform's random stream is one per process, shared by its threads
+_REFERENCE_STREAM = threading.RLock()
+
+
+def _stream_lock(platform: str):
+    """The lock of the Reference platform's one random stream, or no lock on another platform."""
+    return _REFERENCE_STREAM if platform == "Reference" else contextlib.nullcontext()
 
 
 def torsion_bias(atoms: Sequence[int], kappa: float, suffix: str = ""):
@@ -153,17 +158,20 @@ class OpenMMEvolver:
     def context(self):
         """This thread's ``openmm.Context`` (built on first use; contexts are never shared between threads)."""
         if getattr(self._local, "context", None) is None:
-            openmm = import_openmm()
-            integrator = openmm.LangevinMiddleIntegrator(self.temperature, self.friction, self.dt)
-            try:
-                platform = openmm.Platform.getPlatformByName(self.platform)
-            except Exception:
-                names = [openmm.Platform.getPlatform(i).getName() for i in range(openmm.Platform.getNumPlatforms())]
-                raise InputError(f"OpenMM platform {self.platform!r} is not available here; "
-                                 f"available: {names}") from None
-            properties = {"Threads": str(self.threads)} if self.platform == "CPU" and self.threads else {}
-            self._local.context = openmm.Context(self._simulated, integrator, platform, properties)
+            with _stream_lock(self.platform):
+                self._local.context = self._new_context()
         return self._local.context
+
+    def _new_context(self):
+        openmm = import_openmm()
+        integrator = openmm.LangevinMiddleIntegrator(self.temperature, self.friction, self.dt)
+        try:
+            platform = openmm.Platform.getPlatformByName(self.platform)
+        except Exception:
+            names = [openmm.Platform.getPlatform(i).getName() for i in range(openmm.Platform.getNumPlatforms())]
+            raise InputError(f"OpenMM platform {self.platform!r} is not available here; available: {names}") from None
+        properties = {"Threads": str(self.threads)} if self.platform == "CPU" and self.threads else {}
+        return openmm.Context(self._simulated, integrator, platform, properties)
 
     def _positions(self, x) -> np.ndarray:
         x = np.asarray(x, dtype=float)
@@ -240,15 +248,14 @@ def _walkers(evolver: OpenMMEvolver, x: np.ndarray, n_steps: int, save_every: in
     """Walkers ``first, first + 1, ...`` one after another in this process's context (a task);
     returns ``(saved frames, walkers, 3 n_atoms)``."""
     openmm = import_openmm()
-    context = evolver.context()
-    integrator = context.getIntegrator()
     frames = n_steps // save_every + 1
     out = np.empty((frames, len(x), evolver.dim))
-    shared_stream = _REFERENCE_STREAM if evolver.platform == "Reference" else contextlib.nullcontext()
     with progress_bar(progress, total=len(x) * n_steps, unit="step", desc="Langevin MD") as bar:
         for i, state in enumerate(x):
             integrator_seed, velocity_seed = _openmm_seeds(child(seed, first + i))
-            with shared_stream:
+            with _stream_lock(evolver.platform):
+                context = evolver.context()
+                integrator = context.getIntegrator()
                 integrator.setRandomNumberSeed(integrator_seed)
                 context.reinitialize()  # the integrator reads its seed when the context is (re)built
                 for name, values in parameters.items():
