@@ -98,8 +98,8 @@ fig.savefig(OUT / "closure_2d_coefficients.png", dpi=120)
 # From (0.2, 0.5) the closed SDE's mean path, with the band of the closure's uncertainty, against the mean of
 # direct fine runs lifted at the same point, to t = 0.2. Further on, some closed paths reach the grid's edge
 # x1 = ±1.75, where the closure is biased (D11 of the fast mode 1.52 at 1.75 and 0.48 at −1.75, against 1: the
-# walls are too steep for τ, above) and where the fine paths do not go (max |x1| = 1.66 over 1024 direct runs to
-# t = 0.5), and the integration stops there: of 1024 paths of the fast mode's closure, some leave the grid by
+# walls are too steep for τ, above) and where the fine paths do not go (x1 stays within ±1.66 in 1024 direct runs
+# to t = 0.5), and the integration stops there: of 1024 paths of the fast mode's closure, some leave the grid by
 # t = 0.5 at 9 of 12 seeds, by t = 0.25 at 1 of 20, by t = 0.2 at none of 20.
 
 # %%
