@@ -268,17 +268,25 @@ def test_bad_sampler_switch_is_refused_and_changes_nothing():
 
 
 @pytest.mark.slow
-def test_defaults_sample_the_training_law_over_seeds(fast_slow_training_data):
+def test_defaults_sample_the_training_law_over_seeds():
     """Issue 26: at the default hyperparameters, mean and variance of x2 | x1 = 10 (4000 draws) within 3
-    standard errors of the training law N(1, 0.05) (TRAINING_VAR) in ≥ 9 of 10 seeds."""
-    X, y = fast_slow_training_data
+    standard errors of the training law N(1, 0.05) (TRAINING_VAR) in ≥ 9 of 10 seeds, each seed trained on
+    trajectories of its own (the fixture's settings, simulation seed 100 + seed) so that the seeds are independent
+    checks, as in test_ccgan.py. On one shared data set the data's own error is common to all seeds: the fixture's
+    states put the least-squares line at x1 = 10 at 0.9929, −2.0 standard errors of 4000 draws, and the model,
+    reproducing its data, was off by −2.3 on average and passed 8 of 10 (measured 2026-12-05)."""
+    system = systems.get("fast_slow_linear")
     n, passed = 4000, 0
     for seed in range(10):
-        x2 = ConditionalScoreModel().fit(X, y, seed=seed, progress=False).sample(10.0, n, seed=seed)[:, 1]
+        X = system.simulate(50, 20_000, dt=0.5, save_every=20, seed=100 + seed).isel(time=slice(1, None))
+        X = X.values.reshape(-1, 2)
+        x2 = ConditionalScoreModel().fit(X, X[:, 0].copy(), seed=seed, progress=False).sample(10.0, n, seed=seed)[:, 1]
         z_mean = (x2.mean() - X2_MEAN) / np.sqrt(TRAINING_VAR / n)
         z_var = (x2.var(ddof=1) - TRAINING_VAR) / (TRAINING_VAR * np.sqrt(2 / (n - 1)))
         print(f"seed {seed}: standardized errors of the mean {z_mean:.2f}, of the variance {z_var:.2f}")
         passed += abs(z_mean) < 3 and abs(z_var) < 3
-    # the issue's acceptance, ≥ 9 of 10 seeds within 3 se on both moments (a correct sampler passes each seed with
-    # probability ≈ 0.9973² = 0.995, so 10 seeds give ≥ 9 with probability 0.999)
+    # the issue's acceptance, ≥ 9 of 10 seeds within 3 se on both moments. A sampler of the exact law passes a seed
+    # with probability ≈ 0.9973² = 0.995; the data's own error (the line through each seed's states at x1 = 10 is off
+    # by 1.0 se root mean square over seeds 0–19, test_ccgan.py) lowers that for a generator of each data set's law,
+    # to ≥ 9 of 10 with probability ≈ 0.94
     assert passed >= 9
