@@ -60,7 +60,8 @@ def right(x):
 # guard: 10 % of the objective is the forward KL on 256 Langevin (MALA) walkers that follow the
 # tempering and keep some of their number in every well, so the generator keeps (over-)covering the
 # minor well. Expectations under exp(−U) come from the generator's draws with importance weights
-# `w = exp(−U) r(z|x)/(q(x|z) q(z))`, which correct the over-coverage.
+# `w = exp(−U)/q̂(x)`, which correct the over-coverage; q̂(x) = (1/K) Σ_k q(x|z_k) q(z_k)/r(z_k|x) averages the
+# draw's own latent and K − 1 = 15 more from the encoder, and E[w | x] = exp(−U(x))/q(x) exactly.
 
 # %%
 generator = ReverseKL(widths=(8, 16, 16)) if FAST else ReverseKL()  # fast mode: small networks

@@ -28,8 +28,9 @@ def add_parsers(commands, parent) -> None:
     options.add_training(cg, batch_size=None)
     cg.add_argument("--no-ard", action="store_true", help="VAE without the ARD prior (maximum likelihood)")
     cg.add_argument("--kl-warmup", type=int, default=0, help="VAE: steps of KL warm-up before the ARD prior starts")
-    cg.add_argument("--importance-samples", type=options.positive_int, default=1,
-                    help="K of the data term's bound (1: the ELBO; more: tighter, for rare states)")
+    cg.add_argument("--importance-samples", type=options.positive_int, default=None,
+                    help="K of the data term's bound (default: 1, the ELBO, for the VAE; 8 for the mixed objective; "
+                         "more: tighter, for rare states)")
     cg.add_argument("--beta-start", type=float, default=1e-10,
                     help="first inverse temperature of the tempering, in 1/kT")
     cg.add_argument("--threshold", type=float, default=2e-3,
@@ -62,9 +63,9 @@ def cmd_train_cg(args) -> int:
         raise InputError("give --data (a VAE on its states), --system (reverse KL on its energy), or both (mixed)")
     check_output(args, args.data, model=True)
     X, coords = (None, None) if args.data is None else training_states(args)
-    hyper = {"latent_dim": args.latent_dim, "widths": args.widths, "n_epochs": args.epochs, "device": args.device,
-             "importance_samples": args.importance_samples}
-    hyper.update({k: v for k, v in (("batch_size", args.batch_size), ("lr", args.lr)) if v is not None})
+    hyper = {"latent_dim": args.latent_dim, "widths": args.widths, "n_epochs": args.epochs, "device": args.device}
+    hyper.update({k: v for k, v in (("batch_size", args.batch_size), ("lr", args.lr),
+                                    ("importance_samples", args.importance_samples)) if v is not None})
     if args.system is None:
         model = VAE(ard=not args.no_ard, kl_warmup=args.kl_warmup, **hyper)
         model.fit(X, seed=args.seed, coords=coords, progress=progress(args))

@@ -1,12 +1,17 @@
 """Self-normalized importance sampling from a latent-variable model to exp(−βU).
 
-A joint draw (x, z) ~ q(x|z) q(z) carries the weight
+A draw (x, z_1) ~ q(x|z) q(z) and K − 1 latents z_2..z_K ~ r(z|x) carry the weight
 
-    w = exp(−βU(x)) r(z|x) / (q(x|z) q(z)),     E[w | x] = exp(−βU(x)) / q(x),
+    w = exp(−βU(x)) / q̂(x),     q̂(x) = (1/K) Σ_k q(x|z_k) q(z_k) / r(z_k|x),     E[w | x] = exp(−βU(x)) / q(x)
 
-so the weighted draws estimate expectations under p(x) ∝ exp(−βU(x)) exactly in the limit,
-whatever the encoder r (it only affects the variance). −log w is the per-sample reverse-KL loss
-ℓ = βU + log q(x|z) + log q(z) − log r(z|x), whose mean bounds −log Z from above.
+for every K and every encoder r: the latents' law q(z_1|x) Π_{k≥2} r(z_k|x) is one term of the symmetric
+mixture (1/K) Σ_j q(z_j|x) Π_{k≠j} r(z_k|x) = q̂(x) Π_k r(z_k|x) / q(x), and 1/q̂ is symmetric in them, so
+E[1/q̂(x) | x] = 1/q(x) (the estimate of a reciprocal normalizer from one exact posterior draw: Grosse,
+Ghahramani & Adams 2015). K = 1 is the joint weight exp(−βU) r(z|x)/(q(x|z) q(z)), whose variance is large
+where r misses the posterior q(z|x) (a rare well the encoder maps elsewhere); K > 1 lowers it. So
+the weighted draws estimate expectations under p(x) ∝ exp(−βU(x)) exactly in the limit, whatever K and r.
+−log w averages to ≥ −log Z for every K (Jensen); at K = 1 it is the per-sample reverse-KL loss
+ℓ = βU + log q(x|z) + log q(z) − log r(z|x).
 """
 
 from __future__ import annotations
@@ -37,7 +42,7 @@ class ImportanceSample:
 
     @property
     def loss(self) -> float:
-        """Mean of ℓ = −log w: the reverse-KL loss, ≥ −log Z."""
+        """Mean of −log w, ≥ −log Z (at K = 1 the reverse-KL loss ℓ)."""
         return float(-self.log_weights.mean())
 
     @property

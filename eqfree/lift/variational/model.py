@@ -46,6 +46,10 @@ from .importance import ImportanceSample
 from .networks import Decoder, Encoder, gaussian_log_density, kl_to_standard_normal, standard_normal_log_density
 
 Energy = Callable[[torch.Tensor], torch.Tensor]
+#: K of :meth:`LatentVariableModel.reweight`: latents per draw in the estimate of q(x) (:mod:`.importance`)
+REWEIGHT_SAMPLES = 16
+#: draws per block of that estimate (memory ∝ K · REWEIGHT_BLOCK; a constant, so a seed gives the same numbers)
+REWEIGHT_BLOCK = 8192
 
 
 class RejectedStepWarning(UserWarning):
@@ -225,6 +229,12 @@ class LatentVariableModel(Estimator):
         loss = beta * u + log_q_x + standard_normal_log_density(z) - gaussian_log_density(z, mean, log_var)
         return x, u, loss
 
+    def encoder_terms(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """−log r(z|x) per sample (n,) at joint draws (x, z) of the generator: the encoder's part of ℓ_r,
+        whose minimum over r is the posterior q(z|x) (the sleep phase of wake–sleep, Hinton et al. 1995)."""
+        mean, log_var = self.networks_["encoder"]((x - self._shift) / self._scale)
+        return -gaussian_log_density(z, mean, log_var)
+
     # -- operators (numpy in, numpy out) ------------------------------------------------------------
     def sample(self, n: int, *, seed: SeedLike) -> np.ndarray:
         """n states (n, dim) from q(x) = ∫ q(x|z) q(z) dz."""
@@ -275,14 +285,30 @@ class LatentVariableModel(Estimator):
         return EncoderRestriction(self)
 
     @torch.inference_mode()
-    def reweight(self, energy: Energy, n: int, *, seed: SeedLike, beta: float = 1.0) -> ImportanceSample:
-        """n joint draws (x, z) with importance weights to exp(−βU) (:mod:`.importance`)."""
+    def reweight(self, energy: Energy, n: int, *, seed: SeedLike, beta: float = 1.0,
+                 importance_samples: int = REWEIGHT_SAMPLES) -> ImportanceSample:
+        """n joint draws (x, z) ~ q(x|z) q(z) with importance weights to exp(−βU) (:mod:`.importance`);
+        each weight's q(x) is estimated from the draw's own z and K − 1 = ``importance_samples`` − 1
+        latents drawn from r(z|x) (K = 1: the joint weight)."""
         self.check_fitted()
-        n = checked_count(n, "n")
+        n, k = checked_count(n, "n"), checked_count(importance_samples, "importance_samples")
         generator = torch.Generator().manual_seed(child_int(seed, 0))
         z = self.normal((n, self.latent_dim), generator)
-        x, _, loss = self.reverse_terms(energy, float(beta), z, self.normal((n, self.dim_), generator))
-        return ImportanceSample(x.cpu().numpy(), z.cpu().numpy(), -loss.cpu().numpy(), float(beta))
+        x, u, loss = self.reverse_terms(energy, float(beta), z, self.normal((n, self.dim_), generator))
+        log_weights = -loss
+        if k > 1:
+            log_q = torch.cat([self._log_marginal(x[i:i + REWEIGHT_BLOCK], z[i:i + REWEIGHT_BLOCK], k, generator)
+                               for i in range(0, n, REWEIGHT_BLOCK)])
+            log_weights = -float(beta) * u - log_q
+        return ImportanceSample(x.cpu().numpy(), z.cpu().numpy(), log_weights.cpu().numpy(), float(beta))
+
+    def _log_marginal(self, x: torch.Tensor, z: torch.Tensor, k: int, generator: torch.Generator) -> torch.Tensor:
+        """log q̂(x) = log (1/K) Σ_k q(x|z_k) q(z_k)/r(z_k|x) with z_1 = ``z`` (drawn with x) and
+        z_2..z_K ~ r(z|x): the K-sample bound of :meth:`forward_terms` with its first latent replaced."""
+        mean, log_var = self.networks_["encoder"]((x - self._shift) / self._scale)
+        own = (z - mean) * torch.exp(-0.5 * log_var)  # the encoder noise that gives z
+        noise = torch.cat([own[None], self.normal((k - 1, len(x), self.latent_dim), generator)])
+        return -self.forward_terms(x, noise)
 
     # -- training helpers ---------------------------------------------------------------------------
     def _progress(self, progress: bool):
