@@ -246,33 +246,40 @@ class OpenMMEvolver:
 def _walkers(evolver: OpenMMEvolver, x: np.ndarray, n_steps: int, save_every: int, seed, first: int,
              parameters: Mapping[str, np.ndarray], progress: bool) -> np.ndarray:
     """Walkers ``first, first + 1, ...`` one after another in this process's context (a task);
-    returns ``(saved frames, walkers, 3 n_atoms)``."""
-    openmm = import_openmm()
-    frames = n_steps // save_every + 1
-    out = np.empty((frames, len(x), evolver.dim))
+    returns ``(saved frames, walkers, 3 n_atoms)``. Steps past the last saved frame are not run: they would not
+    be returned."""
+    out = np.empty((n_steps // save_every + 1, len(x), evolver.dim))
     with progress_bar(progress, total=len(x) * n_steps, unit="step", desc="Langevin MD") as bar:
         for i, state in enumerate(x):
-            integrator_seed, velocity_seed = _openmm_seeds(child(seed, first + i))
             with _stream_lock(evolver.platform):
-                context = evolver.context()
-                integrator = context.getIntegrator()
-                integrator.setRandomNumberSeed(integrator_seed)
-                context.reinitialize()  # the integrator reads its seed when the context is (re)built
-                for name, values in parameters.items():
-                    context.setParameter(name, float(values[i]))
-                context.setPositions(state.reshape(-1, 3))
-                context.setVelocitiesToTemperature(evolver.temperature, velocity_seed)
-                out[0, i] = state
-                for frame in range(1, frames):
-                    step = frame * save_every
-                    try:  # the CPU platform raises on non-finite coordinates; the Reference platform steps on
-                        integrator.step(save_every)
-                    except openmm.OpenMMException as error:
-                        raise DivergenceError(first + i, step, step * evolver.dt) from error
-                    positions = context.getState(getPositions=True).getPositions(asNumpy=True)
-                    out[frame, i] = positions.value_in_unit(openmm.unit.nanometer).reshape(-1)
-                    if not np.isfinite(out[frame, i]).all():
-                        raise DivergenceError(first + i, step, step * evolver.dt)
-                    bar.update(save_every)
-            # steps past the last saved frame are not run: they would not be returned
+                _walker(evolver, state, child(seed, first + i), {name: float(v[i]) for name, v in parameters.items()},
+                        save_every, first + i, out[:, i], bar)
     return out
+
+
+def _walker(evolver: OpenMMEvolver, state: np.ndarray, seed, parameters: Mapping[str, float], save_every: int,
+            index: int, out: np.ndarray, bar) -> None:
+    """Walker ``index`` from ``state`` in this thread's context: its frames, every ``save_every`` steps, into
+    ``out`` ``(frames, 3 n_atoms)``; a non-finite step raises :class:`DivergenceError`."""
+    openmm = import_openmm()
+    integrator_seed, velocity_seed = _openmm_seeds(seed)
+    context = evolver.context()
+    integrator = context.getIntegrator()
+    integrator.setRandomNumberSeed(integrator_seed)
+    context.reinitialize()  # the integrator reads its seed when the context is (re)built
+    for name, value in parameters.items():
+        context.setParameter(name, value)
+    context.setPositions(state.reshape(-1, 3))
+    context.setVelocitiesToTemperature(evolver.temperature, velocity_seed)
+    out[0] = state
+    for frame in range(1, len(out)):
+        step = frame * save_every
+        try:  # the CPU platform raises on non-finite coordinates; the Reference platform steps on
+            integrator.step(save_every)
+        except openmm.OpenMMException as error:
+            raise DivergenceError(index, step, step * evolver.dt) from error
+        positions = context.getState(getPositions=True).getPositions(asNumpy=True)
+        out[frame] = positions.value_in_unit(openmm.unit.nanometer).reshape(-1)
+        if not np.isfinite(out[frame]).all():
+            raise DivergenceError(index, step, step * evolver.dt)
+        bar.update(save_every)
