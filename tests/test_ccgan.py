@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 from scipy import stats
-from test_score_model import TRAINING_VAR, assert_training_law, perfect_sampler_w1
+from test_score_model import TRAINING_VAR, assert_training_law, perfect_sampler_w1, seed_data
 
 from eqfree import systems
 from eqfree.errors import InputError
@@ -97,35 +97,27 @@ def test_fast_slow_linear_samples_the_exact_conditional_law(fast_slow_ccgan):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="measured 2026-12-05 on the SDE streams drawn by numpy (issue 20): 8 of "
-                   "10 (seed 2 mean +3.56 se, seed 7 variance -3.14 se; the others within 2.8); on the torch streams 9 "
-                   "of 10. Per seed the CcGAN passes about 0.85-0.9 of the time (20 seeds), so >= 9 of 10 holds only "
-                   "about 55-75 % of the time: issue 26")
 def test_defaults_sample_the_training_law_over_seeds():
     """Issue 26: at the default hyperparameters, mean and variance of x2 | x1 = 10 (4000 draws) within 3
     standard errors of the training law (1, 0.05) in ≥ 9 of 10 seeds, each seed trained on trajectories of its
-    own (the fixture's settings, simulation seed 100 + seed), so that the seeds are independent checks. At the
-    nominal rate a seed passes with probability 0.9973² ≈ 0.995 (two independent Gaussian z-scores; the variance's
-    is Gaussian to O(1/n)), so P(count < 9) ≈ 0.1 %; benchmarks/seed_robustness.py prints the same study.
-    Not the nominal rate: the data's own error adds to the sampling error (the least-squares line through each
-    seed's states, at x1 = 10, is off by 1.0 standard errors of 4000 draws, root mean square over seeds 0–19),
-    so a perfect generator of the data's law passes ≥ 9 of 10 with probability ≈ 0.94.
-    Measured 2026-12-05 with the weights averaged over the second half of the epochs (the default): 9 of 10
-    (seed 9 mean +3.29 se, where the data's line is at +2.1; seeds 7 and 8 variance −2.95 and −2.63 se), and 8 of
-    10 on seeds 10–19 (seed 11 mean −3.73, the data's line −2.5; seed 17 variance −3.12). Averaging over the last
-    quarter passed 9 and 9 of 10, the exponential average it replaced 8 and 8 (the ccgan module doc says why the
-    default is the half)."""
-    system = systems.get("fast_slow_linear")
+    own (:func:`test_score_model.seed_data`, 200 walkers), so that the seeds are independent checks;
+    benchmarks/seed_robustness.py prints the same study. A generator of each data set's law passes with
+    probability 0.997 (test_score_model.SEED_WALKERS).
+    Measured 2026-12-05 (issue 26), seeds 0–9 and 10–19: 9 and 10 of 10 (seed 7 variance −3.06 se). The
+    generator's own errors, from 4·10⁵ draws per seed: mean +0.33 ± 0.55 se, variance −0.54 ± 0.36 se (1.2 % low),
+    which give a seed 0.978 and ≥ 9 of 10 0.98. With the fixture's 50 walkers, whose data alone put the line at
+    x1 = 10 0.88 se off (root mean square), the same seeds passed 8 and 9 of 10 (seed 2 mean +3.57, where its data's
+    line is at +1.75; seed 7 variance −3.14; seed 17 variance −4.49), the generator's errors +0.37 ± 0.83 and
+    −0.77 ± 0.59: a seed 0.947, ≥ 9 of 10 0.90."""
     n, passed = 4000, 0
     for seed in range(10):
-        trajectories = system.simulate(50, 20_000, dt=0.5, save_every=20, seed=100 + seed)
-        X = trajectories.isel(time=slice(1, None)).values.reshape(-1, 2)
+        X = seed_data(seed)
         x2 = CcGAN().fit(X, X[:, 0].copy(), seed=seed, progress=False).sample(10.0, n, seed=seed)[:, 1]
         z_mean = (x2.mean() - 1.0) / math.sqrt(TRAINING_VAR / n)
         z_var = (x2.var(ddof=1) - TRAINING_VAR) / (TRAINING_VAR * math.sqrt(2 / (n - 1)))
         print(f"seed {seed}: standardized errors of the mean {z_mean:.2f}, of the variance {z_var:.2f}")
         passed += abs(z_mean) < 3 and abs(z_var) < 3
-    assert passed >= 9  # the issue's acceptance; at the nominal rate P(count < 9) ≈ 0.1 % (docstring)
+    assert passed >= 9  # the issue's acceptance (docstring: a generator of each data set's law meets it with P = 0.997)
 
 
 @pytest.fixture(scope="module")

@@ -40,6 +40,21 @@ def exact_x2_quantiles(m: int = 100_000) -> np.ndarray:
 TRAINING_VAR = systems.get("fast_slow_linear").exact_lift(0.5).variance  # 0.05
 
 
+#: walkers per data set of the over-seeds studies (here, test_ccgan.py, benchmarks/seed_robustness.py). Each data
+#: set's own least-squares line at x1 = 10 is off the law by 0.44 standard errors of 4000 draws (root mean square
+#: over simulation seeds 100-139; 0.88 with the fixture's 50 walkers), so a generator of each data set's law passes
+#: a seed with probability ≈ P(|N(0, 1.09)| < 3) · 0.9973 = 0.991 and ≥ 9 of 10 with probability 0.997 (0.97 at 50)
+SEED_WALKERS = 200
+
+
+def seed_data(seed: int) -> np.ndarray:
+    """States (N, 2) of eq. (2.1) for an over-seeds study: SEED_WALKERS walkers of their own (simulation seed
+    100 + seed), dt = 0.5, every 20th step, as the fixture."""
+    trajectories = systems.get("fast_slow_linear").simulate(SEED_WALKERS, 20_000, dt=0.5, save_every=20,
+                                                             seed=100 + seed)
+    return trajectories.isel(time=slice(1, None)).values.reshape(-1, 2)
+
+
 @functools.cache
 def perfect_sampler_w1(n: int, replicates: int = 200) -> tuple[float, float]:
     """Mean and sd of W1(x2, N(1, 0.05)) for n independent draws of the training law N(1, v), v =
@@ -271,22 +286,19 @@ def test_bad_sampler_switch_is_refused_and_changes_nothing():
 def test_defaults_sample_the_training_law_over_seeds():
     """Issue 26: at the default hyperparameters, mean and variance of x2 | x1 = 10 (4000 draws) within 3
     standard errors of the training law N(1, 0.05) (TRAINING_VAR) in ≥ 9 of 10 seeds, each seed trained on
-    trajectories of its own (the fixture's settings, simulation seed 100 + seed) so that the seeds are independent
-    checks, as in test_ccgan.py. On one shared data set the data's own error is common to all seeds: the fixture's
+    trajectories of its own (:func:`seed_data`) so that the seeds are independent checks, as in test_ccgan.py.
+    On one shared data set the data's own error is common to all seeds: the fixture's
     states put the least-squares line at x1 = 10 at 0.9929, −2.0 standard errors of 4000 draws, and the model,
-    reproducing its data, was off by −2.3 on average and passed 8 of 10 (measured 2026-12-05)."""
-    system = systems.get("fast_slow_linear")
+    reproducing its data, was off by −2.3 on average and passed 8 of 10 (measured 2026-12-05). On data of its own
+    per seed: 10 of 10 with 50 walkers (largest |z| 2.34) and with 200 (SEED_WALKERS; largest |z| 1.65)."""
     n, passed = 4000, 0
     for seed in range(10):
-        X = system.simulate(50, 20_000, dt=0.5, save_every=20, seed=100 + seed).isel(time=slice(1, None))
-        X = X.values.reshape(-1, 2)
+        X = seed_data(seed)
         x2 = ConditionalScoreModel().fit(X, X[:, 0].copy(), seed=seed, progress=False).sample(10.0, n, seed=seed)[:, 1]
         z_mean = (x2.mean() - X2_MEAN) / np.sqrt(TRAINING_VAR / n)
         z_var = (x2.var(ddof=1) - TRAINING_VAR) / (TRAINING_VAR * np.sqrt(2 / (n - 1)))
         print(f"seed {seed}: standardized errors of the mean {z_mean:.2f}, of the variance {z_var:.2f}")
         passed += abs(z_mean) < 3 and abs(z_var) < 3
-    # the issue's acceptance, ≥ 9 of 10 seeds within 3 se on both moments. A sampler of the exact law passes a seed
-    # with probability ≈ 0.9973² = 0.995; the data's own error (the line through each seed's states at x1 = 10 is off
-    # by 1.0 se root mean square over seeds 0–19, test_ccgan.py) lowers that for a generator of each data set's law,
-    # to ≥ 9 of 10 with probability ≈ 0.94
+    # the issue's acceptance, ≥ 9 of 10 seeds within 3 se on both moments; a generator of each data set's law meets
+    # it with probability 0.997 (SEED_WALKERS)
     assert passed >= 9
