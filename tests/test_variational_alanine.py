@@ -43,7 +43,7 @@ def fits(aligned, sizes, steps):
         chosen = rng.choice(len(aligned), n, replace=False)
         vae = VAE(n_epochs=steps, batch_size=64, lr=1e-3, kl_warmup=steps // 4,
                   importance_samples=8).fit(aligned[chosen], seed=1, progress=False)
-        laplace = DiagonalLaplace().fit(vae, aligned[chosen])
+        laplace = DiagonalLaplace().fit(vae, aligned[chosen], seed=2)
         yield n, vae, laplace.predictive(vae, gyration, n_theta=100, n_x=500, seed=2)
 
 

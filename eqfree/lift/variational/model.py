@@ -200,15 +200,26 @@ class LatentVariableModel(Estimator):
         the importance-weighted bound ℓ_f = −log (1/K) Σ_k q(x|z_k) q(z_k)/r(z_k|x) (Burda et al.
         2016), tighter as K grows. ``kl_weight`` < 1 scales the prior-over-encoder term (warm-up;
         ℓ_f is a bound only at 1)."""
+        z, log_likelihood, mean, log_var = self._encoded(x, noise)
+        if noise.ndim == 2:
+            return kl_weight * kl_to_standard_normal(mean, log_var) - log_likelihood
+        log_ratio = standard_normal_log_density(z) - gaussian_log_density(z, mean, log_var)
+        return math.log(len(noise)) - torch.logsumexp(log_likelihood + kl_weight * log_ratio, dim=0)
+
+    def latent_draws(self, x: torch.Tensor, noise: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """Latents z = μ_φ(x) + σ_φ(x) ⊙ ``noise`` ((..., n, latent) for states ``x`` (n, dim)), with
+        log q(x|z) and log r(z|x), each (..., n): the terms of every importance-sampled q(x) whatever q(z)."""
+        z, log_likelihood, mean, log_var = self._encoded(x, noise)
+        return z, log_likelihood, gaussian_log_density(z, mean, log_var)
+
+    def _encoded(self, x: torch.Tensor, noise: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """(z, log q(x|z), μ_φ(x), log σ_φ²(x)) with z = μ_φ + σ_φ ⊙ noise."""
         encoder, decoder = self.networks_["encoder"], self.networks_["decoder"]
         x_tilde = (x - self._shift) / self._scale
         mean, log_var = encoder(x_tilde)
         z = mean + torch.exp(0.5 * log_var) * noise
         log_likelihood = gaussian_log_density(x_tilde, decoder(z), decoder.log_var) - torch.log(self._scale).sum()
-        if noise.ndim == 2:
-            return kl_weight * kl_to_standard_normal(mean, log_var) - log_likelihood
-        log_ratio = standard_normal_log_density(z) - gaussian_log_density(z, mean, log_var)
-        return math.log(len(noise)) - torch.logsumexp(log_likelihood + kl_weight * log_ratio, dim=0)
+        return z, log_likelihood, mean, log_var
 
     def _forward_noise(self, n: int, generator: torch.Generator) -> torch.Tensor:
         """Encoder noise for ``forward_terms``: (n, latent) for the ELBO, (K, n, latent) for K > 1."""
