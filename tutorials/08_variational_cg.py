@@ -66,7 +66,7 @@ def right(x):
 # %%
 generator = ReverseKL(widths=(8, 16, 16)) if FAST else ReverseKL()  # fast mode: small networks
 generator.fit(well.potential, dim=2, seed=0, progress=not FAST)
-draws = generator.reweight(well.potential, 1_000_000, seed=1)
+draws = generator.reweight(well.potential, 200_000 if FAST else 1_000_000, seed=1)  # fast mode: fewer draws
 raw, raw_se = draws.free_energy_difference(right, weighted=False)
 reweighted, reweighted_se = draws.free_energy_difference(right)
 evaluations = generator.training_["energy_evaluations"]
@@ -189,7 +189,7 @@ print(f"largest |corr(z_k, x1)| on exact samples: {report['cv_correlation']:.3f}
 
 # %%
 bands = {}
-for n in ((500, 5000) if FAST else (500, 2000, 10_000)):
+for n in ((500, 2000) if FAST else (500, 2000, 10_000)):
     data = exact_samples(n, seed=6)
     vae = VAE(widths=(8, 16, 16), n_epochs=2000 if FAST else 6000, lr=3e-3, kl_warmup=500,
               importance_samples=8).fit(data, seed=7, progress=not FAST)
