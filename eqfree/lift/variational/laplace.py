@@ -47,7 +47,7 @@ from ...validation import checked_count
 from .latent_prior import fit_mixture_prior, mixture_sample
 from .model import LatentVariableModel, checked_states
 
-#: entries of the Jacobian computed at once (2 MB in float64, cache-sized: for a 66-coordinate decoder 5× faster
+#: entries of the Jacobian computed at once (2 MB in float64, cache-sized: for a 66-coordinate decoder 2–4× faster
 #: than blocks of 64 latents)
 JACOBIAN_ENTRIES = 2**18
 
