@@ -430,6 +430,17 @@ def test_laplace_band_is_a_band_of_posterior_draws(vae, training_states):
     np.testing.assert_array_equal(again.draws, band.draws)
 
 
+def test_laplace_refuses_a_model_trained_after_its_fit(vae, training_states):
+    """The approximation keeps its own copy of θ*: a decoder changed in place afterwards (an optimizer step, a
+    warm start) is another model, and the band is refused rather than drawn around the wrong mode."""
+    model = copy.deepcopy(vae)
+    laplace = DiagonalLaplace(latent_components=0).fit(model, training_states[:100], seed=0)
+    with torch.no_grad():
+        next(model.networks_["decoder"].mean.parameters()).add_(1e-3)
+    with pytest.raises(ValueError, match="fitted to another model"):
+        laplace.predictive(model, lambda x: x[:, 0], n_theta=2, n_x=10, seed=0)
+
+
 @pytest.mark.slow
 def test_laplace_band_covers_the_exact_population_over_seeds():
     """Issue 26: the 95 % Laplace band of P(x1 > 0) covers the quadrature value 0.00835 in ≥ 8 of 10 seeds

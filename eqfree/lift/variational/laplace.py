@@ -71,10 +71,20 @@ class Predictive:
         return np.percentile(self.draws, tail, axis=0), np.percentile(self.draws, 100 - tail, axis=0)
 
 
+def decoder_parameters(decoder: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """The decoder-mean parameters θ by name, detached (views of the model's: clone to keep them)."""
+    return {name: p.detach() for name, p in decoder.mean.named_parameters()}
+
+
+def _laplace_parameters(decoder: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """θ and the decoder log-variances (``log_var``): the parameters the approximation covers, detached."""
+    return {**decoder_parameters(decoder), "log_var": decoder.log_var.detach()}
+
+
 def ggn_diagonal(decoder: torch.nn.Module, z: torch.Tensor) -> dict[str, torch.Tensor]:
     """Σ_i Σ_k (∂μ_θ,k(z_i)/∂θ_j)² / σ_θ,k² over latents z (n, latent), per decoder-mean parameter name: the
     GGN diagonal of the Gaussian decoder's negative log-likelihood (module doc)."""
-    params = {name: p.detach() for name, p in decoder.mean.named_parameters()}
+    params = decoder_parameters(decoder)
     inverse_variance = torch.exp(-decoder.log_var.detach())
 
     def mean_at(p, z_one):
@@ -109,10 +119,6 @@ class DiagonalLaplace(Estimator):
         self.prior_precision = float(prior_precision)
         self.latent_components = checked_count(latent_components, "latent_components", minimum=0)
 
-    @staticmethod
-    def _decoder_parameters(model: LatentVariableModel) -> dict[str, torch.Tensor]:
-        return {name: p.detach() for name, p in model.networks_["decoder"].mean.named_parameters()}
-
     def fit(self, model: LatentVariableModel, X, *, seed: SeedLike) -> DiagonalLaplace:
         """Λ at the MAP of the fitted ``model`` from its training states ``X`` (N, dim), and the latent
         prior's η* and H⁻¹; returns self."""
@@ -137,7 +143,7 @@ class DiagonalLaplace(Estimator):
             eta, hessian = fit_mixture_prior(model, x, self.latent_components, generator)
             self.latent_prior_, self.latent_covariance_ = eta, torch.linalg.inv(hessian)
         self.precision_ = precision
-        self.mean_ = {**self._decoder_parameters(model), "log_var": decoder.log_var.detach().clone()}
+        self.mean_ = {name: p.clone() for name, p in _laplace_parameters(decoder).items()}
         self.n_samples_ = len(X)
         return self
 
@@ -158,7 +164,7 @@ class DiagonalLaplace(Estimator):
             raise InputError(f"level must lie in (0, 1), got {level!r}")
         n_theta, n_x = checked_count(n_theta, "n_theta"), checked_count(n_x, "n_x")
         decoder = model.networks_["decoder"]
-        current = {**self._decoder_parameters(model), "log_var": decoder.log_var.detach()}
+        current = _laplace_parameters(decoder)
         if current.keys() != self.mean_.keys() or not all(
                 torch.equal(p.cpu(), self.mean_[name].cpu()) for name, p in current.items()):
             raise InputError("this Laplace approximation was fitted to another model (or before the model was "

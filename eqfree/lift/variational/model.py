@@ -214,9 +214,9 @@ class LatentVariableModel(Estimator):
 
     def _encoded(self, x: torch.Tensor, noise: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """(z, log q(x|z), μ_φ(x), log σ_φ²(x)) with z = μ_φ + σ_φ ⊙ noise."""
-        encoder, decoder = self.networks_["encoder"], self.networks_["decoder"]
+        decoder = self.networks_["decoder"]
         x_tilde = (x - self._shift) / self._scale
-        mean, log_var = encoder(x_tilde)
+        mean, log_var = self.networks_["encoder"](x_tilde)
         z = mean + torch.exp(0.5 * log_var) * noise
         log_likelihood = gaussian_log_density(x_tilde, decoder(z), decoder.log_var) - torch.log(self._scale).sum()
         return z, log_likelihood, mean, log_var
@@ -243,8 +243,11 @@ class LatentVariableModel(Estimator):
     def encoder_terms(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         """−log r(z|x) per sample (n,) at joint draws (x, z) of the generator: the encoder's part of ℓ_r,
         whose minimum over r is the posterior q(z|x) (the sleep phase of wake–sleep, Hinton et al. 1995)."""
-        mean, log_var = self.networks_["encoder"]((x - self._shift) / self._scale)
-        return -gaussian_log_density(z, mean, log_var)
+        return -gaussian_log_density(z, *self._posterior(x))
+
+    def _posterior(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(μ_φ(x), log σ_φ²(x)) of r(z|x) for physical states x."""
+        return self.networks_["encoder"]((x - self._shift) / self._scale)
 
     # -- operators (numpy in, numpy out) ------------------------------------------------------------
     def sample(self, n: int, *, seed: SeedLike) -> np.ndarray:
@@ -288,7 +291,7 @@ class LatentVariableModel(Estimator):
         if x.shape[-1] != self.dim_:
             raise InputError(f"states have {x.shape[-1]} coordinates; the model encodes {self.dim_}")
         x = torch.as_tensor(x, device=self.device)
-        return self.networks_["encoder"]((x - self._shift) / self._scale)[0].cpu().numpy()
+        return self._posterior(x)[0].cpu().numpy()
 
     def encoder_restriction(self) -> EncoderRestriction:
         """The encoder mean as a :class:`~eqfree.Restrict` with ``names`` z1, z2, ..."""
@@ -316,7 +319,7 @@ class LatentVariableModel(Estimator):
     def _log_marginal(self, x: torch.Tensor, z: torch.Tensor, k: int, generator: torch.Generator) -> torch.Tensor:
         """log q̂(x) = log (1/K) Σ_k q(x|z_k) q(z_k)/r(z_k|x) with z_1 = ``z`` (drawn with x) and
         z_2..z_K ~ r(z|x): the K-sample bound of :meth:`forward_terms` with its first latent replaced."""
-        mean, log_var = self.networks_["encoder"]((x - self._shift) / self._scale)
+        mean, log_var = self._posterior(x)
         own = (z - mean) * torch.exp(-0.5 * log_var)  # the encoder noise that gives z
         noise = torch.cat([own[None], self.normal((k - 1, len(x), self.latent_dim), generator)])
         return -self.forward_terms(x, noise)
